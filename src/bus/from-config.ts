@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { CertificateError, ConfigError } from '../errors.js'
+import type { GilmsgConfig } from '../config/config.js'
+import { loadSigner } from '../crypto/signer.js'
+import { createVerifier } from '../crypto/verifier.js'
+import type { Signer, Verifier } from '../crypto/types.js'
+import { ZmqTransport } from '../transport/zmq.js'
+import type { Transport } from '../transport/transport.js'
+import type { Clock } from '../util/clock.js'
+import { Bus } from './bus.js'
+
+/**
+ * The certname this process signs with: `certname`, else
+ * `certnames["<cert_prefix>.<short hostname>"]`, else `certnames[name]`,
+ * else `cert_prefix` (as fedmsg's ssldir layout expects).
+ */
+export function resolveCertname(config: GilmsgConfig): string {
+  if (config.certname !== undefined) return config.certname
+  const host = hostname().split('.')[0] ?? ''
+  return (
+    config.certnames[`${config.cert_prefix}.${host}`] ??
+    (config.name !== undefined ? config.certnames[config.name] : undefined) ??
+    config.cert_prefix
+  )
+}
+
+/** The signer the config asks for, or undefined when `sign_messages` is false. */
+export function signerFromConfig(config: GilmsgConfig): Signer | undefined {
+  if (!config.sign_messages) return undefined
+  return loadSigner({ mode: config.crypto_backend, ssldir: config.ssldir, certname: resolveCertname(config) })
+}
+
+function readPem(path: string, key: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new CertificateError(`cannot read ${key} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e })
+  }
+}
+
+/** The verifier the config asks for, or undefined when `validate_signatures` is false. */
+export function verifierFromConfig(config: GilmsgConfig, clock?: Clock): Verifier | undefined {
+  if (!config.validate_signatures) return undefined
+  const caPath = config.ca_cert_location ?? join(config.ssldir, 'ca.crt')
+  const caPem = readPem(caPath, 'ca_cert_location')
+  const crlPem = config.crl_location === undefined ? undefined : readPem(config.crl_location, 'crl_location')
+  return createVerifier({
+    caPem,
+    crlPem,
+    routingPolicy: config.routing_policy,
+    routingNitpicky: config.routing_nitpicky,
+    acceptModes: config.crypto_validate_backends,
+    ...(clock ? { clock: () => clock.now() } : {}),
+  })
+}
+
+/** Every endpoint a subscriber connects to: all of `endpoints`' addresses, once each. */
+export function subscribeEndpoints(config: GilmsgConfig): string[] {
+  return [...new Set(Object.values(config.endpoints).flat())]
+}
+
+/**
+ * The ZeroMQ transport the config describes. A publisher binds
+ * `endpoints[name]`, or with `active: true` connects to `relay_inbound`.
+ */
+export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: readonly string[] } = {}): ZmqTransport {
+  let bind: readonly string[] | undefined = overrides.bind
+  let connect: readonly string[] | undefined
+  if (bind === undefined) {
+    if (config.active) {
+      if (config.relay_inbound.length === 0) throw new ConfigError(`${config.source}: "active" is true but "relay_inbound" is not set`)
+      connect = config.relay_inbound
+    } else if (config.name !== undefined && config.endpoints[config.name] !== undefined) {
+      bind = config.endpoints[config.name]
+    }
+  }
+  return new ZmqTransport({
+    ...(bind ? { bind } : {}),
+    ...(connect ? { connect } : {}),
+    subscribeTo: subscribeEndpoints(config),
+    highWaterMark: config.high_water_mark,
+    lingerMs: config.zmq_linger,
+    reconnectIvlMs: config.zmq_reconnect_ivl,
+    reconnectIvlMaxMs: config.zmq_reconnect_ivl_max,
+    maxMessageBytes: config.max_message_bytes,
+    ...(config.zmq_tcp_keepalive
+      ? {
+          tcpKeepalive: {
+            enabled: true,
+            ...(config.zmq_tcp_keepalive_cnt !== undefined ? { count: config.zmq_tcp_keepalive_cnt } : {}),
+            ...(config.zmq_tcp_keepalive_idle !== undefined ? { idleSec: config.zmq_tcp_keepalive_idle } : {}),
+            ...(config.zmq_tcp_keepalive_intvl !== undefined ? { intervalSec: config.zmq_tcp_keepalive_intvl } : {}),
+          },
+        }
+      : {}),
+  })
+}
+
+export interface OpenBusOptions {
+  readonly transport?: Transport
+  readonly signer?: Signer | undefined
+  readonly verifier?: Verifier | undefined
+  readonly clock?: Clock
+  readonly onDrop?: (reason: string, detail: string) => void
+}
+
+/** A {@link Bus} set up from a config; anything given in `options` replaces what the config would make. */
+export function busFromConfig(config: GilmsgConfig, options: OpenBusOptions = {}): Bus {
+  return new Bus({
+    transport: options.transport ?? transportFromConfig(config),
+    signer: 'signer' in options ? options.signer : signerFromConfig(config),
+    verifier: 'verifier' in options ? options.verifier : verifierFromConfig(config, options.clock),
+    topic: { topicPrefix: config.topic_prefix, environment: config.environment },
+    maxJsonDepth: config.max_json_depth,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.onDrop ? { onDrop: options.onDrop } : {}),
+  })
+}

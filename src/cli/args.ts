@@ -1,0 +1,49 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { ErrorCode, GilmsgError } from '../errors.js'
+
+/** A command line that cannot be understood; the CLI exits 2. */
+export class UsageError extends GilmsgError {
+  override name = 'UsageError'
+  constructor(message: string) {
+    super(ErrorCode.Usage, message)
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>
+
+/** The options every command takes. */
+export const COMMON_OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  name: { type: 'string' },
+  certname: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies Options
+
+/** What {@link parse} returns for a command's options `O`. */
+export type ParsedArgs<O extends Options> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: typeof COMMON_OPTIONS & O; allowPositionals: boolean; strict: true }>
+>
+
+/** `node:util` parseArgs, strict, with errors turned into {@link UsageError}. */
+export function parse<O extends Options>(argv: readonly string[], options: O, allowPositionals = false): ParsedArgs<O> {
+  try {
+    return parseArgs({ args: [...argv], options: { ...COMMON_OPTIONS, ...options }, allowPositionals, strict: true })
+  } catch (e) {
+    throw new UsageError((e as Error).message)
+  }
+}
+
+/** Parses a non-negative number option; `what` names it in the error. */
+export function numberOption(value: string | undefined, what: string, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${what}: expected a number >= 0, got "${value}"`)
+  return n
+}
+
+/** Parses a positive integer option. */
+export function intOption(value: string | undefined, what: string, fallback: number): number {
+  const n = numberOption(value, what, fallback)
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${what}: expected a whole number >= 1, got "${value}"`)
+  return n
+}

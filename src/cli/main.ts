@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import { ExitCode } from './exit-codes.js'
+import { reportError } from './report.js'
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  demo: { summary: 'run the embedded demo on loopback (no config needed)', load: () => import('./demo.js') },
+  tail: { summary: 'print (and acknowledge) messages from the bus', load: () => import('./tail.js') },
+  logger: { summary: 'publish text or JSON messages, like fedmsg-logger', load: () => import('./logger.js') },
+  relay: { summary: 'forward relay_inbound to endpoints.relay_outbound', load: () => import('./relay.js') },
+  certs: { summary: 'create a CA, issue and revoke certificates', load: () => import('./certs.js') },
+}
+
+const USAGE = `Usage: gilmsg <command> [options]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`)
+  .join('\n')}
+
+Run "gilmsg <command> --help" for a command's options.
+Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 ACK timeout, 4 rejected by a recipient.`
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE + '\n')
+    return name === undefined ? ExitCode.Usage : ExitCode.Ok
+  }
+  const command = COMMANDS[name]
+  if (command === undefined) {
+    process.stderr.write(`gilmsg: unknown command "${name}"\n\n${USAGE}\n`)
+    return ExitCode.Usage
+  }
+  const mod = await command.load()
+  return mod.run(rest)
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    process.exitCode = reportError(err)
+  },
+)

@@ -1,0 +1,45 @@
+import { cliConfig } from './config.js'
+import { ConfigError } from '../errors.js'
+import { startRelay } from '../transport/relay.js'
+import { parse } from './args.js'
+import { ExitCode } from './exit-codes.js'
+import { untilInterrupted } from './signals.js'
+
+const HELP = `Usage: gilmsg relay [--config FILE] [--inbound ADDR] [--outbound ADDR]
+
+Forwards every message published to the inbound addresses (SUB, bound) to the outbound
+addresses (PUB, bound), byte for byte, as fedmsg-relay. Short-lived publishers connect to
+the inbound side ("active": true); subscribers list the outbound side in "endpoints".
+  --inbound ADDR    default: relay_inbound from the config
+  --outbound ADDR   default: endpoints.relay_outbound from the config
+Prints "inbound <addr>" and "outbound <addr>" lines once bound (real ports for :*), then
+runs until SIGINT/SIGTERM.`
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    inbound: { type: 'string', multiple: true },
+    outbound: { type: 'string', multiple: true },
+  })
+  if (values.help) {
+    process.stdout.write(HELP + '\n')
+    return ExitCode.Ok
+  }
+  const config = cliConfig(values)
+  const inbound = values.inbound ?? config.relay_inbound
+  const outbound = values.outbound ?? config.endpoints['relay_outbound'] ?? []
+  if (inbound.length === 0) throw new ConfigError(`${config.source}: the relay needs "relay_inbound" (or --inbound)`)
+  if (outbound.length === 0) throw new ConfigError(`${config.source}: the relay needs "endpoints": {"relay_outbound": [...]} (or --outbound)`)
+  const relay = await startRelay({
+    inbound,
+    outbound,
+    highWaterMark: config.high_water_mark,
+    lingerMs: config.zmq_linger,
+    maxMessageBytes: config.max_message_bytes,
+  })
+  for (const a of relay.endpoints.inbound) process.stdout.write(`inbound ${a}\n`)
+  for (const a of relay.endpoints.outbound) process.stdout.write(`outbound ${a}\n`)
+  await untilInterrupted()
+  await relay.close()
+  process.stderr.write(`relay: forwarded ${relay.forwarded} messages\n`)
+  return ExitCode.Ok
+}

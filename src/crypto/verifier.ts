@@ -1,0 +1,449 @@
+/**
+ * Validating signed envelopes as fedmsg does: certificate chained directly to one CA,
+ * validity, CRL, signature, routing policy.
+ */
+import 'reflect-metadata'
+import * as x509 from '@peculiar/x509'
+import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { CertificateError, ConfigError } from '../errors.js'
+import { digestFor, keyKind } from './algorithms.js'
+import type { KeyKind } from './algorithms.js'
+import { canonicalIntegerHex, children, readTlv, splitSigned, summarizeCertificate } from './der.js'
+import { pemFromCertificateField, pemToDer, unwrapBase64 } from './pem.js'
+import { CRYPTO_MODES, InvalidReason } from './types.js'
+import type { CryptoMode, SignedFields, Verifier, VerifyOptions, VerifyResult } from './types.js'
+
+/** Default number of validated certificates a verifier remembers. */
+export const DEFAULT_CERT_CACHE_SIZE = 1000
+
+const MAX_CACHED_FIELD_LENGTH = 64 * 1024
+
+/** What {@link createVerifier} needs. */
+export interface VerifierOptions {
+  /** The single trusted CA (`ca_cert_location`); text around the first CERTIFICATE block is ignored. */
+  readonly caPem: string
+  /** The CA's CRL (`crl_location`), PEM (`X509 CRL`, or `CRL` as `@peculiar/x509` labels it). Without it nothing is considered revoked. */
+  readonly crlPem?: string | undefined
+  /** fedmsg's `routing_policy`: exact topic -> CNs allowed to sign it. */
+  readonly routingPolicy?: Readonly<Record<string, readonly string[]>> | undefined
+  /** fedmsg's `routing_nitpicky`: deny topics absent from the policy. Default false. */
+  readonly routingNitpicky?: boolean | undefined
+  /** `crypto` values accepted. Default: every {@link CRYPTO_MODES} value. */
+  readonly acceptModes?: readonly CryptoMode[] | undefined
+  /** Milliseconds since the epoch; validity periods are checked against it. Default `Date.now`. */
+  readonly clock?: (() => number) | undefined
+  /** Validated certificates remembered (LRU). Default {@link DEFAULT_CERT_CACHE_SIZE}; 0 disables the cache. */
+  readonly cacheSize?: number | undefined
+}
+
+/** Counters of a verifier's certificate cache. */
+export interface CertCacheStats {
+  readonly size: number
+  readonly capacity: number
+  readonly hits: number
+  readonly misses: number
+}
+
+/** The verifier {@link createVerifier} returns. */
+export interface X509Verifier extends Verifier {
+  /**
+   * Replaces the CRL (undefined removes it) and empties the certificate cache. Throws
+   * {@link CertificateError}, keeping the previous CRL, when the new one cannot be parsed
+   * or is not signed by the CA.
+   */
+  reloadCrl(crlPem: string | undefined): void
+  readonly cacheStats: CertCacheStats
+}
+
+type VerifyFailure = Extract<VerifyResult, { ok: false }>
+
+interface CachedCert {
+  readonly ok: true
+  readonly key: KeyObject
+  readonly keyKind: KeyKind | undefined
+  readonly cn: string
+  readonly fingerprint: string
+  readonly notBefore: number
+  readonly notAfter: number
+  readonly serial: string
+}
+
+type CacheEntry = CachedCert | VerifyFailure
+
+interface CaState {
+  readonly cert: X509Certificate
+  readonly subjectDer: Buffer
+  readonly subject: string
+  readonly notBefore: number
+  readonly notAfter: number
+}
+
+interface CrlState {
+  readonly thisUpdate: number
+  readonly nextUpdate: number | undefined
+  readonly revoked: ReadonlySet<string>
+}
+
+function fail(reason: InvalidReason, detail: string): VerifyFailure {
+  return { ok: false, reason, detail }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString()
+}
+
+class Lru<V> {
+  readonly capacity: number
+  readonly #map = new Map<string, V>()
+
+  constructor(capacity: number) {
+    this.capacity = capacity
+  }
+
+  get size(): number {
+    return this.#map.size
+  }
+
+  get(key: string): V | undefined {
+    const value = this.#map.get(key)
+    if (value !== undefined) {
+      this.#map.delete(key)
+      this.#map.set(key, value)
+    }
+    return value
+  }
+
+  set(key: string, value: V): void {
+    if (this.capacity === 0) return
+    if (this.#map.has(key)) {
+      this.#map.delete(key)
+    } else if (this.#map.size >= this.capacity) {
+      const oldest = this.#map.keys().next()
+      if (oldest.done !== true) this.#map.delete(oldest.value)
+    }
+    this.#map.set(key, value)
+  }
+
+  clear(): void {
+    this.#map.clear()
+  }
+}
+
+function loadCa(caPem: string): CaState {
+  try {
+    const der = pemToDer(caPem, 'CERTIFICATE')
+    const cert = new X509Certificate(der)
+    const summary = summarizeCertificate(der)
+    return {
+      cert,
+      subjectDer: summary.subjectDer,
+      subject: cert.subject.replaceAll('\n', ', '),
+      notBefore: summary.notBefore.getTime(),
+      notAfter: summary.notAfter.getTime(),
+    }
+  } catch (err) {
+    throw new CertificateError(`cannot parse the CA certificate: ${errorMessage(err)}`, { cause: err })
+  }
+}
+
+const HASHES: Readonly<Record<string, string>> = {
+  'SHA-1': 'sha1',
+  'SHA-256': 'sha256',
+  'SHA-384': 'sha384',
+  'SHA-512': 'sha512',
+}
+
+function algorithmName(alg: unknown): string {
+  if (typeof alg === 'string') return alg
+  if (typeof alg === 'object' && alg !== null && 'name' in alg && typeof alg.name === 'string') return alg.name
+  return String(alg)
+}
+
+function nodeHash(alg: unknown): string {
+  const name = typeof alg === 'object' && alg !== null && 'hash' in alg ? algorithmName(alg.hash) : 'none'
+  const hash = HASHES[name.toUpperCase()]
+  if (hash === undefined) throw new CertificateError(`unsupported CRL signature hash ${name}`)
+  return hash
+}
+
+function verifySignedByCa(alg: unknown, tbs: Buffer, signature: Buffer, caKey: KeyObject): boolean {
+  const name = algorithmName(alg)
+  switch (name) {
+    case 'RSASSA-PKCS1-v1_5':
+      return cryptoVerify(nodeHash(alg), tbs, caKey, signature)
+    case 'ECDSA':
+      return cryptoVerify(nodeHash(alg), tbs, { key: caKey, dsaEncoding: 'der' }, signature)
+    case 'Ed25519':
+    case 'EdDSA':
+      return cryptoVerify(null, tbs, caKey, signature)
+    default:
+      throw new CertificateError(`unsupported CRL signature algorithm ${name}`)
+  }
+}
+
+function crlIssuerDer(tbs: Buffer): Buffer {
+  const parts = children(tbs, readTlv(tbs, 0))
+  const first = parts[0]
+  const issuer = parts[first?.tag === 0x02 ? 2 : 1]
+  if (issuer === undefined) throw new CertificateError('malformed CRL: no issuer')
+  return tbs.subarray(issuer.start, issuer.end)
+}
+
+function loadCrl(crlPem: string, ca: CaState): CrlState {
+  let crl: x509.X509Crl
+  let der: Buffer
+  try {
+    der = pemToDer(crlPem, crlPem.includes('-----BEGIN X509 CRL-----') ? 'X509 CRL' : 'CRL')
+    crl = new x509.X509Crl(der)
+  } catch (err) {
+    throw new CertificateError(`cannot parse the CRL: ${errorMessage(err)}`, { cause: err })
+  }
+  const { tbs, signature } = splitSigned(der)
+  const issuer = crlIssuerDer(tbs)
+  if (!issuer.equals(ca.subjectDer) && crl.issuerName.toString() !== new x509.Name(ca.subjectDer).toString()) {
+    throw new CertificateError(`the CRL's issuer (${crl.issuer}) is not the CA (${ca.subject})`)
+  }
+  let signed: boolean
+  try {
+    signed = verifySignedByCa(crl.signatureAlgorithm as unknown, tbs, signature, ca.cert.publicKey)
+  } catch (err) {
+    if (err instanceof CertificateError) throw err
+    throw new CertificateError(`cannot check the CRL's signature: ${errorMessage(err)}`, { cause: err })
+  }
+  if (!signed) throw new CertificateError(`the CRL is not signed by the CA (${ca.subject})`)
+  return {
+    thisUpdate: crl.thisUpdate.getTime(),
+    nextUpdate: crl.nextUpdate?.getTime(),
+    revoked: new Set(crl.entries.map((entry) => canonicalIntegerHex(entry.serialNumber))),
+  }
+}
+
+function checkOptions(opts: VerifierOptions): void {
+  const { cacheSize, acceptModes, routingPolicy, clock } = opts
+  if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 0)) {
+    throw new ConfigError(`cacheSize: expected a non-negative integer, got ${String(cacheSize)}`)
+  }
+  for (const mode of acceptModes ?? []) {
+    if (!CRYPTO_MODES.includes(mode)) {
+      throw new ConfigError(`acceptModes: expected values among ${CRYPTO_MODES.join(', ')}, got ${JSON.stringify(mode)}`)
+    }
+  }
+  for (const [topic, cns] of Object.entries(routingPolicy ?? {})) {
+    if (!Array.isArray(cns) || !cns.every((cn) => typeof cn === 'string')) {
+      throw new ConfigError(`routing_policy[${JSON.stringify(topic)}]: expected a list of CNs, got ${describe(cns)}`)
+    }
+  }
+  if (clock !== undefined && typeof clock !== 'function') {
+    throw new ConfigError(`clock: expected a function, got ${describe(clock)}`)
+  }
+}
+
+/**
+ * A {@link Verifier} trusting exactly one CA, in fedmsg's order of checks:
+ * 1. `crypto` is a string among `acceptModes` (else `unsupported_crypto`; a non-string is `malformed`);
+ * 2. `signature` and `certificate` are base64 strings, the certificate parses (`malformed`);
+ * 3. the certificate is issued and signed directly by the CA (`unknown_ca`);
+ * 4. the CA and the certificate are within their validity at `clock()` (`expired`, `not_yet_valid`);
+ * 5. with a CRL: the CRL is current (else `expired` / `not_yet_valid`, for every message)
+ *    and does not list the certificate (`revoked`);
+ * 6. the signature over `fields.canonical` verifies with the mode's algorithm (`bad_signature`;
+ *    `unsupported_crypto` when the mode cannot use the certificate's key type);
+ * 7. routing policy (`policy_denied`): with `signedBy`, the CN must be `signedBy`; otherwise a
+ *    topic in `routingPolicy` must list the CN, and other topics pass unless `routingNitpicky`.
+ *
+ * Certificates that passed 2-3 are cached by their `certificate` field string (LRU), so a
+ * repeated sender costs one signature verification; dates and the CRL are still checked
+ * on every call. Certificates failing 2-3 are cached as failures. `topic_mismatch` is not
+ * checked here. A successful result's `fingerprint` is the lowercase hex SHA-256 of the
+ * certificate DER.
+ *
+ * Throws {@link CertificateError} when the CA or CRL cannot be parsed or the CRL is not
+ * signed by the CA, {@link ConfigError} for invalid options.
+ */
+export function createVerifier(opts: VerifierOptions): X509Verifier {
+  checkOptions(opts)
+  return new CaVerifier(opts)
+}
+
+class CaVerifier implements X509Verifier {
+  readonly #ca: CaState
+  readonly #accept: ReadonlySet<string>
+  readonly #policy: ReadonlyMap<string, ReadonlySet<string>>
+  readonly #nitpicky: boolean
+  readonly #clock: () => number
+  readonly #cache: Lru<CacheEntry>
+  #crl: CrlState | undefined
+  #hits = 0
+  #misses = 0
+
+  constructor(opts: VerifierOptions) {
+    this.#ca = loadCa(opts.caPem)
+    this.#crl = opts.crlPem === undefined ? undefined : loadCrl(opts.crlPem, this.#ca)
+    this.#accept = new Set(opts.acceptModes ?? CRYPTO_MODES)
+    this.#policy = new Map(Object.entries(opts.routingPolicy ?? {}).map(([topic, cns]) => [topic, new Set(cns)]))
+    this.#nitpicky = opts.routingNitpicky ?? false
+    this.#clock = opts.clock ?? Date.now
+    this.#cache = new Lru(opts.cacheSize ?? DEFAULT_CERT_CACHE_SIZE)
+  }
+
+  get cacheStats(): CertCacheStats {
+    return { size: this.#cache.size, capacity: this.#cache.capacity, hits: this.#hits, misses: this.#misses }
+  }
+
+  reloadCrl(crlPem: string | undefined): void {
+    this.#crl = crlPem === undefined ? undefined : loadCrl(crlPem, this.#ca)
+    this.#cache.clear()
+  }
+
+  verify(fields: SignedFields, options?: VerifyOptions): VerifyResult {
+    try {
+      return this.#verify(fields, options)
+    } catch (err) {
+      return fail(InvalidReason.Malformed, `unexpected input: ${errorMessage(err)}`)
+    }
+  }
+
+  #verify(fields: SignedFields, options: VerifyOptions | undefined): VerifyResult {
+    const mode: unknown = fields.crypto
+    if (typeof mode !== 'string') return fail(InvalidReason.Malformed, `crypto is ${describe(mode)}, expected a string`)
+    if (!this.#accept.has(mode)) {
+      return fail(InvalidReason.UnsupportedCrypto, `crypto ${JSON.stringify(mode.slice(0, 40))} is not accepted (accepted: ${[...this.#accept].join(', ')})`)
+    }
+    const { signature: signatureField, certificate: certificateField, canonical } = fields
+    if (typeof signatureField !== 'string') return fail(InvalidReason.Malformed, `signature is ${describe(signatureField)}, expected a string`)
+    if (typeof certificateField !== 'string') return fail(InvalidReason.Malformed, `certificate is ${describe(certificateField)}, expected a string`)
+    if (!Buffer.isBuffer(canonical)) return fail(InvalidReason.Malformed, 'canonical bytes missing')
+    let signature: Buffer
+    try {
+      signature = unwrapBase64(signatureField)
+    } catch (err) {
+      return fail(InvalidReason.Malformed, `signature: ${errorMessage(err)}`)
+    }
+    if (signature.length === 0) return fail(InvalidReason.Malformed, 'signature is empty')
+
+    const cert = this.#certificate(certificateField)
+    if (!cert.ok) return cert
+
+    const now = this.#clock()
+    const ca = this.#ca
+    if (now < ca.notBefore) return fail(InvalidReason.NotYetValid, `CA certificate (${ca.subject}) is not valid before ${iso(ca.notBefore)}`)
+    if (now > ca.notAfter) return fail(InvalidReason.Expired, `CA certificate (${ca.subject}) expired at ${iso(ca.notAfter)}`)
+    if (now < cert.notBefore) return fail(InvalidReason.NotYetValid, `certificate of ${cert.cn} is not valid before ${iso(cert.notBefore)}`)
+    if (now > cert.notAfter) return fail(InvalidReason.Expired, `certificate of ${cert.cn} expired at ${iso(cert.notAfter)}`)
+    const crl = this.#crl
+    if (crl !== undefined) {
+      if (crl.nextUpdate !== undefined && now > crl.nextUpdate) return fail(InvalidReason.Expired, `CRL expired at ${iso(crl.nextUpdate)}`)
+      if (now < crl.thisUpdate) return fail(InvalidReason.NotYetValid, `CRL is not valid before ${iso(crl.thisUpdate)}`)
+      if (crl.revoked.has(cert.serial)) return fail(InvalidReason.Revoked, `certificate of ${cert.cn} (serial ${cert.serial}) is revoked`)
+    }
+
+    const choice = digestFor(mode, cert.keyKind)
+    if ('error' in choice) return fail(InvalidReason.UnsupportedCrypto, `${choice.error} (certificate of ${cert.cn})`)
+    let valid: boolean
+    try {
+      valid = cryptoVerify(choice.digest, canonical, cert.key, signature)
+    } catch {
+      valid = false
+    }
+    if (!valid) return fail(InvalidReason.BadSignature, `signature does not verify with the certificate of ${cert.cn}`)
+
+    const denied = this.#policyDenial(fields.topic, cert.cn, options?.signedBy)
+    if (denied !== undefined) return fail(InvalidReason.PolicyDenied, denied)
+    return { ok: true, cn: cert.cn, fingerprint: cert.fingerprint }
+  }
+
+  #policyDenial(topic: unknown, cn: string, signedBy: string | undefined): string | undefined {
+    if (signedBy !== undefined) {
+      return cn === signedBy ? undefined : `signed by ${JSON.stringify(cn)}, expected ${JSON.stringify(signedBy)}`
+    }
+    const allowed = typeof topic === 'string' ? this.#policy.get(topic) : undefined
+    if (allowed !== undefined) {
+      return allowed.has(cn) ? undefined : `${JSON.stringify(cn)} may not sign topic ${JSON.stringify(topic)}`
+    }
+    return this.#nitpicky ? `topic ${JSON.stringify(topic)} is not in the routing policy (routing_nitpicky)` : undefined
+  }
+
+  #certificate(field: string): CacheEntry {
+    const cached = this.#cache.get(field)
+    if (cached !== undefined) {
+      this.#hits++
+      return cached
+    }
+    this.#misses++
+    const entry = this.#validateChain(field)
+    if (field.length <= MAX_CACHED_FIELD_LENGTH) this.#cache.set(field, entry)
+    return entry
+  }
+
+  #validateChain(field: string): CacheEntry {
+    let der: Buffer
+    let cert: X509Certificate
+    try {
+      der = pemToDer(pemFromCertificateField(field), 'CERTIFICATE')
+      cert = new X509Certificate(der)
+    } catch (err) {
+      return fail(InvalidReason.Malformed, `certificate: ${errorMessage(err)}`)
+    }
+    const ca = this.#ca.cert
+    let chained: boolean
+    try {
+      chained = cert.checkIssued(ca) && cert.verify(ca.publicKey)
+    } catch {
+      chained = false
+    }
+    if (!chained) {
+      return fail(InvalidReason.UnknownCa, `certificate (${cert.subject.replaceAll('\n', ', ')}) is not issued by the CA (${this.#ca.subject})`)
+    }
+    let summary
+    try {
+      summary = summarizeCertificate(der)
+    } catch (err) {
+      return fail(InvalidReason.Malformed, `certificate: ${errorMessage(err)}`)
+    }
+    if (summary.cn === undefined) return fail(InvalidReason.Malformed, 'certificate subject has no CN')
+    const key = cert.publicKey
+    return {
+      ok: true,
+      key,
+      keyKind: keyKind(key),
+      cn: summary.cn,
+      fingerprint: createHash('sha256').update(der).digest('hex'),
+      notBefore: summary.notBefore.getTime(),
+      notAfter: summary.notAfter.getTime(),
+      serial: summary.serial,
+    }
+  }
+}
+
+/**
+ * Checks one signature with a certificate's public key only (no chain, dates, CRL or
+ * policy): true when `signatureField` (wrapped base64) is `mode`'s signature of
+ * `canonical`. False for a bad signature, bad base64 or a key type the mode cannot use.
+ * Throws {@link CertificateError} when the certificate cannot be parsed.
+ */
+export function verifySignatureWithCert(mode: CryptoMode, certPem: string, canonical: Buffer, signatureField: string): boolean {
+  let key: KeyObject
+  try {
+    key = new X509Certificate(pemToDer(certPem, 'CERTIFICATE')).publicKey
+  } catch (err) {
+    throw new CertificateError(`cannot parse the certificate: ${errorMessage(err)}`, { cause: err })
+  }
+  const choice = digestFor(mode, keyKind(key))
+  if ('error' in choice) return false
+  try {
+    return cryptoVerify(choice.digest, canonical, key, unwrapBase64(signatureField))
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Stable error codes. Every error gilmsg throws from public code is a
+ * {@link GilmsgError} whose `code` is one of these strings.
+ */
+export const ErrorCode = {
+  Config: 'GILMSG_CONFIG',
+  Usage: 'GILMSG_USAGE',
+  InvalidArgument: 'GILMSG_INVALID_ARGUMENT',
+  Json: 'GILMSG_JSON',
+  Certificate: 'GILMSG_CERTIFICATE',
+  Signing: 'GILMSG_SIGNING',
+  Transport: 'GILMSG_TRANSPORT',
+  Closed: 'GILMSG_CLOSED',
+  AckTimeout: 'GILMSG_ACK_TIMEOUT',
+  DeliveryRejected: 'GILMSG_DELIVERY_REJECTED',
+  Outbox: 'GILMSG_OUTBOX',
+  Aborted: 'GILMSG_ABORTED',
+} as const
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** Base class of every error gilmsg throws. */
+export class GilmsgError extends Error {
+  override name = 'GilmsgError'
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** A configuration file or option is wrong; the message says which key and what was expected. */
+export class ConfigError extends GilmsgError {
+  override name = 'ConfigError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Config, message, options)
+  }
+}
+
+/** A function was called with an argument it cannot accept; the message says what was expected and what was given. */
+export class InvalidArgumentError extends GilmsgError {
+  override name = 'InvalidArgumentError'
+  constructor(message: string) {
+    super(ErrorCode.InvalidArgument, message)
+  }
+}
+
+/** Text that is not the JSON gilmsg accepts (fedmsg's dialect: Python's `json`). */
+export class JsonError extends GilmsgError {
+  override name = 'JsonError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Json, message, options)
+  }
+}
+
+/** A certificate or key could not be read, parsed or created. */
+export class CertificateError extends GilmsgError {
+  override name = 'CertificateError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Certificate, message, options)
+  }
+}
+
+/** Signing failed (bad key, unsupported key type for the crypto mode). */
+export class SigningError extends GilmsgError {
+  override name = 'SigningError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Signing, message, options)
+  }
+}
+
+/** A socket could not bind, connect or send. */
+export class TransportError extends GilmsgError {
+  override name = 'TransportError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Transport, message, options)
+  }
+}
+
+/** The object was closed before or during the call. */
+export class ClosedError extends GilmsgError {
+  override name = 'ClosedError'
+  constructor(what: string) {
+    super(ErrorCode.Closed, `${what} is closed`)
+  }
+}
+
+/** The caller's AbortSignal fired. `cause` is the signal's reason. */
+export class AbortedError extends GilmsgError {
+  override name = 'AbortedError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Aborted, message, options)
+  }
+}
+
+/** Per-recipient detail in delivery errors and receipts. */
+export interface RecipientAck {
+  readonly cn: string
+  /** ms since the epoch when the ACK was accepted. */
+  readonly at: number
+  readonly disposition: string
+}
+
+/**
+ * `publish()` gave up: not every required recipient acknowledged before
+ * `ackTimeout`. `acked` and `missing` partition the recipients exactly.
+ */
+export class AckTimeoutError extends GilmsgError {
+  override name = 'AckTimeoutError'
+  constructor(
+    readonly msgId: string,
+    readonly acked: readonly RecipientAck[],
+    readonly missing: readonly string[],
+    readonly elapsedMs: number,
+  ) {
+    super(
+      ErrorCode.AckTimeout,
+      `no ACK from ${missing.join(', ')} for ${msgId} after ${elapsedMs} ms` +
+        (acked.length > 0 ? ` (acked by ${acked.map((a) => a.cn).join(', ')})` : ''),
+    )
+  }
+}
+
+/** A required recipient rejected the message (manual ACK mode's `delivery.reject(reason)`). */
+export class DeliveryRejectedError extends GilmsgError {
+  override name = 'DeliveryRejectedError'
+  constructor(
+    readonly msgId: string,
+    readonly recipient: string,
+    readonly reason: string,
+  ) {
+    super(ErrorCode.DeliveryRejected, `${recipient} rejected ${msgId}: ${reason}`)
+  }
+}

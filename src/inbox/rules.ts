@@ -1,0 +1,29 @@
+import { ErrorCode, GilmsgError } from '../errors.js'
+import { checkTime } from '../outbox/rules.js'
+import type { InboxEntry } from './store.js'
+
+/* Argument checks shared by the InboxStore implementations. Internal to src/inbox. */
+
+function checkOptionalString(what: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'string') {
+    throw new GilmsgError(ErrorCode.Usage, `${what}: expected a string or undefined, got ${typeof value}`)
+  }
+}
+
+/** Throws a `GILMSG_USAGE` error naming the field unless `entry` is well-formed. */
+export function checkInboxEntry(entry: InboxEntry): void {
+  if (typeof entry.msgId !== 'string' || entry.msgId === '') {
+    throw new GilmsgError(ErrorCode.Usage, `inbox entry msgId: expected a non-empty string, got ${JSON.stringify(entry.msgId)}`)
+  }
+  if (typeof entry.digest !== 'string' || entry.digest === '') {
+    throw new GilmsgError(ErrorCode.Usage, `inbox entry ${entry.msgId}: digest: expected a non-empty string, got ${JSON.stringify(entry.digest)}`)
+  }
+  checkTime(`inbox entry ${entry.msgId}: receivedAt`, entry.receivedAt)
+  checkOptionalString(`inbox entry ${entry.msgId}: ackTopic`, entry.ackTopic)
+  checkOptionalString(`inbox entry ${entry.msgId}: ackBody`, entry.ackBody)
+}
+
+/** Throws a `GILMSG_USAGE` error unless `before` is a finite number. */
+export function checkPruneBefore(before: number): void {
+  checkTime('prune(before)', before)
+}

@@ -1,0 +1,122 @@
+import { ErrorCode, GilmsgError } from '../errors.js'
+import { OutboxError } from './errors.js'
+import { DELIVERY_STATES, DISPOSITIONS, DeliveryState, Disposition } from './store.js'
+import type { AckOutcome, AckRecord, ListFilter, NewOutboxMessage } from './store.js'
+
+/*
+ * The rules every OutboxStore applies, shared so that the implementations
+ * cannot drift apart. Internal to src/outbox.
+ */
+
+function usage(message: string): GilmsgError {
+  return new GilmsgError(ErrorCode.Usage, message)
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) return String(value)
+  return typeof value
+}
+
+function checkString(what: string, value: unknown): void {
+  if (typeof value !== 'string' || value === '') throw usage(`${what}: expected a non-empty string, got ${describe(value)}`)
+}
+
+/** Throws a `GILMSG_USAGE` error unless `value` is a finite number. */
+export function checkTime(what: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw usage(`${what}: expected a finite number of ms since the epoch, got ${describe(value)}`)
+  }
+}
+
+/** Returns `value` if it is a non-negative integer; throws a `GILMSG_USAGE` error otherwise. */
+export function checkLimit(what: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw usage(`${what}: expected a non-negative integer, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** Throws a `GILMSG_USAGE` error naming the field unless `m` is a valid new message (recipients non-empty, no duplicates). */
+export function checkNewMessage(m: NewOutboxMessage): void {
+  checkString('message.msgId', m.msgId)
+  checkString(`message ${m.msgId}: topic`, m.topic)
+  if (typeof m.body !== 'string') throw usage(`message ${m.msgId}: body: expected a string, got ${describe(m.body)}`)
+  checkString(`message ${m.msgId}: digest`, m.digest)
+  checkTime(`message ${m.msgId}: createdAt`, m.createdAt)
+  checkTime(`message ${m.msgId}: deadline`, m.deadline)
+  checkTime(`message ${m.msgId}: nextAttemptAt`, m.nextAttemptAt)
+  if (!Array.isArray(m.recipients) || m.recipients.length === 0) {
+    throw usage(`message ${m.msgId}: recipients: expected a non-empty array of CNs, got ${describe(m.recipients)}`)
+  }
+  const seen = new Set<string>()
+  for (const cn of m.recipients) {
+    checkString(`message ${m.msgId}: recipient`, cn)
+    if (seen.has(cn)) throw usage(`message ${m.msgId}: recipient ${JSON.stringify(cn)} is listed twice`)
+    seen.add(cn)
+  }
+}
+
+/** The rejection of `add()` for a msgId already stored. */
+export function duplicateMessage(msgId: string): OutboxError {
+  return new OutboxError(`message ${JSON.stringify(msgId)} is already in the outbox (msgIds must be unique)`)
+}
+
+/** Throws a `GILMSG_USAGE` error naming the field unless `ack` is well-formed. */
+export function checkAckRecord(ack: AckRecord): void {
+  checkString('ack.msgId', ack.msgId)
+  checkString(`ack of ${ack.msgId}: cn`, ack.cn)
+  if (ack.digest !== undefined) checkString(`ack of ${ack.msgId}: digest`, ack.digest)
+  if (!DISPOSITIONS.includes(ack.disposition)) {
+    throw usage(`ack of ${ack.msgId}: disposition: expected one of ${DISPOSITIONS.join(', ')}, got ${describe(ack.disposition)}`)
+  }
+  if (ack.reason !== undefined && typeof ack.reason !== 'string') {
+    throw usage(`ack of ${ack.msgId}: reason: expected a string, got ${describe(ack.reason)}`)
+  }
+  checkTime(`ack of ${ack.msgId}: at`, ack.at)
+  if (typeof ack.ackBody !== 'string') throw usage(`ack of ${ack.msgId}: ackBody: expected a string, got ${describe(ack.ackBody)}`)
+  checkString(`ack of ${ack.msgId}: fingerprint`, ack.fingerprint)
+}
+
+/** The filter's state and limit, checked; throws a `GILMSG_USAGE` error for an unknown state or a bad limit. */
+export function checkListFilter(filter: ListFilter | undefined): { state: DeliveryState | undefined; limit: number | undefined } {
+  const state = filter?.state
+  if (state !== undefined && !DELIVERY_STATES.includes(state)) {
+    throw usage(`list filter state: expected one of ${DELIVERY_STATES.join(', ')}, got ${describe(state)}`)
+  }
+  const limit = filter?.limit === undefined ? undefined : checkLimit('list filter limit', filter.limit)
+  return { state, limit }
+}
+
+/**
+ * The checks of recordAck, in the contract's order. Returns the outcome when
+ * the ACK changes nothing, undefined when it must be counted.
+ */
+export function refuseAck(
+  message: { readonly state: DeliveryState; readonly digest: string } | undefined,
+  recipientState: DeliveryState | undefined,
+  ack: AckRecord,
+): AckOutcome | undefined {
+  if (message === undefined) return { kind: 'unknown' }
+  if (message.state !== DeliveryState.Pending) return { kind: 'not_pending', state: message.state }
+  if (recipientState === undefined) return { kind: 'not_recipient' }
+  if (recipientState !== DeliveryState.Pending) return { kind: 'duplicate' }
+  if (ack.digest !== undefined && ack.digest !== message.digest) return { kind: 'digest_mismatch' }
+  return undefined
+}
+
+/** A recipient's state once its ACK is counted. */
+export function recipientStateAfter(disposition: Disposition): DeliveryState {
+  return disposition === Disposition.Rejected ? DeliveryState.Rejected : DeliveryState.Acked
+}
+
+/** The message's state once an ACK is counted, given how many recipients are still missing. */
+export function messageStateAfter(disposition: Disposition, missing: number): DeliveryState {
+  if (disposition === Disposition.Rejected) return DeliveryState.Rejected
+  return missing === 0 ? DeliveryState.Acked : DeliveryState.Pending
+}
+
+/** Zero for every state. */
+export function emptyCounts(): Record<DeliveryState, number> {
+  return { pending: 0, acked: 0, expired: 0, rejected: 0 }
+}

@@ -1,0 +1,75 @@
+import type Database from 'better-sqlite3'
+import { ClosedError, GilmsgError } from '../errors.js'
+import { GroupCommit } from './group-commit.js'
+import { openSqlite, storageError } from './sqlite-common.js'
+import type { Migration, SqliteStoreOptions } from './sqlite-common.js'
+
+/**
+ * What the SQLite stores share: an open connection (see `openSqlite`), its
+ * group commit, the closed check and an idempotent close. Internal to the
+ * stores.
+ */
+export class SqliteFile {
+  readonly db: Database.Database
+  /** "outbox /path/x.db": how errors name the store. */
+  readonly label: string
+  readonly batch: GroupCommit
+  readonly #busyTimeoutMs: number
+  #closing: Promise<void> | undefined
+
+  private constructor(db: Database.Database, label: string, options: { readonly maxBatchOps: number; readonly busyTimeoutMs: number }) {
+    this.db = db
+    this.label = label
+    this.#busyTimeoutMs = options.busyTimeoutMs
+    this.batch = new GroupCommit(db, label, { maxOps: options.maxBatchOps, busyTimeoutMs: options.busyTimeoutMs })
+  }
+
+  /**
+   * Opens the file and prepares the store's statements with `prepare`; closes
+   * the file again if that throws. Throws an `OutboxError` or a usage error.
+   */
+  static open<S>(
+    kind: 'outbox' | 'inbox',
+    path: string,
+    options: SqliteStoreOptions,
+    migrations: readonly Migration[],
+    prepare: (db: Database.Database) => S,
+  ): { readonly file: SqliteFile; readonly statements: S } {
+    const { db, label, options: resolved } = openSqlite(kind, path, options, migrations)
+    try {
+      return { file: new SqliteFile(db, label, resolved), statements: prepare(db) }
+    } catch (error) {
+      db.close()
+      throw storageError(label, error, resolved.busyTimeoutMs)
+    }
+  }
+
+  /**
+   * Runs a synchronous read. Throws a `ClosedError` once {@link close} was
+   * called, a `GilmsgError` thrown by `read` as is, and any SQLite failure as
+   * an `OutboxError` naming the file.
+   */
+  read<T>(read: () => T): T {
+    if (this.#closing !== undefined) throw new ClosedError(this.label)
+    try {
+      return read()
+    } catch (error) {
+      if (error instanceof GilmsgError) throw error
+      throw storageError(this.label, error, this.#busyTimeoutMs)
+    }
+  }
+
+  /** Commits the current batch, then closes the connection. Idempotent: the same promise every time. */
+  close(): Promise<void> {
+    this.#closing ??= new Promise<void>((resolve, reject) => {
+      this.batch.close()
+      try {
+        this.db.close()
+        resolve()
+      } catch (error) {
+        reject(storageError(this.label, error, this.#busyTimeoutMs))
+      }
+    })
+    return this.#closing
+  }
+}

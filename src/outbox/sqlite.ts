@@ -1,0 +1,374 @@
+import type Database from 'better-sqlite3'
+import type { OutboxError } from './errors.js'
+import type { GroupCommit, GroupCommitStats } from './group-commit.js'
+import {
+  checkAckRecord,
+  checkLimit,
+  checkListFilter,
+  checkNewMessage,
+  checkTime,
+  duplicateMessage,
+  emptyCounts,
+  messageStateAfter,
+  recipientStateAfter,
+  refuseAck,
+} from './rules.js'
+import { SqliteFile } from './sqlite-file.js'
+import type { Migration, SqliteStoreOptions } from './sqlite-common.js'
+import { DeliveryState } from './store.js'
+import type {
+  AckOutcome,
+  AckRecord,
+  Disposition,
+  ListFilter,
+  NewOutboxMessage,
+  OutboxMessage,
+  OutboxStore,
+  RecipientStatus,
+} from './store.js'
+
+export { defaultStatePath, DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_MAX_BATCH_OPS, DEFAULT_SYNCHRONOUS } from './sqlite-common.js'
+export type { SqliteStoreOptions, SqliteSynchronous } from './sqlite-common.js'
+export type { GroupCommitStats } from './group-commit.js'
+
+/** The outbox schema, one entry per `PRAGMA user_version`. */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    up(db) {
+      db.exec(`
+        CREATE TABLE messages (
+          msg_id TEXT PRIMARY KEY,
+          topic TEXT NOT NULL,
+          digest TEXT NOT NULL,
+          created_at INTEGER NOT NULL,
+          deadline INTEGER NOT NULL,
+          state TEXT NOT NULL CHECK (state IN ('pending', 'acked', 'expired', 'rejected')),
+          attempts INTEGER NOT NULL,
+          next_attempt_at INTEGER NOT NULL,
+          finished_at INTEGER
+        );
+        CREATE TABLE bodies (
+          msg_id TEXT PRIMARY KEY REFERENCES messages (msg_id) ON DELETE CASCADE,
+          body TEXT NOT NULL
+        );
+        CREATE TABLE recipients (
+          msg_id TEXT NOT NULL REFERENCES messages (msg_id) ON DELETE CASCADE,
+          cn TEXT NOT NULL,
+          position INTEGER NOT NULL,
+          state TEXT NOT NULL CHECK (state IN ('pending', 'acked', 'expired', 'rejected')),
+          at INTEGER,
+          disposition TEXT CHECK (disposition IN ('received', 'processed', 'rejected')),
+          reason TEXT,
+          ack_body TEXT,
+          ack_fingerprint TEXT,
+          PRIMARY KEY (msg_id, cn)
+        ) WITHOUT ROWID;
+        CREATE INDEX messages_due ON messages (next_attempt_at, msg_id) WHERE state = 'pending';
+        CREATE INDEX messages_deadline ON messages (deadline, msg_id) WHERE state = 'pending';
+        CREATE INDEX messages_finished ON messages (finished_at) WHERE state != 'pending';
+        CREATE INDEX messages_created ON messages (created_at, msg_id);
+      `)
+    },
+  },
+]
+
+const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at`
+const FROM_MESSAGES = `FROM messages m JOIN bodies b ON b.msg_id = m.msg_id`
+
+interface MessageSqlRow {
+  readonly msg_id: string
+  readonly topic: string
+  readonly body: string
+  readonly digest: string
+  readonly created_at: number
+  readonly deadline: number
+  readonly state: DeliveryState
+  readonly attempts: number
+  readonly next_attempt_at: number
+  readonly finished_at: number | null
+}
+
+interface RecipientSqlRow {
+  readonly cn: string
+  readonly state: DeliveryState
+  readonly at: number | null
+  readonly disposition: Disposition | null
+  readonly reason: string | null
+  readonly ack_body: string | null
+  readonly ack_fingerprint: string | null
+}
+
+type Statements = ReturnType<typeof prepareStatements>
+
+function prepareStatements(db: Database.Database) {
+  return {
+    message: db.prepare<[string], MessageSqlRow>(`SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} WHERE m.msg_id = ?`),
+    recipientNames: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? ORDER BY position`).pluck(),
+    recipients: db.prepare<[string], RecipientSqlRow>(
+      `SELECT cn, state, at, disposition, reason, ack_body, ack_fingerprint FROM recipients WHERE msg_id = ? ORDER BY position`,
+    ),
+    exists: db.prepare<[string], number>(`SELECT 1 FROM messages WHERE msg_id = ?`).pluck(),
+    insertMessage: db.prepare<[string, string, string, number, number, number]>(
+      `INSERT INTO messages (msg_id, topic, digest, created_at, deadline, state, attempts, next_attempt_at, finished_at)
+       VALUES (?, ?, ?, ?, ?, 'pending', 1, ?, NULL)`,
+    ),
+    insertBody: db.prepare<[string, string]>(`INSERT INTO bodies (msg_id, body) VALUES (?, ?)`),
+    insertRecipient: db.prepare<[string, string, number]>(
+      `INSERT INTO recipients (msg_id, cn, position, state) VALUES (?, ?, ?, 'pending')`,
+    ),
+    ackTarget: db.prepare<[string], { readonly state: DeliveryState; readonly digest: string }>(
+      `SELECT state, digest FROM messages WHERE msg_id = ?`,
+    ),
+    recipientState: db.prepare<[string, string], DeliveryState>(`SELECT state FROM recipients WHERE msg_id = ? AND cn = ?`).pluck(),
+    recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, string, string, string, string]>(
+      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body = ?, ack_fingerprint = ?
+       WHERE msg_id = ? AND cn = ?`,
+    ),
+    missing: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? AND state = 'pending' ORDER BY position`).pluck(),
+    finish: db.prepare<[DeliveryState, number, string]>(`UPDATE messages SET state = ?, finished_at = ? WHERE msg_id = ?`),
+    due: db.prepare<[number, number], MessageSqlRow>(
+      `SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES}
+       WHERE m.state = 'pending' AND m.next_attempt_at <= ? ORDER BY m.next_attempt_at, m.msg_id LIMIT ?`,
+    ),
+    nextDueAt: db.prepare<[], number | null>(`SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending'`).pluck(),
+    markAttempt: db.prepare<[number, string]>(
+      `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ? WHERE msg_id = ? AND state = 'pending'`,
+    ),
+    expiring: db.prepare<[number], string>(
+      `SELECT msg_id FROM messages WHERE state = 'pending' AND deadline <= ? ORDER BY deadline, msg_id`,
+    ).pluck(),
+    expireMessage: db.prepare<[number, string]>(
+      `UPDATE messages SET state = 'expired', finished_at = ? WHERE msg_id = ? AND state = 'pending'`,
+    ),
+    expireRecipients: db.prepare<[number, string]>(`UPDATE recipients SET state = 'expired', at = ? WHERE msg_id = ? AND state = 'pending'`),
+    retryMessage: db.prepare<[number, number, string]>(
+      `UPDATE messages SET state = 'pending', deadline = ?, next_attempt_at = ?, finished_at = NULL WHERE msg_id = ? AND state = 'expired'`,
+    ),
+    retryRecipients: db.prepare<[string]>(`UPDATE recipients SET state = 'pending', at = NULL WHERE msg_id = ? AND state = 'expired'`),
+    purge: db.prepare<[number]>(`DELETE FROM messages WHERE state != 'pending' AND finished_at < ?`),
+    list: db.prepare<[number], MessageSqlRow>(`SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} ORDER BY m.created_at DESC, m.msg_id DESC LIMIT ?`),
+    listState: db.prepare<[DeliveryState, number], MessageSqlRow>(
+      `SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} WHERE m.state = ? ORDER BY m.created_at DESC, m.msg_id DESC LIMIT ?`,
+    ),
+    counts: db.prepare<[], { readonly state: DeliveryState; readonly n: number }>(
+      `SELECT state, COUNT(*) AS n FROM messages GROUP BY state`,
+    ),
+  }
+}
+
+/**
+ * The durable {@link OutboxStore}: one SQLite file in WAL mode.
+ *
+ * Writes (`add`, `recordAck`, `expire`, `expireDue`, `retry`, `purge`, and
+ * `markAttempt`) are group-committed: each runs at once inside the current
+ * batch transaction (so `recordAck` decides on a state that includes every
+ * earlier write), and the batch commits on `setImmediate` or once it holds
+ * `maxBatchOps` writes; each promise settles after that commit. A write that
+ * is refused (duplicate msgId, invalid argument) rejects alone; a batch
+ * failure (disk full, I/O error, failed COMMIT) rejects every write of the
+ * batch with an {@link OutboxError} that says nothing in it was committed.
+ * If another process holds the file's write lock, the write that opens a
+ * batch waits up to `busyTimeoutMs` (blocking the event loop), then rejects
+ * with a "locked" `OutboxError`.
+ *
+ * Reads are synchronous and share the connection, so they see every write
+ * issued so far, committed or not, exactly like the memory store. If a batch
+ * fails, its writes are rolled back and reads return to the committed state.
+ * `markAttempt` rides in the batch without a promise; it is lost (harmlessly)
+ * if the batch fails, and throws only if it cannot run at all.
+ *
+ * After `close()` every read throws and every write rejects with a `ClosedError`.
+ */
+export class SqliteOutboxStore implements OutboxStore {
+  /** The path given to {@link open}. */
+  readonly path: string
+  readonly #file: SqliteFile
+  readonly #batch: GroupCommit
+  readonly #s: Statements
+
+  private constructor(path: string, file: SqliteFile, statements: Statements) {
+    this.path = path
+    this.#file = file
+    this.#batch = file.batch
+    this.#s = statements
+  }
+
+  /**
+   * Opens the outbox at `path`, creating the file (mode 0600) and its
+   * directory (mode 0700) if missing, and migrating its schema. Throws an
+   * {@link OutboxError} naming the path and what to do when the file is locked
+   * by another process past `busyTimeoutMs`, is not a database or is corrupt,
+   * cannot be created or written, or has a newer schema; a `GILMSG_USAGE`
+   * error for invalid options.
+   */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteOutboxStore {
+    const { file, statements } = SqliteFile.open('outbox', path, options, MIGRATIONS, prepareStatements)
+    return new SqliteOutboxStore(path, file, statements)
+  }
+
+  /** Group-commit counters: commits, writes, failed batches, largest batch. */
+  get stats(): GroupCommitStats {
+    return this.#batch.stats
+  }
+
+  /** The connection, for tests and diagnostics. Writing through it bypasses group commit. */
+  get database(): Database.Database {
+    return this.#file.db
+  }
+
+  add(message: NewOutboxMessage): Promise<void> {
+    return this.#batch.run(() => {
+      checkNewMessage(message)
+      const s = this.#s
+      if (s.exists.get(message.msgId) !== undefined) throw duplicateMessage(message.msgId)
+      s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, message.nextAttemptAt)
+      s.insertBody.run(message.msgId, message.body)
+      message.recipients.forEach((cn, position) => s.insertRecipient.run(message.msgId, cn, position))
+    })
+  }
+
+  get(msgId: string): OutboxMessage | undefined {
+    return this.#file.read(() => {
+      const row = this.#s.message.get(msgId)
+      return row === undefined ? undefined : this.#toMessage(row)
+    })
+  }
+
+  recipients(msgId: string): RecipientStatus[] {
+    return this.#file.read(() =>
+      this.#s.recipients.all(msgId).map((r) => ({
+        cn: r.cn,
+        state: r.state,
+        at: r.at ?? undefined,
+        disposition: r.disposition ?? undefined,
+        reason: r.reason ?? undefined,
+        ackBody: r.ack_body ?? undefined,
+        ackFingerprint: r.ack_fingerprint ?? undefined,
+      })),
+    )
+  }
+
+  recordAck(ack: AckRecord): Promise<AckOutcome> {
+    return this.#batch.run((): AckOutcome => {
+      checkAckRecord(ack)
+      const s = this.#s
+      const message = s.ackTarget.get(ack.msgId)
+      const refused = refuseAck(message, message === undefined ? undefined : s.recipientState.get(ack.msgId, ack.cn), ack)
+      if (refused !== undefined) return refused
+      s.recordAck.run(
+        recipientStateAfter(ack.disposition),
+        ack.at,
+        ack.disposition,
+        ack.reason ?? null,
+        ack.ackBody,
+        ack.fingerprint,
+        ack.msgId,
+        ack.cn,
+      )
+      const missing = s.missing.all(ack.msgId)
+      const state = messageStateAfter(ack.disposition, missing.length)
+      if (state !== DeliveryState.Pending) s.finish.run(state, ack.at, ack.msgId)
+      return { kind: 'counted', state, missing }
+    })
+  }
+
+  due(now: number, limit: number): OutboxMessage[] {
+    return this.#file.read(() => {
+      checkTime('due(now)', now)
+      checkLimit('due(limit)', limit)
+      return this.#s.due.all(now, limit).map((row) => this.#toMessage(row))
+    })
+  }
+
+  nextDueAt(): number | undefined {
+    return this.#file.read(() => this.#s.nextDueAt.get() ?? undefined)
+  }
+
+  markAttempt(msgId: string, nextAttemptAt: number): void {
+    checkTime('markAttempt(nextAttemptAt)', nextAttemptAt)
+    this.#batch.runDetached(() => {
+      this.#s.markAttempt.run(nextAttemptAt, msgId)
+    })
+  }
+
+  expireDue(now: number): Promise<string[]> {
+    return this.#batch.run(() => {
+      checkTime('expireDue(now)', now)
+      const ids = this.#s.expiring.all(now)
+      for (const id of ids) this.#expire(id, now)
+      return ids
+    })
+  }
+
+  expire(msgId: string, now: number): Promise<boolean> {
+    return this.#batch.run(() => {
+      checkTime('expire(now)', now)
+      return this.#expire(msgId, now)
+    })
+  }
+
+  retry(msgId: string, now: number, deadline: number): Promise<boolean> {
+    return this.#batch.run(() => {
+      checkTime('retry(now)', now)
+      checkTime('retry(deadline)', deadline)
+      if (this.#s.retryMessage.run(deadline, now, msgId).changes === 0) return false
+      this.#s.retryRecipients.run(msgId)
+      return true
+    })
+  }
+
+  purge(before: number): Promise<number> {
+    return this.#batch.run(() => {
+      checkTime('purge(before)', before)
+      return this.#s.purge.run(before).changes
+    })
+  }
+
+  list(filter?: ListFilter): OutboxMessage[] {
+    return this.#file.read(() => {
+      const { state, limit } = checkListFilter(filter)
+      const rows = state === undefined ? this.#s.list.all(limit ?? -1) : this.#s.listState.all(state, limit ?? -1)
+      return rows.map((row) => this.#toMessage(row))
+    })
+  }
+
+  counts(): Record<DeliveryState, number> {
+    return this.#file.read(() => {
+      const counts = emptyCounts()
+      for (const { state, n } of this.#s.counts.all()) counts[state] = n
+      return counts
+    })
+  }
+
+  /**
+   * Commits queued writes (settling their promises), then closes the file.
+   * Idempotent: every call returns the same promise. Rejects with an
+   * {@link OutboxError} only if the file cannot be closed.
+   */
+  close(): Promise<void> {
+    return this.#file.close()
+  }
+
+  #expire(msgId: string, now: number): boolean {
+    if (this.#s.expireMessage.run(now, msgId).changes === 0) return false
+    this.#s.expireRecipients.run(now, msgId)
+    return true
+  }
+
+  #toMessage(row: MessageSqlRow): OutboxMessage {
+    return {
+      msgId: row.msg_id,
+      topic: row.topic,
+      body: row.body,
+      digest: row.digest,
+      recipients: this.#s.recipientNames.all(row.msg_id),
+      createdAt: row.created_at,
+      deadline: row.deadline,
+      nextAttemptAt: row.next_attempt_at,
+      state: row.state,
+      attempts: row.attempts,
+      finishedAt: row.finished_at ?? undefined,
+    }
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * OutboxStore: where a publisher keeps every guaranteed message until all its
+ * recipients acknowledged it, and the receipts (the signed ACKs) after that.
+ * Implementations: SQLite (`sqlite.ts`, durable) and memory (`memory.ts`, tests).
+ * Both pass one conformance suite (`test/unit/outbox/conformance.ts`).
+ *
+ * Reads are synchronous; writes resolve once committed (durable for SQLite),
+ * and concurrent writes are committed together (group commit).
+ */
+
+/** A message's state, and each recipient's. pending -> acked | expired | rejected. */
+export const DeliveryState = {
+  Pending: 'pending',
+  Acked: 'acked',
+  Expired: 'expired',
+  Rejected: 'rejected',
+} as const
+export type DeliveryState = (typeof DeliveryState)[keyof typeof DeliveryState]
+export const DELIVERY_STATES: readonly DeliveryState[] = Object.values(DeliveryState)
+
+/** What a recipient said in its ACK. */
+export const Disposition = {
+  /** Got it (automatic ACK on receipt). */
+  Received: 'received',
+  /** The application processed it (manual ACK). */
+  Processed: 'processed',
+  /** The application refused it; `reason` says why. */
+  Rejected: 'rejected',
+} as const
+export type Disposition = (typeof Disposition)[keyof typeof Disposition]
+export const DISPOSITIONS: readonly Disposition[] = Object.values(Disposition)
+
+export interface NewOutboxMessage {
+  readonly msgId: string
+  /** Full topic (frame 0). */
+  readonly topic: string
+  /** Frame 1 exactly as signed and sent; resends reuse it unchanged. */
+  readonly body: string
+  /** SHA-256 hex of the canonical signed bytes; what ACKs must carry. */
+  readonly digest: string
+  /** Certificate CNs that must ACK; non-empty, no duplicates. */
+  readonly recipients: readonly string[]
+  /** ms since the epoch. */
+  readonly createdAt: number
+  /** ms since the epoch; past it, pending recipients expire. */
+  readonly deadline: number
+  /** When the first resend is due (ms since the epoch). */
+  readonly nextAttemptAt: number
+}
+
+export interface OutboxMessage extends NewOutboxMessage {
+  readonly state: DeliveryState
+  /** Sends so far (the first send counts). */
+  readonly attempts: number
+  /** When the message left `pending` (ms since the epoch). */
+  readonly finishedAt: number | undefined
+}
+
+export interface RecipientStatus {
+  readonly cn: string
+  readonly state: DeliveryState
+  /** When the ACK (or expiry) was recorded. */
+  readonly at: number | undefined
+  readonly disposition: Disposition | undefined
+  readonly reason: string | undefined
+  /** The ACK message's frame 1 as received (signed): the receipt. */
+  readonly ackBody: string | undefined
+  /** SHA-256 fingerprint of the certificate that signed the ACK. */
+  readonly ackFingerprint: string | undefined
+}
+
+export interface AckRecord {
+  readonly msgId: string
+  /** The validated signer CN of the ACK. */
+  readonly cn: string
+  /** The ACK's `ack_digest`; undefined only for a legacy ACK the caller chose to accept. */
+  readonly digest: string | undefined
+  readonly disposition: Disposition
+  readonly reason?: string | undefined
+  readonly at: number
+  readonly ackBody: string
+  readonly fingerprint: string
+}
+
+/** What recording an ACK did. Only `counted` changed anything. */
+export type AckOutcome =
+  | { readonly kind: 'unknown' }
+  | { readonly kind: 'not_pending'; readonly state: DeliveryState }
+  | { readonly kind: 'not_recipient' }
+  | { readonly kind: 'digest_mismatch' }
+  | { readonly kind: 'duplicate' }
+  | {
+      readonly kind: 'counted'
+      /** The message's state after this ACK: pending, acked (all recipients) or rejected. */
+      readonly state: DeliveryState
+      /** Recipients whose ACK is still missing. */
+      readonly missing: readonly string[]
+    }
+
+export interface ListFilter {
+  readonly state?: DeliveryState
+  readonly limit?: number
+}
+
+export interface OutboxStore {
+  /** Commits a new pending message (state pending, attempts 1) with its recipients. Rejects on a duplicate msgId. */
+  add(message: NewOutboxMessage): Promise<void>
+  get(msgId: string): OutboxMessage | undefined
+  recipients(msgId: string): RecipientStatus[]
+  /**
+   * Records one ACK, atomically checking that the message exists and is
+   * pending, that `cn` is a pending recipient and that the digest matches.
+   * A `rejected` disposition makes the message rejected.
+   */
+  recordAck(ack: AckRecord): Promise<AckOutcome>
+  /** Pending messages with `nextAttemptAt <= now`, earliest first, at most `limit`. */
+  due(now: number, limit: number): OutboxMessage[]
+  /** The earliest `nextAttemptAt` of a pending message, or undefined if none. */
+  nextDueAt(): number | undefined
+  /** Counts a resend and sets when the next is due. Not necessarily durable (a crash repeats a resend, harmlessly). */
+  markAttempt(msgId: string, nextAttemptAt: number): void
+  /** Pending messages whose deadline is <= now become expired (and their pending recipients). Resolves with their ids. */
+  expireDue(now: number): Promise<string[]>
+  /** Expires one pending message now (e.g. publish()'s ackTimeout). False if it was not pending. */
+  expire(msgId: string, now: number): Promise<boolean>
+  /** Makes an expired message pending again, with a new deadline and its unacked recipients pending. False if not expired. */
+  retry(msgId: string, now: number, deadline: number): Promise<boolean>
+  /** Deletes finished (not pending) messages that finished before `before`. Resolves with how many. */
+  purge(before: number): Promise<number>
+  /** Messages, newest first. */
+  list(filter?: ListFilter): OutboxMessage[]
+  /** How many messages are in each state. */
+  counts(): Record<DeliveryState, number>
+  /** Flushes pending writes and closes. Idempotent. */
+  close(): Promise<void>
+}

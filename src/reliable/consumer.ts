@@ -1,0 +1,188 @@
+import { ConfigError, InvalidArgumentError } from '../errors.js'
+import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
+import type { InboxStore } from '../inbox/store.js'
+import { Disposition } from '../outbox/store.js'
+import type { Clock } from '../util/clock.js'
+import { ReasonCounter } from '../util/counters.js'
+import { ACK_MODNAME, ACK_TOPIC, ackBody, mustAck } from './protocol.js'
+
+/** How a subscription acknowledges: `auto` on receipt (`received`), `manual` when the app calls `ack()`/`reject()`. */
+export type AckMode = 'auto' | 'manual'
+
+/** Inbox entries older than this are pruned; a resend after that would be handed to the app again. */
+export const DEFAULT_INBOX_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+
+/** A message handed to the application. */
+export interface Delivery extends BusMessage {
+  /** True when this consumer is a required recipient (it must be acknowledged). */
+  readonly requiresAck: boolean
+  /**
+   * Manual mode: acknowledges as `processed`. Resolves once the ACK is committed
+   * to the inbox and sent. A no-op when already acknowledged or not required.
+   */
+  ack(): Promise<void>
+  /** Manual mode: refuses the message; the publisher's `publish()` rejects with `DeliveryRejectedError`. */
+  reject(reason: string): Promise<void>
+}
+
+export interface ReliableConsumerOptions {
+  readonly bus: Bus
+  readonly inbox: InboxStore
+  readonly clock: Clock
+  readonly retentionMs?: number
+  /**
+   * Called when a message could not be acknowledged (inbox write or send
+   * failed). The message is not handed to the app; the publisher's resend
+   * retries it. Default: ignored (counted in `stats` as `ack_failures`).
+   */
+  readonly onError?: (error: unknown) => void
+}
+
+export interface ConsumeOptions {
+  readonly ack?: AckMode
+}
+
+/**
+ * The consuming half of the reliability layer: acknowledges, with this
+ * process's own certificate, the messages that name its CN, and hands each
+ * msg_id to the application once (de-duplicated through the inbox, also
+ * across restarts). A resend is answered with the same signed ACK.
+ */
+export class ReliableConsumer {
+  readonly #bus: Bus
+  readonly #inbox: InboxStore
+  readonly #clock: Clock
+  readonly #retentionMs: number
+  readonly #cn: string
+  readonly #onError: ((error: unknown) => void) | undefined
+  /** Manual mode: msg_ids handed to the app and not yet acknowledged. */
+  readonly #unacked = new Set<string>()
+  /** Counters: `acks_sent`, `acks_resent`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`. */
+  readonly stats = new ReasonCounter()
+
+  constructor(options: ReliableConsumerOptions) {
+    const signer = options.bus.signer
+    if (signer === undefined) throw new ConfigError('a consumer that acknowledges needs a certificate to sign ACKs with (sign_messages: true)')
+    this.#bus = options.bus
+    this.#inbox = options.inbox
+    this.#clock = options.clock
+    this.#retentionMs = options.retentionMs ?? DEFAULT_INBOX_RETENTION_MS
+    this.#cn = signer.cn
+    this.#onError = options.onError
+  }
+
+  /** The CN this consumer acknowledges as. */
+  get cn(): string {
+    return this.#cn
+  }
+
+  /** Prunes inbox entries past the retention window. */
+  async start(): Promise<void> {
+    await this.#inbox.prune(this.#clock.now() - this.#retentionMs)
+  }
+
+  /** Subscribes to topics starting with `prefixes`; see {@link ReliableSubscription}. */
+  async subscribe(prefixes: string | readonly string[], options: ConsumeOptions = {}): Promise<ReliableSubscription> {
+    const mode = options.ack ?? 'auto'
+    if (mode !== 'auto' && mode !== 'manual') throw new InvalidArgumentError(`ack: expected "auto" or "manual", got ${JSON.stringify(mode)}`)
+    const sub = await this.#bus.subscribe(prefixes)
+    return new ReliableSubscription(sub, async (m) => {
+      try {
+        return await this.#handle(m, mode)
+      } catch (e) {
+        this.stats.add('ack_failures')
+        this.#onError?.(e)
+        return undefined
+      }
+    })
+  }
+
+  /** Decides what to do with one validated message; returns the delivery to yield, if any. */
+  async #handle(m: BusMessage, mode: AckMode): Promise<Delivery | undefined> {
+    if (!mustAck(m.envelope, this.#cn)) return this.#delivery(m, false, mode)
+    const seen = this.#inbox.get(m.msgId)
+    if (seen !== undefined) {
+      if (seen.digest !== m.digest) {
+        this.stats.add('digest_conflicts')
+        return undefined
+      }
+      if (seen.ackTopic !== undefined && seen.ackBody !== undefined) {
+        await this.#bus.send({ topic: seen.ackTopic, body: seen.ackBody })
+        this.stats.add('acks_resent')
+      }
+      this.stats.add('duplicates_suppressed')
+      return undefined
+    }
+    if (mode === 'auto') {
+      await this.#acknowledge(m, Disposition.Received)
+      return this.#delivery(m, true, mode)
+    }
+    if (this.#unacked.has(m.msgId)) {
+      this.stats.add('duplicates_suppressed')
+      return undefined
+    }
+    this.#unacked.add(m.msgId)
+    return this.#delivery(m, true, mode)
+  }
+
+  /** Signs the ACK, commits it to the inbox, then sends it. */
+  async #acknowledge(m: BusMessage, disposition: Disposition, reason?: string): Promise<void> {
+    const ack = this.#bus.seal(ACK_TOPIC, ackBody(m.msgId, m.digest, disposition, reason), { modname: ACK_MODNAME })
+    await this.#inbox.put({ msgId: m.msgId, digest: m.digest, receivedAt: this.#clock.now(), ackTopic: ack.topic, ackBody: ack.body })
+    this.#unacked.delete(m.msgId)
+    await this.#bus.send(ack)
+    this.stats.add('acks_sent')
+  }
+
+  #delivery(m: BusMessage, requiresAck: boolean, mode: AckMode): Delivery {
+    let settled = !requiresAck || mode === 'auto'
+    const settle = async (disposition: Disposition, reason?: string): Promise<void> => {
+      if (settled) return
+      settled = true
+      await this.#acknowledge(m, disposition, reason)
+    }
+    return {
+      ...m,
+      requiresAck,
+      ack: () => settle(Disposition.Processed),
+      reject: (reason: string) => {
+        if (typeof reason !== 'string' || reason === '') {
+          return Promise.reject(new InvalidArgumentError(`reject: expected a non-empty reason, got ${JSON.stringify(reason)}`))
+        }
+        return settle(Disposition.Rejected, reason)
+      },
+    }
+  }
+}
+
+/**
+ * A stream of deliveries: iterate it once with `for await`; it ends after
+ * `close()`. Messages that ask this consumer for an ACK are acknowledged (auto
+ * mode) and de-duplicated; others pass through with `requiresAck: false`.
+ */
+export class ReliableSubscription implements AsyncIterable<Delivery>, AsyncDisposable {
+  readonly #sub: Subscription
+  readonly #handle: (m: BusMessage) => Promise<Delivery | undefined>
+
+  /** @internal */
+  constructor(sub: Subscription, handle: (m: BusMessage) => Promise<Delivery | undefined>) {
+    this.#sub = sub
+    this.#handle = handle
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Delivery> {
+    for await (const m of this.#sub) {
+      const d = await this.#handle(m)
+      if (d !== undefined) yield d
+    }
+  }
+
+  /** Ends iteration and closes the socket. Idempotent. */
+  close(): Promise<void> {
+    return this.#sub.close()
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+}

@@ -1,0 +1,46 @@
+import type { GilmsgConfig } from '../config/config.js'
+import { busFromConfig, resolveCertname, type OpenBusOptions } from '../bus/from-config.js'
+import { SqliteInboxStore } from '../inbox/sqlite.js'
+import { defaultStatePath, SqliteOutboxStore } from '../outbox/sqlite.js'
+import type { InboxStore } from '../inbox/store.js'
+import type { OutboxStore } from '../outbox/store.js'
+import { Gilmsg, type GilmsgOptions } from './gilmsg.js'
+
+export interface OpenGilmsgOptions extends OpenBusOptions, Omit<GilmsgOptions, 'bus' | 'outbox' | 'inbox'> {
+  /** Open the outbox (to publish guaranteed messages). Default true. */
+  readonly outbox?: boolean
+  /** Open the inbox (to acknowledge messages naming this CN). Default true. */
+  readonly inbox?: boolean
+}
+
+/** The file an outbox or inbox lives in: the config's path, else a per-name file in the user's state directory. */
+export function storePath(config: GilmsgConfig, kind: 'outbox' | 'inbox'): string {
+  const configured = kind === 'outbox' ? config.outbox_path : config.inbox_path
+  return configured ?? defaultStatePath(config.name ?? resolveCertname(config), kind)
+}
+
+/**
+ * Opens gilmsg as the config describes: the signed bus, a SQLite outbox and
+ * inbox, and the reliability layer on top (see {@link Gilmsg.open}).
+ */
+export async function openGilmsg(config: GilmsgConfig, options: OpenGilmsgOptions = {}): Promise<Gilmsg> {
+  const bus = busFromConfig(config, options)
+  const storeOptions = { synchronous: config.store_synchronous }
+  let outbox: OutboxStore | undefined
+  let inbox: InboxStore | undefined
+  try {
+    if (options.outbox ?? true) outbox = SqliteOutboxStore.open(storePath(config, 'outbox'), storeOptions)
+    if (options.inbox ?? true) inbox = SqliteInboxStore.open(storePath(config, 'inbox'), storeOptions)
+  } catch (e) {
+    await Promise.all([bus.close(), outbox?.close()])
+    throw e
+  }
+  const { outbox: _o, inbox: _i, transport: _t, signer: _s, verifier: _v, ...rest } = options
+  return Gilmsg.open({
+    ...rest,
+    bus,
+    outbox,
+    inbox,
+    acceptLegacyAcks: options.acceptLegacyAcks ?? config.accept_legacy_acks,
+  })
+}

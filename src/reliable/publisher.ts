@@ -1,0 +1,413 @@
+import {
+  AbortedError,
+  AckTimeoutError,
+  ConfigError,
+  DeliveryRejectedError,
+  ErrorCode,
+  GilmsgError,
+  InvalidArgumentError,
+  type RecipientAck,
+} from '../errors.js'
+import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
+import type { SealedMessage } from '../envelope/envelope.js'
+import { DeliveryState, Disposition, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
+import type { Clock } from '../util/clock.js'
+import { ReasonCounter } from '../util/counters.js'
+import { Emitter } from '../util/events.js'
+import { onAbort, throwIfAborted } from '../util/abort.js'
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
+import { ACK_MODNAME, ACK_TOPIC, parseAck, reliableFields } from './protocol.js'
+
+/** `publish()` waits this long for every ACK unless told otherwise. */
+export const DEFAULT_ACK_TIMEOUT_MS = 10_000
+/** `enqueue()` keeps resending this long unless told otherwise. */
+export const DEFAULT_DEADLINE_MS = 24 * 60 * 60 * 1000
+/** Messages that left `pending` are purged after this long. */
+export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+/** How many due messages one resend pass sends at most. */
+const RESEND_BATCH = 256
+
+/** What `publish()` resolves with: proof that every recipient acknowledged this exact message. */
+export interface DeliveryReceipt {
+  readonly msgId: string
+  /** SHA-256 hex of the canonical signed bytes that every ACK carried. */
+  readonly digest: string
+  readonly topic: string
+  readonly recipients: readonly RecipientAck[]
+}
+
+export interface ReliablePublishOptions {
+  /** Certificate CNs that must acknowledge. Empty or absent: a plain fire-and-forget publish. */
+  readonly recipients?: readonly string[]
+  /** ms to wait for every ACK (default {@link DEFAULT_ACK_TIMEOUT_MS}); then the message expires. */
+  readonly ackTimeout?: number
+  readonly signal?: AbortSignal
+  readonly modname?: string
+}
+
+export interface EnqueueOptions {
+  readonly recipients: readonly string[]
+  /** ms from now during which resends continue, across restarts (default 24 h). */
+  readonly deadline?: number
+  readonly modname?: string
+}
+
+/** What `enqueue()` resolves with once the message is committed. */
+export interface Enqueued {
+  readonly msgId: string
+  readonly digest: string
+  readonly topic: string
+}
+
+export interface PublisherEvents {
+  /** Every recipient acknowledged. */
+  delivered: (receipt: DeliveryReceipt) => void
+  /** The deadline passed with ACKs missing. */
+  expired: (info: { msgId: string; acked: readonly RecipientAck[]; missing: readonly string[] }) => void
+  /** A recipient rejected the message. */
+  rejected: (info: { msgId: string; recipient: string; reason: string }) => void
+  /** A background step failed (a resend, an outbox write); delivery goes on where it can. */
+  'background:error': (error: GilmsgError) => void
+}
+
+export interface ReliablePublisherOptions {
+  readonly bus: Bus
+  readonly store: OutboxStore
+  readonly clock: Clock
+  readonly backoff?: BackoffPolicy
+  readonly random?: () => number
+  /** Count ACKs without `ack_digest` (Python gilmsg 0.1.2 consumers). Default false. */
+  readonly acceptLegacyAcks?: boolean
+  readonly retentionMs?: number
+}
+
+interface Waiter {
+  readonly startedAt: number
+  resolve(receipt: DeliveryReceipt): void
+  reject(error: Error): void
+}
+
+/**
+ * The publishing half of the reliability layer: commits each guaranteed
+ * message to the outbox, sends it, resends the same signed bytes with
+ * backoff until every recipient's valid ACK is in or the deadline passes, and
+ * counts only ACKs that are validly signed by a listed recipient and carry
+ * the message's digest.
+ */
+export class ReliablePublisher extends Emitter<PublisherEvents> {
+  readonly #bus: Bus
+  readonly #store: OutboxStore
+  readonly #clock: Clock
+  readonly #backoff: BackoffPolicy
+  readonly #random: () => number
+  readonly #legacy: boolean
+  readonly #retentionMs: number
+  readonly #ackTopic: string
+  readonly #waiters = new Map<string, Waiter>()
+  #ackSub: Subscription | undefined
+  #ackLoop: Promise<void> | undefined
+  #cancelTimer: (() => void) | undefined
+  #timerAt = Infinity
+  #resending = false
+  #closing: Promise<void> | undefined
+  /** ACKs that did not count, by reason. */
+  readonly ignoredAcks = new ReasonCounter()
+  /** Resends performed (not counting first sends). */
+  resends = 0
+
+  constructor(options: ReliablePublisherOptions) {
+    super()
+    if (options.bus.verifier === undefined) {
+      throw new ConfigError('guaranteed delivery needs signature validation (validate_signatures: true): an unvalidated ACK proves nothing')
+    }
+    this.#bus = options.bus
+    this.#store = options.store
+    this.#clock = options.clock
+    this.#backoff = options.backoff ?? DEFAULT_BACKOFF
+    this.#random = options.random ?? Math.random
+    this.#legacy = options.acceptLegacyAcks ?? false
+    this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
+    this.#ackTopic = options.bus.fullTopic(ACK_TOPIC, ACK_MODNAME)
+  }
+
+  /**
+   * Subscribes to ACKs, expires what is overdue, purges old receipts and
+   * resumes resending every pending message. Resolves once the ACK
+   * subscription is open, before anything is sent.
+   */
+  async start(): Promise<void> {
+    this.#ackSub = await this.#bus.subscribe(this.#ackTopic)
+    this.#ackLoop = this.#consumeAcks(this.#ackSub)
+    const now = this.#clock.now()
+    await this.#store.purge(now - this.#retentionMs)
+    await this.#expireDue(now)
+    this.#arm()
+  }
+
+  /**
+   * Publishes and waits for every recipient's ACK. Resolves with a
+   * {@link DeliveryReceipt}; rejects with `AckTimeoutError` (the message then
+   * expires and resends stop), `DeliveryRejectedError`, `AbortedError`, or an
+   * outbox/transport error if the message could not be committed or sent.
+   * Without recipients it is a plain publish and resolves once sent.
+   */
+  async publish(topic: string, msg: unknown, options: ReliablePublishOptions = {}): Promise<DeliveryReceipt> {
+    throwIfAborted(options.signal, 'publish')
+    const recipients = checkRecipients(options.recipients ?? [], true)
+    const ackTimeout = checkPositive(options.ackTimeout ?? DEFAULT_ACK_TIMEOUT_MS, 'ackTimeout')
+    const modname = options.modname !== undefined ? { modname: options.modname } : {}
+    if (recipients.length === 0) {
+      const sealed = await this.#bus.publish(topic, msg, modname)
+      return { msgId: sealed.msgId, digest: sealed.digest, topic: sealed.topic, recipients: [] }
+    }
+    const started = this.#clock.now()
+    const sealed = this.#bus.seal(topic, msg, { ...modname, extra: reliableFields(recipients) })
+    const timeoutError = new AckTimeoutError(sealed.msgId, [], recipients, 0)
+    const done = new Promise<DeliveryReceipt>((resolve, reject) => {
+      this.#waiters.set(sealed.msgId, { startedAt: started, resolve, reject })
+    })
+    const cancelTimeout = this.#clock.setTimer(() => void this.#giveUp(sealed.msgId, timeoutError), ackTimeout)
+    const removeAbort = onAbort(options.signal, (reason) => void this.#giveUp(sealed.msgId, new AbortedError('publish was aborted', { cause: reason })))
+    try {
+      await this.#commitAndSend(sealed, recipients, started, started + ackTimeout)
+      return await done
+    } finally {
+      cancelTimeout()
+      removeAbort()
+      this.#waiters.delete(sealed.msgId)
+    }
+  }
+
+  /**
+   * Commits a guaranteed message and sends it; resolves once committed and
+   * handed to the socket. Delivery goes on in the background (and after a
+   * restart on the same outbox) until every recipient acked or the deadline
+   * passed: listen for `delivered`, `expired` and `rejected`.
+   */
+  async enqueue(topic: string, msg: unknown, options: EnqueueOptions): Promise<Enqueued> {
+    const recipients = checkRecipients(options.recipients, false)
+    const deadline = checkPositive(options.deadline ?? DEFAULT_DEADLINE_MS, 'deadline')
+    const sealed = this.#bus.seal(topic, msg, {
+      ...(options.modname !== undefined ? { modname: options.modname } : {}),
+      extra: reliableFields(recipients),
+    })
+    const now = this.#clock.now()
+    await this.#commitAndSend(sealed, recipients, now, now + deadline)
+    return { msgId: sealed.msgId, digest: sealed.digest, topic: sealed.topic }
+  }
+
+  async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], now: number, deadline: number): Promise<void> {
+    if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
+    const nextAttemptAt = now + backoffDelay(this.#backoff, 1, this.#random)
+    await this.#store.add({
+      msgId: sealed.msgId,
+      topic: sealed.topic,
+      body: sealed.body,
+      digest: sealed.digest,
+      recipients,
+      createdAt: now,
+      deadline,
+      nextAttemptAt,
+    })
+    this.#arm(nextAttemptAt)
+    await this.#bus.send(sealed)
+  }
+
+  /** Expires a waited-for message (timeout or abort) unless an ACK settled it first. */
+  async #giveUp(msgId: string, error: AckTimeoutError | AbortedError): Promise<void> {
+    const waiter = this.#waiters.get(msgId)
+    if (waiter === undefined) return
+    let expired: boolean
+    try {
+      expired = await this.#store.expire(msgId, this.#clock.now())
+    } catch (e) {
+      waiter.reject(e as Error)
+      return
+    }
+    if (!expired) {
+      this.#settle(msgId)
+      return
+    }
+    const { acked, missing } = this.#split(this.#store.recipients(msgId))
+    this.emit('expired', { msgId, acked, missing })
+    if (error instanceof AckTimeoutError) {
+      const elapsed = this.#clock.now() - waiter.startedAt
+      const e = new AckTimeoutError(msgId, acked, missing, elapsed)
+      if (error.stack !== undefined) e.stack = error.stack.replace(/^.*$/m, `${e.name}: ${e.message}`)
+      waiter.reject(e)
+    } else {
+      waiter.reject(error)
+    }
+  }
+
+  async #consumeAcks(sub: Subscription): Promise<void> {
+    for await (const m of sub) {
+      try {
+        await this.#onAck(m)
+      } catch (e) {
+        this.emit('background:error', asGilmsgError(e, 'recording an ACK failed'))
+      }
+    }
+  }
+
+  async #onAck(m: BusMessage): Promise<void> {
+    if (m.topic !== this.#ackTopic || m.signer === undefined || m.fingerprint === undefined) {
+      this.ignoredAcks.add('not_an_ack')
+      return
+    }
+    const ack = parseAck(m.envelope)
+    if (ack === undefined) {
+      this.ignoredAcks.add('malformed_ack')
+      return
+    }
+    if (ack.ack_digest === undefined && !this.#legacy) {
+      this.ignoredAcks.add('legacy_ack_refused')
+      return
+    }
+    const outcome = await this.#store.recordAck({
+      msgId: ack.ack_msg_id,
+      cn: m.signer,
+      digest: ack.ack_digest,
+      disposition: ack.disposition,
+      ...(ack.reason !== undefined ? { reason: ack.reason } : {}),
+      at: this.#clock.now(),
+      ackBody: m.body,
+      fingerprint: m.fingerprint,
+    })
+    if (outcome.kind !== 'counted') {
+      this.ignoredAcks.add(outcome.kind)
+      if (outcome.kind === 'duplicate' || outcome.kind === 'not_pending') this.#settle(ack.ack_msg_id)
+      return
+    }
+    if (outcome.state !== DeliveryState.Pending) this.#settle(ack.ack_msg_id)
+  }
+
+  /** Resolves or rejects the waiter and emits the event for a message that left `pending`. */
+  #settle(msgId: string): void {
+    const msg = this.#store.get(msgId)
+    if (msg === undefined || msg.state === DeliveryState.Pending) return
+    const waiter = this.#waiters.get(msgId)
+    const statuses = this.#store.recipients(msgId)
+    if (msg.state === DeliveryState.Acked) {
+      const receipt = this.#receipt(msg, statuses)
+      if (waiter) {
+        this.#waiters.delete(msgId)
+        waiter.resolve(receipt)
+      }
+      this.emit('delivered', receipt)
+    } else if (msg.state === DeliveryState.Rejected) {
+      const r = statuses.find((s) => s.disposition === Disposition.Rejected)
+      const recipient = r?.cn ?? '?'
+      const reason = r?.reason ?? 'no reason given'
+      if (waiter) {
+        this.#waiters.delete(msgId)
+        waiter.reject(new DeliveryRejectedError(msgId, recipient, reason))
+      }
+      this.emit('rejected', { msgId, recipient, reason })
+    }
+  }
+
+  #receipt(msg: OutboxMessage, statuses: readonly RecipientStatus[]): DeliveryReceipt {
+    return { msgId: msg.msgId, digest: msg.digest, topic: msg.topic, recipients: this.#split(statuses).acked }
+  }
+
+  #split(statuses: readonly RecipientStatus[]): { acked: RecipientAck[]; missing: string[] } {
+    const acked: RecipientAck[] = []
+    const missing: string[] = []
+    for (const s of statuses) {
+      if (s.state === DeliveryState.Acked) acked.push({ cn: s.cn, at: s.at ?? 0, disposition: s.disposition ?? Disposition.Received })
+      else missing.push(s.cn)
+    }
+    return { acked, missing }
+  }
+
+  /** Makes sure the resend timer fires by `at` (default: the store's next due time). */
+  #arm(at?: number): void {
+    if (this.#closing) return
+    const next = at ?? this.#store.nextDueAt()
+    if (next === undefined || next >= this.#timerAt) return
+    this.#cancelTimer?.()
+    this.#timerAt = next
+    this.#cancelTimer = this.#clock.setTimer(() => {
+      this.#cancelTimer = undefined
+      this.#timerAt = Infinity
+      void this.#resendDue()
+    }, Math.max(0, next - this.#clock.now()))
+  }
+
+  async #resendDue(): Promise<void> {
+    if (this.#resending || this.#closing) return
+    this.#resending = true
+    try {
+      const now = this.#clock.now()
+      await this.#expireDue(now)
+      for (const m of this.#store.due(now, RESEND_BATCH)) {
+        if (this.#closing) return
+        this.#store.markAttempt(m.msgId, now + backoffDelay(this.#backoff, m.attempts, this.#random))
+        this.resends++
+        await this.#bus.send(m)
+      }
+    } catch (e) {
+      this.emit('background:error', asGilmsgError(e, 'resending failed'))
+    } finally {
+      this.#resending = false
+      this.#arm()
+    }
+  }
+
+  async #expireDue(now: number): Promise<void> {
+    for (const msgId of await this.#store.expireDue(now)) {
+      const waiter = this.#waiters.get(msgId)
+      const { acked, missing } = this.#split(this.#store.recipients(msgId))
+      this.emit('expired', { msgId, acked, missing })
+      if (waiter) {
+        this.#waiters.delete(msgId)
+        waiter.reject(new AckTimeoutError(msgId, acked, missing, now - waiter.startedAt))
+      }
+    }
+  }
+
+  /** Messages waiting for ACKs in this process. */
+  get inFlight(): number {
+    return this.#waiters.size
+  }
+
+  /**
+   * Stops resending and closes the ACK subscription. Pending messages stay in
+   * the outbox and resume when a publisher opens it again; `publish()` calls
+   * still waiting reject with a closed error. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#cancelTimer?.()
+      for (const [msgId, w] of this.#waiters) {
+        w.reject(new GilmsgError(ErrorCode.Closed, `publisher closed while waiting for ACKs of ${msgId} (it stays in the outbox)`))
+      }
+      this.#waiters.clear()
+      await this.#ackSub?.close()
+      await this.#ackLoop
+    })()
+    return this.#closing
+  }
+}
+
+function checkRecipients(value: unknown, allowEmpty: boolean): string[] {
+  if (!Array.isArray(value) || !value.every((r) => typeof r === 'string' && r !== '')) {
+    throw new InvalidArgumentError(`recipients: expected a list of certificate CNs (non-empty strings), got ${JSON.stringify(value)}`)
+  }
+  const unique = [...new Set(value as string[])]
+  if (unique.length !== value.length) throw new InvalidArgumentError(`recipients: duplicate CN in ${JSON.stringify(value)}`)
+  if (!allowEmpty && unique.length === 0) throw new InvalidArgumentError('recipients: enqueue needs at least one recipient')
+  return unique
+}
+
+function checkPositive(value: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidArgumentError(`${what}: expected a number of milliseconds > 0, got ${String(value)}`)
+  }
+  return value
+}
+
+function asGilmsgError(e: unknown, what: string): GilmsgError {
+  return e instanceof GilmsgError ? e : new GilmsgError(ErrorCode.Outbox, `${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e })
+}

@@ -1,0 +1,515 @@
+import { Publisher, Subscriber, XPublisher } from 'zeromq'
+import { ClosedError, ConfigError, TransportError } from '../errors.js'
+import { checkAddresses, checkInteger, DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
+import { SubscriptionCounts, SubscriptionWaiters } from './subscriptions.js'
+import type {
+  DropListener,
+  PubSocket,
+  RawMessage,
+  SubscriberOptions,
+  SubSocket,
+  Transport,
+  WaitForSubscribersOptions,
+} from './transport.js'
+
+export { DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
+
+/**
+ * Default high-water mark (ZMQ_SNDHWM on publishers, ZMQ_RCVHWM on
+ * subscribers): 0, no limit, as fedmsg's `high_water_mark`. libzmq's own
+ * default (1000) silently dropped 31% of a 200k burst. The cost: a subscriber
+ * that stops reading (but keeps its connection) makes the publisher queue
+ * every message for it in memory until it reads again or disconnects; enable
+ * TCP keepalive to notice dead peers. Set a limit to bound memory, accepting
+ * drops (or blocking, with `noDrop`).
+ */
+export const DEFAULT_HIGH_WATER_MARK = 0
+
+/** Default ZMQ_LINGER: 1000 ms, as fedmsg's `zmq_linger`. */
+export const DEFAULT_LINGER_MS = 1000
+
+/**
+ * Default ZMQ_RECONNECT_IVL: 100 ms (libzmq's default). A subscriber started
+ * before its publisher retries this soon, then backs off.
+ */
+export const DEFAULT_RECONNECT_IVL_MS = 100
+
+/**
+ * Default ZMQ_RECONNECT_IVL_MAX: 1000 ms. The back-off doubles from
+ * {@link DEFAULT_RECONNECT_IVL_MS} up to this, so a subscriber whose publisher
+ * starts late connects within about a second (the "slow joiner" window). A
+ * retry per second to a dead endpoint costs nothing measurable.
+ */
+export const DEFAULT_RECONNECT_IVL_MAX_MS = 1000
+
+/** Default of {@link ZmqTransportOptions.noDrop}: false. */
+export const DEFAULT_NO_DROP = false
+
+/** Longest pause between retries of a send blocked by the high-water mark (`noDrop`). */
+export const NO_DROP_RETRY_MAX_MS = 20
+
+/** TCP keepalive (ZMQ_TCP_KEEPALIVE*). Fields left out keep the OS default. */
+export interface TcpKeepaliveOptions {
+  readonly enabled: boolean
+  /** ZMQ_TCP_KEEPALIVE_CNT: unanswered probes before the connection is dropped. */
+  readonly count?: number
+  /** ZMQ_TCP_KEEPALIVE_IDLE: idle seconds before the first probe. */
+  readonly idleSec?: number
+  /** ZMQ_TCP_KEEPALIVE_INTVL: seconds between probes. */
+  readonly intervalSec?: number
+}
+
+/** Socket options shared by {@link ZmqTransport} and the relay. */
+export interface ZmqSocketOptions {
+  /** Messages queued per peer before PUB drops (0 = no limit). Default {@link DEFAULT_HIGH_WATER_MARK}. */
+  readonly highWaterMark?: number
+  /** How long a closed socket keeps trying to send queued messages. Default {@link DEFAULT_LINGER_MS}. */
+  readonly lingerMs?: number
+  /** Default {@link DEFAULT_RECONNECT_IVL_MS}. */
+  readonly reconnectIvlMs?: number
+  /** 0 disables the back-off. Default {@link DEFAULT_RECONNECT_IVL_MAX_MS}. */
+  readonly reconnectIvlMaxMs?: number
+  /** Default: not set (the OS default, normally off). */
+  readonly tcpKeepalive?: TcpKeepaliveOptions
+  /** Largest accepted message (topic + body bytes). Default {@link DEFAULT_MAX_MESSAGE_BYTES}. */
+  readonly maxMessageBytes?: number
+}
+
+export interface ZmqTransportOptions extends ZmqSocketOptions {
+  /** Addresses the publisher binds (e.g. `tcp://127.0.0.1:*`). */
+  readonly bind?: readonly string[]
+  /** Addresses the publisher connects to, e.g. a relay's inbound (fedmsg's `active: true`). */
+  readonly connect?: readonly string[]
+  /** Endpoints every subscriber connects to. */
+  readonly subscribeTo: readonly string[]
+  /**
+   * When the high-water mark is reached for a subscriber, wait (retrying every
+   * 1..{@link NO_DROP_RETRY_MAX_MS} ms) instead of dropping (ZMQ_XPUB_NODROP).
+   * A publisher with no subscribers never waits, but one subscriber that stops
+   * reading blocks every later send until it reads, disconnects or the
+   * publisher is closed. Meaningless with `highWaterMark: 0`. Default
+   * {@link DEFAULT_NO_DROP}.
+   */
+  readonly noDrop?: boolean
+}
+
+/** {@link ZmqSocketOptions} with every default filled in and validated. */
+export interface ResolvedSocketOptions {
+  readonly highWaterMark: number
+  readonly lingerMs: number
+  readonly reconnectIvlMs: number
+  readonly reconnectIvlMaxMs: number
+  readonly tcpKeepalive: TcpKeepaliveOptions | undefined
+  readonly maxMessageBytes: number
+}
+
+/** The defaults of {@link ZmqSocketOptions}. */
+export function defaultSocketOptions(): ResolvedSocketOptions {
+  return {
+    highWaterMark: DEFAULT_HIGH_WATER_MARK,
+    lingerMs: DEFAULT_LINGER_MS,
+    reconnectIvlMs: DEFAULT_RECONNECT_IVL_MS,
+    reconnectIvlMaxMs: DEFAULT_RECONNECT_IVL_MAX_MS,
+    tcpKeepalive: undefined,
+    maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  }
+}
+
+const INT32_MAX = 2 ** 31 - 1
+
+/** Fills in defaults and validates. Throws {@link ConfigError} naming the bad option. */
+export function resolveSocketOptions(options: ZmqSocketOptions): ResolvedSocketOptions {
+  const d = defaultSocketOptions()
+  const o: ResolvedSocketOptions = {
+    highWaterMark: checkInteger('highWaterMark', options.highWaterMark ?? d.highWaterMark, 0, INT32_MAX),
+    lingerMs: checkInteger('lingerMs', options.lingerMs ?? d.lingerMs, -1, INT32_MAX),
+    reconnectIvlMs: checkInteger('reconnectIvlMs', options.reconnectIvlMs ?? d.reconnectIvlMs, -1, INT32_MAX),
+    reconnectIvlMaxMs: checkInteger('reconnectIvlMaxMs', options.reconnectIvlMaxMs ?? d.reconnectIvlMaxMs, 0, INT32_MAX),
+    tcpKeepalive: options.tcpKeepalive ?? d.tcpKeepalive,
+    maxMessageBytes: checkInteger('maxMessageBytes', options.maxMessageBytes ?? d.maxMessageBytes, 1),
+  }
+  const k = o.tcpKeepalive
+  if (k !== undefined) {
+    if (typeof k.enabled !== 'boolean') {
+      throw new ConfigError(`tcpKeepalive.enabled: expected a boolean, got ${typeof k.enabled}`)
+    }
+    if (k.count !== undefined) checkInteger('tcpKeepalive.count', k.count, 1, INT32_MAX)
+    if (k.idleSec !== undefined) checkInteger('tcpKeepalive.idleSec', k.idleSec, 1, INT32_MAX)
+    if (k.intervalSec !== undefined) checkInteger('tcpKeepalive.intervalSec', k.intervalSec, 1, INT32_MAX)
+  }
+  return o
+}
+
+/** The ZeroMQ socket types gilmsg opens. */
+export type ZmqSocket = Publisher | XPublisher | Subscriber
+
+/** Applies the options to a socket that is not yet bound or connected. */
+export function applySocketOptions(socket: ZmqSocket, o: ResolvedSocketOptions): void {
+  if (socket instanceof Publisher || socket instanceof XPublisher) socket.sendHighWaterMark = o.highWaterMark
+  else socket.receiveHighWaterMark = o.highWaterMark
+  socket.linger = o.lingerMs
+  socket.reconnectInterval = o.reconnectIvlMs
+  socket.reconnectMaxInterval = o.reconnectIvlMaxMs
+  const k = o.tcpKeepalive
+  if (k !== undefined) {
+    socket.tcpKeepalive = k.enabled ? 1 : 0
+    if (k.count !== undefined) socket.tcpKeepaliveCount = k.count
+    if (k.idleSec !== undefined) socket.tcpKeepaliveIdle = k.idleSec
+    if (k.intervalSec !== undefined) socket.tcpKeepaliveInterval = k.intervalSec
+  }
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function codeOf(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
+}
+
+/**
+ * Binds `socket` to each address in turn. Resolves with the real bound
+ * addresses (`tcp://127.0.0.1:*` becomes the chosen port). Rejects with
+ * {@link TransportError} "cannot bind <address>: <reason>" at the first
+ * failure; the caller closes the socket.
+ */
+export async function bindAll(socket: ZmqSocket, addresses: readonly string[]): Promise<string[]> {
+  const bound: string[] = []
+  for (const address of addresses) {
+    try {
+      await socket.bind(address)
+    } catch (err) {
+      throw new TransportError(`cannot bind ${address}: ${reasonOf(err)}`, { cause: err })
+    }
+    bound.push(socket.lastEndpoint ?? address)
+  }
+  return bound
+}
+
+/**
+ * Starts connecting `socket` to each address (the connection completes in the
+ * background). Throws {@link TransportError} "cannot connect <address>:
+ * <reason>" for an address libzmq rejects; the caller closes the socket.
+ */
+export function connectAll(socket: ZmqSocket, addresses: readonly string[]): void {
+  for (const address of addresses) {
+    try {
+      socket.connect(address)
+    } catch (err) {
+      throw new TransportError(`cannot connect ${address}: ${reasonOf(err)}`, { cause: err })
+    }
+  }
+}
+
+interface PendingSend {
+  readonly topic: string
+  readonly body: Buffer | string
+  readonly resolve: () => void
+  readonly reject: (err: unknown) => void
+}
+
+// The publisher: an XPUB socket, so that it sees its subscribers' subscriptions (for
+// waitForSubscribers); sending is exactly PUB's.
+class ZmqPubSocket implements PubSocket {
+  readonly endpoints: readonly string[]
+  readonly #socket: XPublisher
+  readonly #noDrop: boolean
+  readonly #lingerMs: number
+  #queue: (PendingSend | undefined)[] = []
+  #head = 0
+  #pumping = false
+  #onDrained: (() => void) | undefined
+  #closing: Promise<void> | undefined
+  #retryTimer: NodeJS.Timeout | undefined
+  #retryWake: (() => void) | undefined
+  readonly #subscriptions = new SubscriptionCounts()
+  readonly #waiters = new SubscriptionWaiters((topic) => this.#subscriptions.matching(topic))
+  readonly #watching: Promise<void>
+
+  // `socket` must have had `verbosity = 'allSubsUnsubs'` set before it was bound or connected.
+  constructor(socket: XPublisher, endpoints: readonly string[], noDrop: boolean, lingerMs: number) {
+    this.#socket = socket
+    this.endpoints = endpoints
+    this.#noDrop = noDrop
+    this.#lingerMs = lingerMs
+    this.#watching = this.#watch()
+  }
+
+  // Counting and its limits: see ZmqTransport.openPublisher.
+  waitForSubscribers(topic: string, options?: WaitForSubscribersOptions): Promise<boolean> {
+    return this.#waiters.wait(topic, options)
+  }
+
+  // Reads subscription messages until the socket closes. The pending receive keeps the event
+  // loop alive until then; close() rejects it, which ends the loop. Never rejects.
+  async #watch(): Promise<void> {
+    for (;;) {
+      let frames: Buffer[]
+      try {
+        frames = await this.#socket.receive()
+      } catch {
+        // Closed (EAGAIN from the pending receive), or an error libzmq does not produce for XPUB
+        // receives: either way stop counting; pending and later waits then end by timeout or close.
+        return
+      }
+      const frame = frames.length === 1 ? frames[0] : undefined
+      if (frame === undefined || frame.length === 0 || frame[0]! > 1) continue // not a (un)subscription
+      this.#subscriptions.apply(frame[0] === 1, frame.subarray(1))
+      if (frame[0] === 1) this.#waiters.changed()
+    }
+  }
+
+  send(topic: string, body: Buffer | string): Promise<void> {
+    if (this.#closing !== undefined) return Promise.reject(new ClosedError('ZmqTransport publisher'))
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ topic, body, resolve, reject })
+      if (!this.#pumping) void this.#pump()
+    })
+  }
+
+  async #pump(): Promise<void> {
+    this.#pumping = true
+    while (this.#head < this.#queue.length) {
+      const item = this.#queue[this.#head] as PendingSend
+      this.#queue[this.#head++] = undefined
+      try {
+        await this.#sendOne(item.topic, item.body)
+        item.resolve()
+      } catch (err) {
+        item.reject(err)
+      }
+    }
+    this.#queue = []
+    this.#head = 0
+    this.#pumping = false
+    this.#onDrained?.()
+  }
+
+  async #sendOne(topic: string, body: Buffer | string): Promise<void> {
+    let delay = 1
+    for (;;) {
+      if (this.#socket.closed) throw new ClosedError('ZmqTransport publisher')
+      try {
+        await this.#socket.send([topic, body])
+        return
+      } catch (err) {
+        if (this.#socket.closed) throw new ClosedError('ZmqTransport publisher')
+        if (!(this.#noDrop && codeOf(err) === 'EAGAIN')) {
+          throw new TransportError(`cannot send on ${this.endpoints.join(', ')}: ${reasonOf(err)}`, { cause: err })
+        }
+      }
+      await new Promise<void>((resolve) => {
+        this.#retryWake = resolve
+        this.#retryTimer = setTimeout(resolve, delay)
+      })
+      this.#retryTimer = undefined
+      this.#retryWake = undefined
+      delay = Math.min(delay * 2, NO_DROP_RETRY_MAX_MS)
+    }
+  }
+
+  /**
+   * Stops accepting sends (they reject with `ClosedError`), waits up to the
+   * linger time for queued sends to reach the socket (only `noDrop` can make
+   * that take long), rejects the rest with `ClosedError`, then closes the
+   * socket; libzmq keeps sending what it holds for the linger time.
+   * Idempotent: later calls return the same promise. Never rejects.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    this.#waiters.close()
+    if (this.#pumping) {
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        this.#onDrained = resolve
+        if (this.#lingerMs >= 0) timer = setTimeout(resolve, this.#lingerMs)
+      })
+      clearTimeout(timer)
+    }
+    this.#socket.close()
+    if (this.#pumping) {
+      clearTimeout(this.#retryTimer)
+      const drained = new Promise<void>((resolve) => {
+        this.#onDrained = resolve
+      })
+      this.#retryWake?.()
+      await drained
+    }
+    this.#onDrained = undefined
+    await this.#watching
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+
+class ZmqSubSocket implements SubSocket {
+  readonly #socket: Subscriber
+  readonly #maxMessageBytes: number
+  readonly #onDrop: DropListener | undefined
+  #iterating = false
+  #closing: Promise<void> | undefined
+  #inflight: Promise<IteratorResult<RawMessage, undefined>> | undefined
+
+  constructor(socket: Subscriber, maxMessageBytes: number, onDrop: DropListener | undefined) {
+    this.#socket = socket
+    this.#maxMessageBytes = maxMessageBytes
+    this.#onDrop = onDrop
+  }
+
+  /** Adds a topic prefix ('' = everything). Throws `ClosedError` after `close()`. */
+  subscribe(prefix: string): void {
+    if (this.#closing !== undefined) throw new ClosedError('ZmqTransport subscriber')
+    this.#socket.subscribe(prefix)
+  }
+
+  /**
+   * Returns the message iterator. Throws {@link TransportError} if another
+   * iterator is active; `return()` (e.g. `break` in `for await`) releases it
+   * without closing the socket. `next()` resolves with the next well-formed
+   * message, or `done` once `close()` was called; it rejects only with an
+   * exception thrown by the `onDrop` listener or an unexpected socket error
+   * (`TransportError`). Concurrent `next()` calls are served in order.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<RawMessage, undefined> {
+    if (this.#iterating) throw new TransportError('ZmqTransport subscriber: only one iterator may be active')
+    this.#iterating = true
+    let finished = false
+    const read = (): Promise<IteratorResult<RawMessage, undefined>> => (finished ? Promise.resolve(DONE) : this.#read())
+    const clear = (): void => {
+      this.#inflight = undefined
+    }
+    return {
+      next: () => {
+        const previous = this.#inflight
+        const p = previous === undefined ? read() : previous.then(read, read)
+        this.#inflight = p
+        p.then(() => {
+          if (this.#inflight === p) clear()
+        }, clear)
+        return p
+      },
+      return: () => {
+        if (!finished) {
+          finished = true
+          this.#iterating = false
+        }
+        return Promise.resolve(DONE)
+      },
+    }
+  }
+
+  async #read(): Promise<IteratorResult<RawMessage, undefined>> {
+    for (;;) {
+      if (this.#closing !== undefined) return DONE
+      let frames: Buffer[]
+      try {
+        frames = await this.#socket.receive()
+      } catch (err) {
+        if (this.#socket.closed) return DONE
+        throw new TransportError(`ZmqTransport subscriber: receive failed: ${reasonOf(err)}`, { cause: err })
+      }
+      const result = validateFrames(frames, this.#maxMessageBytes)
+      if (typeof result !== 'string') return { done: false, value: result }
+      this.#onDrop?.(result)
+    }
+  }
+
+  /** Closes the socket; a pending `next()` resolves `done`. Idempotent: returns the same promise. */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#socket.close()
+      this.#closing = Promise.resolve()
+    }
+    return this.#closing
+  }
+}
+
+/**
+ * ZeroMQ PUB/SUB transport, wire-compatible with fedmsg: every message is two
+ * frames [topic UTF-8, body]. Publishers bind (`bind`) and/or connect
+ * (`connect`, e.g. to a relay); subscribers connect to every `subscribeTo`
+ * endpoint. Subscribers drop malformed messages (see {@link validateFrames}).
+ */
+export class ZmqTransport implements Transport {
+  readonly bind: readonly string[]
+  readonly connect: readonly string[]
+  readonly subscribeTo: readonly string[]
+  readonly noDrop: boolean
+  readonly socketOptions: ResolvedSocketOptions
+
+  /** Throws {@link ConfigError} for an invalid option. Opens nothing. */
+  constructor(options: ZmqTransportOptions) {
+    this.socketOptions = resolveSocketOptions(options)
+    this.bind = checkAddresses('bind', options.bind ?? [])
+    this.connect = checkAddresses('connect', options.connect ?? [])
+    this.subscribeTo = checkAddresses('subscribeTo', options.subscribeTo)
+    const noDrop = options.noDrop ?? DEFAULT_NO_DROP
+    if (typeof noDrop !== 'boolean') throw new ConfigError(`noDrop: expected a boolean, got ${typeof noDrop}`)
+    this.noDrop = noDrop
+  }
+
+  /**
+   * Opens a publisher (an XPUB socket: it sends exactly as PUB does, and also
+   * sees subscriptions, for `waitForSubscribers`), binds every `bind` address,
+   * then connects to every `connect` address. A publisher that connects to a
+   * relay sees the relay's subscription to everything once the connection is
+   * up.
+   *
+   * `waitForSubscribers` counts the XPUB's subscription messages (with
+   * ZMQ_XPUB_VERBOSER, so every subscriber's subscribe and unsubscribe is
+   * seen, including the unsubscribes libzmq generates when a connection
+   * ends): the count is subscriptions seen minus unsubscriptions seen. Limits:
+   * a subscriber that subscribes the same prefix twice counts twice but sends
+   * one unsubscribe (ZeroMQ's SUB side deduplicates those), leaving the count
+   * one too high; a subscriber whose host vanished without closing the
+   * connection counts until the connection is noticed dead (TCP keepalive).
+   * While open, the socket waits for subscription messages, which keeps the
+   * Node.js event loop alive: close it to let the process exit.
+   *
+   * Resolves with a socket whose `endpoints` are the real
+   * bound addresses followed by the connected ones. Rejects with
+   * {@link TransportError} naming the address that failed (the socket is
+   * closed), or when neither `bind` nor `connect` was given.
+   */
+  async openPublisher(): Promise<PubSocket> {
+    if (this.bind.length === 0 && this.connect.length === 0) {
+      throw new TransportError('ZmqTransport publisher: no bind or connect address configured')
+    }
+    const socket = new XPublisher()
+    try {
+      applySocketOptions(socket, this.socketOptions)
+      socket.noDrop = this.noDrop
+      socket.verbosity = 'allSubsUnsubs'
+      const bound = await bindAll(socket, this.bind)
+      connectAll(socket, this.connect)
+      return new ZmqPubSocket(socket, [...bound, ...this.connect], this.noDrop, this.socketOptions.lingerMs)
+    } catch (err) {
+      socket.close()
+      throw err
+    }
+  }
+
+  /**
+   * Opens a SUB socket connected to every `subscribeTo` endpoint and
+   * subscribed to `prefixes` (default `['']`). Rejects with
+   * {@link TransportError} for an address libzmq rejects. Like any ZeroMQ
+   * subscriber it misses what is published before its connection and
+   * subscription reach the publisher (the slow joiner).
+   */
+  async openSubscriber(options: SubscriberOptions = {}): Promise<SubSocket> {
+    const socket = new Subscriber()
+    try {
+      applySocketOptions(socket, this.socketOptions)
+      connectAll(socket, this.subscribeTo)
+      for (const prefix of options.prefixes ?? ['']) socket.subscribe(prefix)
+    } catch (err) {
+      socket.close()
+      throw err
+    }
+    return new ZmqSubSocket(socket, this.socketOptions.maxMessageBytes, options.onDrop)
+  }
+}

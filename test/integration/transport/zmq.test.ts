@@ -1,0 +1,225 @@
+import { Publisher } from 'zeromq'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ClosedError, ConfigError, TransportError } from '../../../src/errors.js'
+import type { Relay } from '../../../src/transport/relay.js'
+import { startRelay } from '../../../src/transport/relay.js'
+import type { PubSocket, RawMessage, SubSocket } from '../../../src/transport/transport.js'
+import type { ZmqTransportOptions } from '../../../src/transport/zmq.js'
+import { ZmqTransport } from '../../../src/transport/zmq.js'
+import { PROBE_PREFIX, removeIpcFiles, take, TRANSPORTS, waitForJoin } from './helpers.js'
+
+const cleanups: (() => Promise<void> | void)[] = []
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+  removeIpcFiles()
+})
+
+function track<T extends { close(): Promise<void> | void }>(closable: T): T {
+  cleanups.push(() => closable.close())
+  return closable
+}
+
+type Options = Omit<ZmqTransportOptions, 'bind' | 'subscribeTo'>
+
+/** A bound publisher, a subscriber connected to its real endpoint, and the slow joiner waited for. */
+async function connectedPair(
+  bindAddress: string,
+  options: Options = {},
+  prefixes: readonly string[] = [''],
+): Promise<{ pub: PubSocket; sub: SubSocket; it: AsyncIterator<RawMessage, undefined> }> {
+  const pub = track(await new ZmqTransport({ ...options, bind: [bindAddress], subscribeTo: [] }).openPublisher())
+  const sub = track(
+    await new ZmqTransport({ ...options, subscribeTo: pub.endpoints }).openSubscriber({
+      prefixes: [...prefixes, PROBE_PREFIX],
+    }),
+  )
+  const it = sub[Symbol.asyncIterator]()
+  await waitForJoin((t, b) => pub.send(t, b), it)
+  return { pub, sub, it }
+}
+
+describe.each(TRANSPORTS)('ZmqTransport over $name', ({ name, bindAddress }) => {
+  it('reports the real bound endpoint', async () => {
+    const pub = track(await new ZmqTransport({ bind: [bindAddress()], subscribeTo: [] }).openPublisher())
+    expect(pub.endpoints).toHaveLength(1)
+    if (name === 'tcp') expect(pub.endpoints[0]).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/)
+    else expect(pub.endpoints[0]).toMatch(/^ipc:\/\/.+\.sock$/)
+  })
+
+  it('delivers 1,000 messages in order, byte for byte', async () => {
+    const { pub, it: messages } = await connectedPair(bindAddress())
+    const sent = Array.from({ length: 1000 }, (_, i) => ({
+      topic: `org.fedoraproject.dev.test.n${i}`,
+      body: Buffer.from(JSON.stringify({ i, text: 'é€😀 "quoted" \\ slash/', pad: 'x'.repeat(i % 97) })),
+    }))
+    for (const m of sent) await pub.send(m.topic, m.body)
+    const got = await take(messages, sent.length)
+    expect(got.map((m) => m.topic)).toEqual(sent.map((m) => m.topic))
+    got.forEach((m, i) => expect(m.body.equals(sent[i]!.body)).toBe(true))
+  })
+
+  it('filters by topic prefix, including a prefix added later', async () => {
+    const { pub, sub, it: messages } = await connectedPair(bindAddress(), {}, ['org.a.'])
+    for (const topic of ['org.a.one', 'org.b.one', 'org.ab', 'org.a.two', 'org.a.end']) await pub.send(topic, '{}')
+    expect((await take(messages, 3)).map((m) => m.topic)).toEqual(['org.a.one', 'org.a.two', 'org.a.end'])
+    sub.subscribe('org.b.')
+    // The new subscription reaches the publisher asynchronously: probe under it until one arrives.
+    await waitForJoin((t, b) => pub.send(t, b), messages, 'org.b.__probe')
+    for (const topic of ['org.b.two', 'org.c.one', 'org.a.three']) await pub.send(topic, '{}')
+    expect((await take(messages, 2)).map((m) => m.topic)).toEqual(['org.b.two', 'org.a.three'])
+  })
+
+  it('delivers a 20,000-message burst completely with the default high-water mark', async () => {
+    const { pub, it: messages } = await connectedPair(bindAddress())
+    const n = 20_000
+    const body = Buffer.alloc(500, 'b')
+    // The whole burst is queued before the subscriber reads anything: with libzmq's default
+    // high-water mark (1000) about half of it is dropped here.
+    await Promise.all(Array.from({ length: n }, (_, i) => pub.send(`burst.${i}`, body)))
+    const got = await take(messages, n)
+    expect(got.length).toBe(n)
+    expect(got.every((m, i) => m.topic === `burst.${i}` && m.body.equals(body))).toBe(true)
+  })
+
+  it('close() is idempotent, ends iteration, and later sends reject with ClosedError', async () => {
+    const { pub, sub, it: messages } = await connectedPair(bindAddress())
+    const pending = messages.next()
+    const first = sub.close()
+    expect(sub.close()).toBe(first)
+    await first
+    await expect(pending).resolves.toEqual({ done: true, value: undefined })
+    await expect(messages.next()).resolves.toEqual({ done: true, value: undefined })
+    const closing = pub.close()
+    expect(pub.close()).toBe(closing)
+    await closing
+    await expect(pub.send('t', 'b')).rejects.toBeInstanceOf(ClosedError)
+    expect(() => sub.subscribe('x')).toThrow(ClosedError)
+  })
+})
+
+describe('ZmqTransport', () => {
+  it('names the address and the reason when a bind fails', async () => {
+    const first = track(await new ZmqTransport({ bind: ['tcp://127.0.0.1:*'], subscribeTo: [] }).openPublisher())
+    const address = first.endpoints[0]!
+    const second = new ZmqTransport({ bind: [address], subscribeTo: [] }).openPublisher()
+    await expect(second).rejects.toBeInstanceOf(TransportError)
+    await expect(second).rejects.toThrow(`cannot bind ${address}: Address already in use`)
+  })
+
+  it('rejects a publisher with nowhere to send and an invalid address', async () => {
+    await expect(new ZmqTransport({ subscribeTo: [] }).openPublisher()).rejects.toBeInstanceOf(TransportError)
+    await expect(new ZmqTransport({ subscribeTo: ['nonsense'] }).openSubscriber()).rejects.toThrow(
+      'cannot connect nonsense: Invalid argument',
+    )
+  })
+
+  it('validates options with "expected X, got Y" messages', () => {
+    expect(() => new ZmqTransport({ subscribeTo: [], highWaterMark: -1 })).toThrow(ConfigError)
+    expect(() => new ZmqTransport({ subscribeTo: [], maxMessageBytes: 1.5 })).toThrow(
+      'maxMessageBytes: expected an integer >= 1, got 1.5',
+    )
+    expect(() => new ZmqTransport({ subscribeTo: 'tcp://x:1' as unknown as string[] })).toThrow(ConfigError)
+  })
+
+  it('noDrop with a small high-water mark waits instead of dropping', async () => {
+    const { pub, it: messages } = await connectedPair('tcp://127.0.0.1:*', { highWaterMark: 10, noDrop: true })
+    const n = 5000
+    const body = Buffer.alloc(2000, 'n')
+    const sending = Promise.all(Array.from({ length: n }, (_, i) => pub.send(`nodrop.${i}`, body)))
+    const got = await take(messages, n)
+    await sending
+    expect(got.every((m, i) => m.topic === `nodrop.${i}`)).toBe(true)
+  })
+
+  it('noDrop: close() of a publisher blocked by a stuck subscriber finishes within the linger time', async () => {
+    // The subscriber never reads after joining, so its queues and the kernel buffers fill up.
+    const { pub } = await connectedPair('tcp://127.0.0.1:*', { highWaterMark: 1, noDrop: true, lingerMs: 200 })
+    const body = Buffer.alloc(256 * 1024, 's')
+    const results = Array.from({ length: 400 }, (_, i) =>
+      pub.send(`stuck.${i}`, body).then(
+        () => 'sent',
+        (err: unknown) => err,
+      ),
+    )
+    await new Promise((r) => setTimeout(r, 100))
+    const started = Date.now()
+    await pub.close()
+    expect(Date.now() - started).toBeLessThan(2000)
+    const outcomes = await Promise.all(results)
+    const rejected = outcomes.filter((o) => o !== 'sent')
+    expect(rejected.length).toBeGreaterThan(0)
+    expect(rejected.every((o) => o instanceof ClosedError)).toBe(true)
+  })
+})
+
+describe('relay', () => {
+  async function relayed(options: { onDrop?: (reason: string) => void } = {}): Promise<{
+    relay: Relay
+    pub: PubSocket
+    it: AsyncIterator<RawMessage, undefined>
+  }> {
+    const relay = track(
+      await startRelay({ inbound: ['tcp://127.0.0.1:*'], outbound: ['tcp://127.0.0.1:*'], maxMessageBytes: 4096, ...options }),
+    )
+    expect(relay.endpoints.inbound[0]).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/)
+    expect(relay.endpoints.outbound[0]).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/)
+    const pub = track(await new ZmqTransport({ connect: relay.endpoints.inbound, subscribeTo: [] }).openPublisher())
+    const sub = track(await new ZmqTransport({ subscribeTo: relay.endpoints.outbound }).openSubscriber())
+    const it = sub[Symbol.asyncIterator]()
+    // Slow joiner on both hops: the publisher -> relay connection and relay -> subscriber.
+    await waitForJoin((t, b) => pub.send(t, b), it)
+    return { relay, pub, it }
+  }
+
+  it('passes messages from a connecting publisher through byte for byte', async () => {
+    const { relay, pub, it: messages } = await relayed()
+    const bodies = [
+      Buffer.from('{"b": 1,  "a" : [1.0, -0.0, 1e+16], "s": "\\u00e9"}'),
+      Buffer.from('{"z":"é€😀","y":12345678901234567890123}'),
+      Buffer.from(''),
+    ]
+    const before = relay.forwarded
+    for (const body of bodies) await pub.send('org.fedoraproject.dev.relay.t', body)
+    const got = await take(messages, bodies.length)
+    got.forEach((m, i) => {
+      expect(m.topic).toBe('org.fedoraproject.dev.relay.t')
+      expect(m.body.equals(bodies[i]!)).toBe(true)
+    })
+    expect(relay.forwarded - before).toBe(bodies.length)
+  })
+
+  it('drops and counts what a Python subscriber would choke on', async () => {
+    const drops: string[] = []
+    const { relay, it: messages } = await relayed({ onDrop: (r) => drops.push(r) })
+    const raw = new Publisher({ linger: 0 })
+    cleanups.push(() => raw.close())
+    raw.connect(relay.endpoints.inbound[0]!)
+    await waitForJoin((t, b) => raw.send([t, b]), messages)
+    await raw.send(['one frame'])
+    await raw.send(['a', 'b', 'c'])
+    await raw.send(['t', Buffer.from([0xc3, 0x28])])
+    await raw.send(['t', Buffer.alloc(5000, 'x')])
+    await raw.send(['good', 'ok'])
+    const [good] = await take(messages, 1)
+    expect(good?.topic).toBe('good')
+    expect(drops).toEqual(['frame_count', 'frame_count', 'not_utf8', 'too_large'])
+    expect(relay.dropped).toEqual({ frame_count: 2, not_utf8: 1, too_large: 1 })
+  })
+
+  it('close() is idempotent and resolves closed with undefined', async () => {
+    const relay = await startRelay({ inbound: ['tcp://127.0.0.1:*'], outbound: ['tcp://127.0.0.1:*'] })
+    const closing = relay.close()
+    expect(relay.close()).toBe(closing)
+    await closing
+    await expect(relay.closed).resolves.toBeUndefined()
+  })
+
+  it('fails to start, leaving nothing open, when an address is taken', async () => {
+    const first = track(await startRelay({ inbound: ['tcp://127.0.0.1:*'], outbound: ['tcp://127.0.0.1:*'] }))
+    const taken = first.endpoints.outbound[0]!
+    await expect(startRelay({ inbound: ['tcp://127.0.0.1:*'], outbound: [taken] })).rejects.toThrow(
+      `cannot bind ${taken}: Address already in use`,
+    )
+  })
+})

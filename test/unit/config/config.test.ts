@@ -1,0 +1,95 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { defaultConfig, loadConfig, nearest, parseConfig } from '../../../src/config/config.js'
+import { ConfigError } from '../../../src/errors.js'
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_TOPIC_PREFIX } from '../../../src/config/defaults.js'
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'gilmsg-config-'))
+}
+
+describe('parseConfig', () => {
+  it('fills every default', () => {
+    const c = parseConfig({})
+    expect(c.topic_prefix).toBe(DEFAULT_TOPIC_PREFIX)
+    expect(c.high_water_mark).toBe(DEFAULT_HIGH_WATER_MARK)
+    expect(c.crypto_backend).toBe('x509')
+    expect(c.crypto_validate_backends).toEqual(['x509', 'x509_sha256'])
+  })
+
+  it('accepts fedmsg key names', () => {
+    const c = parseConfig({
+      endpoints: { 'pub.host': ['tcp://127.0.0.1:9940'], relay_outbound: 'tcp://127.0.0.1:9941' },
+      relay_inbound: 'tcp://127.0.0.1:9942',
+      active: true,
+      routing_policy: { 'org.fedoraproject.dev.x.y': ['a', 'b'] },
+      routing_nitpicky: true,
+      high_water_mark: 10,
+      zmq_linger: 0,
+    })
+    expect(c.endpoints['relay_outbound']).toEqual(['tcp://127.0.0.1:9941'])
+    expect(c.relay_inbound).toEqual(['tcp://127.0.0.1:9942'])
+    expect(c.routing_policy['org.fedoraproject.dev.x.y']).toEqual(['a', 'b'])
+  })
+
+  it('names the nearest valid key for an unknown one', () => {
+    expect(() => parseConfig({ endpionts: {} }, 'f.json')).toThrow(/unknown key "endpionts" \(did you mean "endpoints"\?\)/)
+    expect(() => parseConfig({ zzzzzzzzzz: 1 })).toThrow(ConfigError)
+    expect(() => parseConfig({ zzzzzzzzzz: 1 })).not.toThrow(/did you mean/)
+  })
+
+  it('says what was expected and what was given', () => {
+    expect(() => parseConfig({ high_water_mark: '10' })).toThrow(/"high_water_mark": expected an integer >= 0, got string "10"/)
+    expect(() => parseConfig({ active: 'yes' })).toThrow(/"active": expected true or false, got string "yes"/)
+    expect(() => parseConfig({ crypto_backend: 'gpg' })).toThrow(/expected one of "x509", "x509_sha256", got string "gpg"/)
+    expect(() => parseConfig({ endpoints: { a: 'localhost:99' } })).toThrow(/"endpoints.a": expected a ZeroMQ address/)
+  })
+
+  it('refuses a URL where a certificate or CRL file is expected', () => {
+    expect(() => parseConfig({ ca_cert_location: 'https://example.invalid/ca.crt' })).toThrow(/is a URL/)
+    expect(() => parseConfig({ crl_location: 'http://example.invalid/crl.pem' })).toThrow(/is a URL/)
+  })
+
+  it('resolves relative paths against the config file directory', () => {
+    const c = parseConfig({ ssldir: 'pki', ca_cert_location: 'pki/ca.crt' }, 'x', '/etc/gilmsg')
+    expect(c.ssldir).toBe('/etc/gilmsg/pki')
+    expect(c.ca_cert_location).toBe('/etc/gilmsg/pki/ca.crt')
+  })
+})
+
+describe('loadConfig', () => {
+  it('prefers --config, then GILMSG_CONFIG, then ./gilmsg.json, then defaults', () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'a.json'), JSON.stringify({ environment: 'a' }))
+    writeFileSync(join(dir, 'b.json'), JSON.stringify({ environment: 'b' }))
+    writeFileSync(join(dir, 'gilmsg.json'), JSON.stringify({ environment: 'cwd' }))
+    expect(loadConfig({ file: 'a.json', env: { GILMSG_CONFIG: 'b.json' }, cwd: dir }).environment).toBe('a')
+    expect(loadConfig({ env: { GILMSG_CONFIG: join(dir, 'b.json') }, cwd: dir }).environment).toBe('b')
+    expect(loadConfig({ env: {}, cwd: dir }).environment).toBe('cwd')
+    expect(loadConfig({ env: {}, cwd: tempDir() })).toEqual(defaultConfig())
+  })
+
+  it('names the file it cannot read or parse', () => {
+    const dir = tempDir()
+    expect(() => loadConfig({ file: join(dir, 'missing.json') })).toThrow(/cannot read config file .*missing\.json/)
+    writeFileSync(join(dir, 'bad.json'), '{nope')
+    expect(() => loadConfig({ file: join(dir, 'bad.json') })).toThrow(/bad\.json is not valid JSON/)
+    writeFileSync(join(dir, 'list.json'), '[]')
+    expect(() => loadConfig({ file: join(dir, 'list.json') })).toThrow(/expected a JSON object/)
+  })
+
+  it('applies overrides on top of the file', () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'gilmsg.json'), JSON.stringify({ validate_signatures: true }))
+    expect(loadConfig({ cwd: dir, env: {}, overrides: { validate_signatures: false } }).validate_signatures).toBe(false)
+  })
+})
+
+describe('nearest', () => {
+  it('finds typos, not unrelated words', () => {
+    expect(nearest('ssl_dir', ['ssldir', 'name'])).toBe('ssldir')
+    expect(nearest('completely_different', ['ssldir', 'name'])).toBeUndefined()
+  })
+})

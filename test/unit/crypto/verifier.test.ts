@@ -1,0 +1,349 @@
+import { createHash } from 'node:crypto'
+import { readFile, rm } from 'node:fs/promises'
+import fc from 'fast-check'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createTestPki, renewCrl, revokeCert } from '../../../src/crypto/certs.js'
+import type { TestPki } from '../../../src/crypto/certs.js'
+import { certificateField, pemToDer, wrapBase64 } from '../../../src/crypto/pem.js'
+import { createSigner } from '../../../src/crypto/signer.js'
+import { CryptoMode, InvalidReason } from '../../../src/crypto/types.js'
+import type { CryptoMode as Mode, SignedFields, Signer, VerifyResult } from '../../../src/crypto/types.js'
+import { createVerifier } from '../../../src/crypto/verifier.js'
+import type { VerifierOptions } from '../../../src/crypto/verifier.js'
+import { CertificateError, ConfigError } from '../../../src/errors.js'
+import { DAY, daysFromNow, signedFields, tempDir } from './helpers.js'
+
+const canonical = Buffer.from('{"crypto":"x509","i":1,"msg":{"a":1},"topic":"org.example.dev.test"}')
+
+let main: TestPki
+let other: TestPki
+let futureCa: TestPki
+let expiredCa: TestPki
+let revocation: TestPki
+const dirs: string[] = []
+
+beforeAll(async () => {
+  const [d1, d2, d3, d4, d5] = await Promise.all(['main', 'other', 'future-ca', 'expired-ca', 'crl'].map((p) => tempDir(`verifier-${p}`)))
+  dirs.push(d1 as string, d2 as string, d3 as string, d4 as string, d5 as string)
+  ;[main, other, futureCa, expiredCa, revocation] = await Promise.all([
+    createTestPki(d1 as string, [
+      { name: 'alice' },
+      { name: 'bob', key: 'ec' },
+      { name: 'carol', key: 'ed25519' },
+      { name: 'old', key: 'ec', notBefore: daysFromNow(-10), notAfter: daysFromNow(-1) },
+      { name: 'future', key: 'ec', notBefore: daysFromNow(1), notAfter: daysFromNow(10) },
+    ]),
+    createTestPki(d2 as string, [{ name: 'alice' }], { cn: 'gilmsg CA' }),
+    createTestPki(d3 as string, [{ name: 'dave', key: 'ec' }], { notBefore: daysFromNow(1), notAfter: daysFromNow(100) }),
+    createTestPki(d4 as string, [{ name: 'erin', key: 'ec' }], { notBefore: daysFromNow(-100), notAfter: daysFromNow(-1) }),
+    createTestPki(d5 as string, [{ name: 'alice', key: 'ec' }, { name: 'mallory', key: 'ec' }, { name: 'longlived', key: 'ec', days: 1000 }]),
+  ])
+})
+
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
+})
+
+function signer(pki: TestPki, name: string, mode: Mode = CryptoMode.X509Sha256): Signer {
+  const leaf = pki.leaf(name)
+  return createSigner({ mode, keyPem: leaf.keyPem, certPem: leaf.certPem })
+}
+
+function verifierFor(pki: TestPki, opts: Omit<VerifierOptions, 'caPem'> = {}) {
+  return createVerifier({ caPem: pki.caPem, ...opts })
+}
+
+function expectFailure(result: VerifyResult, reason: InvalidReason, detail?: RegExp): void {
+  expect(result.ok).toBe(false)
+  if (result.ok) return
+  expect(result.reason).toBe(reason)
+  if (detail !== undefined) expect(result.detail).toMatch(detail)
+}
+
+describe('verify: ok', () => {
+  it.each([
+    ['alice', CryptoMode.X509],
+    ['alice', CryptoMode.X509Sha256],
+    ['bob', CryptoMode.X509Sha256],
+    ['carol', CryptoMode.X509Sha256],
+  ] as const)('%s with %s returns the CN and the certificate fingerprint', (name, mode) => {
+    const result = verifierFor(main).verify(signedFields(signer(main, name, mode), canonical))
+    const fingerprint = createHash('sha256').update(pemToDer(main.leaf(name).certPem, 'CERTIFICATE')).digest('hex')
+    expect(result).toEqual({ ok: true, cn: name, fingerprint })
+  })
+
+  it('accepts a certificate field wrapped differently (validators ignore line breaks)', () => {
+    const fields = signedFields(signer(main, 'alice'), canonical)
+    const rewrapped = { ...fields, certificate: (fields.certificate as string).replaceAll('\n', '') }
+    expect(verifierFor(main).verify(rewrapped).ok).toBe(true)
+  })
+})
+
+describe('verify: bad_signature', () => {
+  it('rejects tampered canonical bytes', () => {
+    const fields = signedFields(signer(main, 'alice', CryptoMode.X509), canonical)
+    const tampered = Buffer.from(canonical)
+    tampered[10] = (tampered[10] as number) ^ 0x01
+    expectFailure(verifierFor(main).verify({ ...fields, canonical: tampered }), InvalidReason.BadSignature, /alice/)
+  })
+
+  it('rejects a signature made by another key under the same CN', () => {
+    const fields = signedFields(signer(main, 'alice'), canonical)
+    const forged = signer(other, 'alice').sign(canonical)
+    expectFailure(verifierFor(main).verify({ ...fields, signature: forged }), InvalidReason.BadSignature)
+  })
+
+  it('rejects a signature made in the other mode', () => {
+    const fields = signedFields(signer(main, 'alice', CryptoMode.X509), canonical)
+    expectFailure(verifierFor(main).verify({ ...fields, crypto: CryptoMode.X509Sha256 }), InvalidReason.BadSignature)
+  })
+
+  it.each(['bob', 'carol'])('rejects junk signature bytes for %s', (name) => {
+    const fields = signedFields(signer(main, name), canonical)
+    expectFailure(verifierFor(main).verify({ ...fields, signature: wrapBase64(Buffer.from('0123456789')) }), InvalidReason.BadSignature)
+  })
+})
+
+describe('verify: chain', () => {
+  it('rejects a certificate from another CA with the same CN (unknown_ca)', () => {
+    const fields = signedFields(signer(other, 'alice', CryptoMode.X509), canonical)
+    expectFailure(verifierFor(main).verify(fields), InvalidReason.UnknownCa)
+    expect(verifierFor(other).verify(fields).ok).toBe(true)
+  })
+
+  it('rejects the CA certificate itself as a signer', () => {
+    const fields = signedFields(signer(main, 'alice'), canonical)
+    expectFailure(verifierFor(main).verify({ ...fields, certificate: certificateField(other.caPem) }), InvalidReason.UnknownCa)
+  })
+
+  it('rejects an expired certificate', () => {
+    expectFailure(verifierFor(main).verify(signedFields(signer(main, 'old'), canonical)), InvalidReason.Expired, /old expired/)
+  })
+
+  it('rejects a certificate that is not yet valid', () => {
+    expectFailure(verifierFor(main).verify(signedFields(signer(main, 'future'), canonical)), InvalidReason.NotYetValid, /future/)
+  })
+
+  it('rejects everything while the CA is not yet valid', () => {
+    expectFailure(verifierFor(futureCa).verify(signedFields(signer(futureCa, 'dave'), canonical)), InvalidReason.NotYetValid, /CA certificate/)
+  })
+
+  it('rejects everything once the CA has expired', () => {
+    expectFailure(verifierFor(expiredCa).verify(signedFields(signer(expiredCa, 'erin'), canonical)), InvalidReason.Expired, /CA certificate/)
+  })
+
+  it('re-checks validity against the clock on cache hits', () => {
+    let now = Date.now()
+    const verifier = verifierFor(main, { clock: () => now })
+    const fields = signedFields(signer(main, 'alice'), canonical)
+    expect(verifier.verify(fields).ok).toBe(true)
+    now += 400 * DAY
+    expectFailure(verifier.verify(fields), InvalidReason.Expired, /alice expired/)
+    now = Date.now() - 10 * DAY
+    expectFailure(verifier.verify(fields), InvalidReason.NotYetValid)
+    now = Date.now()
+    expect(verifier.verify(fields).ok).toBe(true)
+    expect(verifier.cacheStats).toMatchObject({ misses: 1, hits: 3, size: 1 })
+  })
+})
+
+describe('verify: CRL', () => {
+  it('reports revoked after revokeCert + reloadCrl, even for a cached certificate', async () => {
+    const verifier = verifierFor(revocation, { crlPem: revocation.crlPem })
+    const mallory = signedFields(signer(revocation, 'mallory'), canonical)
+    const alice = signedFields(signer(revocation, 'alice'), canonical)
+    expect(verifier.verify(mallory).ok).toBe(true)
+    expect(verifier.verify(alice).ok).toBe(true)
+    expect(verifier.cacheStats.size).toBe(2)
+
+    const res = await revokeCert(revocation.dir, 'mallory')
+    expect(res.serial).toBe(revocation.leaf('mallory').serial)
+    expect(verifier.verify(mallory).ok).toBe(true)
+
+    verifier.reloadCrl(await readFile(revocation.crlPath, 'utf8'))
+    expect(verifier.cacheStats.size).toBe(0)
+    expectFailure(verifier.verify(mallory), InvalidReason.Revoked, /mallory/)
+    expect(verifier.verify(alice).ok).toBe(true)
+
+    const fresh = verifierFor(revocation, { crlPem: await readFile(revocation.crlPath, 'utf8') })
+    expectFailure(fresh.verify(mallory), InvalidReason.Revoked)
+
+    verifier.reloadCrl(undefined)
+    expect(verifier.verify(mallory).ok).toBe(true)
+  })
+
+  it('fails everything once the CRL has expired (clock past nextUpdate)', () => {
+    let now = Date.now()
+    const verifier = verifierFor(revocation, { crlPem: revocation.crlPem, clock: () => now })
+    const fields = signedFields(signer(revocation, 'longlived'), canonical)
+    expect(verifier.verify(fields).ok).toBe(true)
+    now += 366 * DAY
+    expectFailure(verifier.verify(fields), InvalidReason.Expired, /CRL expired/)
+  })
+
+  it('fails everything with a CRL whose nextUpdate has passed, and with one not yet valid', async () => {
+    const fields = signedFields(signer(revocation, 'longlived'), canonical)
+    await renewCrl(revocation.dir, { thisUpdate: daysFromNow(-10), nextUpdate: daysFromNow(-1) })
+    const expired = await readFile(revocation.crlPath, 'utf8')
+    expectFailure(verifierFor(revocation, { crlPem: expired }).verify(fields), InvalidReason.Expired, /CRL expired/)
+
+    await renewCrl(revocation.dir, { thisUpdate: daysFromNow(1) })
+    const early = await readFile(revocation.crlPath, 'utf8')
+    expectFailure(verifierFor(revocation, { crlPem: early }).verify(fields), InvalidReason.NotYetValid, /CRL/)
+
+    await renewCrl(revocation.dir)
+    expect(verifierFor(revocation, { crlPem: await readFile(revocation.crlPath, 'utf8') }).verify(fields).ok).toBe(true)
+  })
+
+  it('refuses a CRL not signed by the CA, at creation and on reload (keeping the old CRL)', () => {
+    expect(() => verifierFor(main, { crlPem: other.crlPem })).toThrow(CertificateError)
+    expect(() => verifierFor(main, { crlPem: 'garbage' })).toThrow(CertificateError)
+    const verifier = verifierFor(main, { crlPem: main.crlPem })
+    expect(() => verifier.reloadCrl(other.crlPem)).toThrow(CertificateError)
+    expect(verifier.verify(signedFields(signer(main, 'alice'), canonical)).ok).toBe(true)
+  })
+})
+
+describe('verify: routing policy', () => {
+  const topic = 'org.example.dev.alice.only'
+  const policy = { [topic]: ['alice'] }
+
+  it('allows listed CNs and denies others on a policy topic', () => {
+    const verifier = verifierFor(main, { routingPolicy: policy })
+    expect(verifier.verify(signedFields(signer(main, 'alice'), canonical, topic)).ok).toBe(true)
+    expectFailure(verifier.verify(signedFields(signer(main, 'bob'), canonical, topic)), InvalidReason.PolicyDenied, /bob/)
+  })
+
+  it('lets other topics pass unless routingNitpicky', () => {
+    const bob = signedFields(signer(main, 'bob'), canonical, 'org.example.dev.other')
+    expect(verifierFor(main, { routingPolicy: policy }).verify(bob).ok).toBe(true)
+    expectFailure(verifierFor(main, { routingPolicy: policy, routingNitpicky: true }).verify(bob), InvalidReason.PolicyDenied, /routing_nitpicky/)
+  })
+
+  it('does not treat inherited object keys as policy topics', () => {
+    const verifier = verifierFor(main, { routingPolicy: policy })
+    for (const t of ['constructor', '__proto__', 'toString']) {
+      expect(verifier.verify(signedFields(signer(main, 'bob'), canonical, t)).ok).toBe(true)
+    }
+  })
+
+  it('signedBy replaces the policy with {topic: [signedBy]}, nitpicky', () => {
+    const verifier = verifierFor(main, { routingPolicy: policy })
+    const bob = signedFields(signer(main, 'bob'), canonical, topic)
+    expect(verifier.verify(bob, { signedBy: 'bob' }).ok).toBe(true)
+    expectFailure(verifier.verify(bob, { signedBy: 'alice' }), InvalidReason.PolicyDenied, /expected "alice"/)
+    const elsewhere = signedFields(signer(main, 'bob'), canonical, 'org.example.dev.other')
+    expectFailure(verifierFor(main).verify(elsewhere, { signedBy: 'carol' }), InvalidReason.PolicyDenied)
+  })
+})
+
+describe('verify: unsupported_crypto and malformed', () => {
+  const good = (): SignedFields => signedFields(signer(main, 'alice', CryptoMode.X509), canonical)
+
+  it.each(['gpg', 'x509_sha512', '', 'X509'])('rejects crypto %j as unsupported_crypto', (crypto) => {
+    expectFailure(verifierFor(main).verify({ ...good(), crypto }), InvalidReason.UnsupportedCrypto)
+  })
+
+  it('honours acceptModes', () => {
+    const sha256 = signedFields(signer(main, 'alice'), canonical)
+    expectFailure(verifierFor(main, { acceptModes: [CryptoMode.X509] }).verify(sha256), InvalidReason.UnsupportedCrypto)
+    expect(verifierFor(main, { acceptModes: [CryptoMode.X509] }).verify(good()).ok).toBe(true)
+  })
+
+  it('reports an EC certificate under crypto x509 as unsupported_crypto', () => {
+    const bob = signedFields(signer(main, 'bob'), canonical)
+    expectFailure(verifierFor(main).verify({ ...bob, crypto: CryptoMode.X509 }), InvalidReason.UnsupportedCrypto, /needs an RSA key/)
+  })
+
+  it.each([
+    ['non-string crypto', { crypto: 42 }],
+    ['null crypto', { crypto: null }],
+    ['numeric signature', { signature: 123 }],
+    ['object certificate', { certificate: {} }],
+    ['missing certificate', { certificate: undefined }],
+    ['garbage signature base64', { signature: '!!!not base64!!!' }],
+    ['empty signature', { signature: '' }],
+    ['garbage certificate base64', { certificate: 'abc' }],
+    ['certificate that is not PEM', { certificate: wrapBase64(Buffer.from('hello world')) }],
+    ['certificate PEM with junk DER', { certificate: certificateField('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n') }],
+    ['certificate that is not UTF-8', { certificate: wrapBase64(Buffer.from([0xff, 0xfe])) }],
+    ['canonical that is not a Buffer', { canonical: 'text' }],
+  ] as const)('%s is malformed', (_label, patch) => {
+    expectFailure(verifierFor(main).verify({ ...good(), ...patch } as unknown as SignedFields), InvalidReason.Malformed)
+  })
+
+  it('never throws, whatever the fields hold', () => {
+    const verifier = verifierFor(main, { routingPolicy: { t: ['alice'] }, routingNitpicky: true })
+    const valid = good()
+    const anything = fc.oneof(
+      fc.anything(),
+      fc.string(),
+      fc.constantFrom<unknown>(valid.signature, valid.certificate, CryptoMode.X509, CryptoMode.X509Sha256, Buffer.alloc(0)),
+      fc.uint8Array({ maxLength: 300 }).map((b) => wrapBase64(Buffer.from(b))),
+      fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+    )
+    fc.assert(
+      fc.property(anything, anything, anything, anything, anything, fc.option(fc.string(), { nil: undefined }), (crypto, topic, c, signature, certificate, signedBy) => {
+        const fields = { crypto, topic, canonical: c, signature, certificate } as unknown as SignedFields
+        const result = verifier.verify(fields, signedBy === undefined ? {} : { signedBy })
+        expect(result.ok).toBe(false)
+      }),
+      { numRuns: 300 },
+    )
+    for (const junk of [null, undefined, 0, 'x', [], {}, { crypto: 'x509' }, new Proxy({}, { get: () => { throw new Error('boom') } })]) {
+      expectFailure(verifier.verify(junk as unknown as SignedFields), InvalidReason.Malformed)
+    }
+  })
+})
+
+describe('certificate cache', () => {
+  it('validates a certificate once and then hits', () => {
+    const verifier = verifierFor(main)
+    const s = signer(main, 'alice')
+    for (let i = 0; i < 5; i++) expect(verifier.verify(signedFields(s, Buffer.from(`{"i":${i}}`))).ok).toBe(true)
+    expect(verifier.cacheStats).toEqual({ size: 1, capacity: 1000, hits: 4, misses: 1 })
+  })
+
+  it('caches chain failures too', () => {
+    const verifier = verifierFor(main)
+    const fields = signedFields(signer(other, 'alice'), canonical)
+    expectFailure(verifier.verify(fields), InvalidReason.UnknownCa)
+    expectFailure(verifier.verify(fields), InvalidReason.UnknownCa)
+    expect(verifier.cacheStats).toMatchObject({ hits: 1, misses: 1 })
+  })
+
+  it('is bounded (LRU) and can be disabled', () => {
+    const verifier = verifierFor(main, { cacheSize: 2 })
+    const [a, b, c] = ['alice', 'bob', 'carol'].map((n) => signedFields(signer(main, n), canonical)) as [SignedFields, SignedFields, SignedFields]
+    for (const f of [a, b, a, c]) expect(verifier.verify(f).ok).toBe(true)
+    expect(verifier.cacheStats).toMatchObject({ size: 2, hits: 1, misses: 3 })
+    verifier.verify(a)
+    verifier.verify(b)
+    expect(verifier.cacheStats).toMatchObject({ hits: 2, misses: 4 })
+
+    const none = verifierFor(main, { cacheSize: 0 })
+    none.verify(a)
+    none.verify(a)
+    expect(none.cacheStats).toEqual({ size: 0, capacity: 0, hits: 0, misses: 2 })
+  })
+})
+
+describe('createVerifier options', () => {
+  it('rejects a CA that does not parse', () => {
+    expect(() => createVerifier({ caPem: 'nope' })).toThrow(CertificateError)
+  })
+
+  it('accepts a CA file with text around the PEM block', () => {
+    const verifier = createVerifier({ caPem: `Certificate:\n  Data: ...\n${main.caPem}` })
+    expect(verifier.verify(signedFields(signer(main, 'alice'), canonical)).ok).toBe(true)
+  })
+
+  it.each([
+    ['cacheSize -1', { cacheSize: -1 }],
+    ['cacheSize 1.5', { cacheSize: 1.5 }],
+    ['unknown mode', { acceptModes: ['gpg'] }],
+    ['policy not a list', { routingPolicy: { t: 'alice' } }],
+  ] as const)('rejects %s with ConfigError', (_label, opts) => {
+    expect(() => verifierFor(main, opts as unknown as VerifierOptions)).toThrow(ConfigError)
+  })
+})

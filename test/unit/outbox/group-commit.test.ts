@@ -1,0 +1,141 @@
+import { join } from 'node:path'
+import type Database from 'better-sqlite3'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { ClosedError, ErrorCode, GilmsgError } from '../../../src/errors.js'
+import { OutboxError } from '../../../src/outbox/errors.js'
+import { GroupCommit } from '../../../src/outbox/group-commit.js'
+import { openSqlite } from '../../../src/outbox/sqlite-common.js'
+import { tempDir } from './helpers.js'
+
+const tmp = tempDir('group-commit')
+afterAll(() => tmp.remove())
+
+let files = 0
+const open: Database.Database[] = []
+afterEach(() => {
+  for (const db of open.splice(0)) if (db.open) db.close()
+})
+
+function setup(maxOps = 512): { db: Database.Database; batch: GroupCommit; insert: (k: string) => void; count: () => number } {
+  files += 1
+  const { db } = openSqlite('outbox', join(tmp.dir, `${files}.db`), {}, [
+    { version: 1, up: (d) => d.exec('CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)') },
+  ])
+  open.push(db)
+  const ins = db.prepare('INSERT INTO kv (k, v) VALUES (?, 1)')
+  const cnt = db.prepare('SELECT COUNT(*) FROM kv').pluck()
+  return {
+    db,
+    batch: new GroupCommit(db, `outbox ${files}.db`, { maxOps, busyTimeoutMs: 10 }),
+    insert: (k) => void ins.run(k),
+    count: () => cnt.get() as number,
+  }
+}
+
+describe('GroupCommit', () => {
+  it('runs writes at once in one transaction and settles them after its commit', async () => {
+    const { db, batch, insert, count } = setup()
+    const settled: string[] = []
+    const a = batch.run(() => (insert('a'), 'A')).then((v) => settled.push(v))
+    const b = batch.run(() => (insert('b'), 'B')).then((v) => settled.push(v))
+    expect(count()).toBe(2)
+    expect(db.inTransaction).toBe(true)
+    await Promise.resolve()
+    expect(settled).toEqual([])
+    await Promise.all([a, b])
+    expect(settled).toEqual(['A', 'B'])
+    expect(db.inTransaction).toBe(false)
+    expect(batch.stats).toEqual({ commits: 1, ops: 2, failedBatches: 0, largestBatch: 2 })
+  })
+
+  it('a constraint error rolls back and rejects that write only', async () => {
+    const { batch, insert, count } = setup()
+    const results = await Promise.allSettled([batch.run(() => insert('a')), batch.run(() => insert('a')), batch.run(() => insert('b'))])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(((results[1] as PromiseRejectedResult).reason as { code: string }).code).toBe('SQLITE_CONSTRAINT_PRIMARYKEY')
+    expect(count()).toBe(2)
+    expect(batch.stats.commits).toBe(1)
+  })
+
+  it('a GilmsgError thrown before any change rejects that write only', async () => {
+    const { batch, insert, count } = setup()
+    const refused = new GilmsgError(ErrorCode.Usage, 'refused')
+    const results = await Promise.allSettled([
+      batch.run(() => insert('a')),
+      batch.run(() => {
+        throw refused
+      }),
+      batch.run(() => insert('b')),
+    ])
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(results[1]).toEqual({ status: 'rejected', reason: refused })
+    expect(count()).toBe(2)
+  })
+
+  it('a write that throws after changing rows fails the whole batch (nothing partial is committed)', async () => {
+    const { batch, insert, count } = setup()
+    const a = batch.run(() => insert('a'))
+    const half = batch.run(() => {
+      insert('b')
+      insert('a')
+    })
+    await expect(a).rejects.toThrow(/UNIQUE constraint failed.*; nothing in this batch was committed$/)
+    await expect(half).rejects.toBeInstanceOf(OutboxError)
+    expect(count()).toBe(0)
+    expect(batch.stats.failedBatches).toBe(1)
+  })
+
+  it('any other error fails the whole batch: every write rejects, nothing is committed', async () => {
+    const { batch, insert, count } = setup()
+    const a = batch.run(() => insert('a'))
+    const boom = batch.run(() => {
+      throw new TypeError('bug')
+    })
+    const after = batch.run(() => insert('c'))
+    await expect(a).rejects.toThrow(/: bug; nothing in this batch was committed$/)
+    await expect(boom).rejects.toBeInstanceOf(OutboxError)
+    await expect(after).resolves.toBeUndefined()
+    expect(count()).toBe(1)
+    expect(batch.stats).toMatchObject({ commits: 1, failedBatches: 1 })
+  })
+
+  it('commits as soon as a batch holds maxOps writes', async () => {
+    const { db, batch, insert } = setup(3)
+    const ps = ['a', 'b', 'c', 'd'].map((k) => batch.run(() => insert(k)))
+    expect(batch.stats.commits).toBe(1)
+    expect(db.inTransaction).toBe(true)
+    await Promise.all(ps)
+    expect(batch.stats).toEqual({ commits: 2, ops: 4, failedBatches: 0, largestBatch: 3 })
+  })
+
+  it('runDetached joins the batch and throws its own error synchronously', async () => {
+    const { batch, insert, count } = setup()
+    batch.runDetached(() => insert('a'))
+    expect(() => batch.runDetached(() => insert('a'))).toThrow(/UNIQUE constraint failed/)
+    await batch.run(() => insert('b'))
+    expect(count()).toBe(2)
+    expect(batch.stats.commits).toBe(1)
+  })
+
+  it('a failed COMMIT rejects every write of the batch', async () => {
+    const { db, batch, insert, count } = setup()
+    const a = batch.run(() => insert('a'))
+    db.exec('ROLLBACK') // the batch's transaction ends under its feet: its own COMMIT then fails
+    batch.flush()
+    await expect(a).rejects.toThrow(/nothing in this batch was committed/)
+    expect(batch.stats.failedBatches).toBe(1)
+    expect(count()).toBe(0)
+  })
+
+  it('close() commits the open batch; later writes reject with ClosedError; flush() is then a no-op', async () => {
+    const { batch, insert, count } = setup()
+    const a = batch.run(() => insert('a'))
+    batch.close()
+    batch.close()
+    await a
+    expect(count()).toBe(1)
+    await expect(batch.run(() => insert('b'))).rejects.toBeInstanceOf(ClosedError)
+    expect(() => batch.runDetached(() => insert('b'))).toThrow(ClosedError)
+    expect(() => batch.flush()).not.toThrow()
+  })
+})
