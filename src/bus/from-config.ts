@@ -41,7 +41,7 @@ function readPem(path: string, key: string): string {
 }
 
 /** The verifier the config asks for, or undefined when `validate_signatures` is false. */
-export function verifierFromConfig(config: GilmsgConfig, clock?: Clock): Verifier | undefined {
+export async function verifierFromConfig(config: GilmsgConfig, clock?: Clock): Promise<Verifier | undefined> {
   if (!config.validate_signatures) return undefined
   const caPath = config.ca_cert_location ?? join(config.ssldir, 'ca.crt')
   const caPem = readPem(caPath, 'ca_cert_location')
@@ -107,11 +107,11 @@ export interface OpenBusOptions {
 }
 
 /** A {@link Bus} set up from a config; anything given in `options` replaces what the config would make. */
-export function busFromConfig(config: GilmsgConfig, options: OpenBusOptions = {}): Bus {
+export async function busFromConfig(config: GilmsgConfig, options: OpenBusOptions = {}): Promise<Bus> {
   return new Bus({
     transport: options.transport ?? transportFromConfig(config),
     signer: 'signer' in options ? options.signer : signerFromConfig(config),
-    verifier: 'verifier' in options ? options.verifier : verifierFromConfig(config, options.clock),
+    verifier: 'verifier' in options ? options.verifier : await verifierFromConfig(config, options.clock),
     topic: { topicPrefix: config.topic_prefix, environment: config.environment },
     maxJsonDepth: config.max_json_depth,
     ...(options.clock ? { clock: options.clock } : {}),

@@ -29,7 +29,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const payloads = await readPayloads(values.message, values['json-input'] ?? false)
   const config = cliConfig(values)
-  const bus = busFromConfig(config, { verifier: undefined })
+  const bus = await busFromConfig(config, { verifier: undefined })
   try {
     await bus.openPublisher()
     for (const msg of payloads) {

@@ -5,8 +5,10 @@ import { reportError } from './report.js'
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   demo: { summary: 'run the embedded demo on loopback (no config needed)', load: () => import('./demo.js') },
   tail: { summary: 'print (and acknowledge) messages from the bus', load: () => import('./tail.js') },
+  publish: { summary: 'publish and wait until the named recipients acknowledged', load: () => import('./publish.js') },
   logger: { summary: 'publish text or JSON messages, like fedmsg-logger', load: () => import('./logger.js') },
   relay: { summary: 'forward relay_inbound to endpoints.relay_outbound', load: () => import('./relay.js') },
+  outbox: { summary: 'list, show, retry and purge guaranteed messages', load: () => import('./outbox.js') },
   certs: { summary: 'create a CA, issue and revoke certificates', load: () => import('./certs.js') },
 }
 

@@ -30,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const count = values.count === undefined ? Infinity : intOption(values.count, '--count', 1)
   const config = cliConfig(values, values['no-validate'] ? { validate_signatures: false } : {})
-  const bus = busFromConfig(config, {
+  const bus = await busFromConfig(config, {
     signer: undefined,
     ...(values.verbose ? { onDrop: (reason: string, detail: string) => process.stderr.write(`tail: dropped (${reason}): ${detail}\n`) } : {}),
   })

@@ -15,8 +15,8 @@ import type { KeyObject } from 'node:crypto'
 import { access, chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CertificateError } from '../errors.js'
-import { canonicalIntegerHex, encodeUnsignedInteger, readUnsignedInteger, summarizeCertificate } from './der.js'
 import { derToPem, pemToDer } from './pem.js'
+import { canonicalSerial } from './x509-fields.js'
 
 /** Key types `issueCert` can create. Only `rsa` works with Python fedmsg (crypto `x509`). */
 export type CertKeyType = 'rsa' | 'ec' | 'ed25519'
@@ -299,9 +299,30 @@ async function loadCa(dir: string): Promise<Ca> {
   }
 }
 
-function caIssued(ca: Ca, der: Buffer): boolean {
-  const cert = new X509Certificate(der)
+function caIssued(ca: Ca, cert: X509Certificate): boolean {
   return cert.checkIssued(ca.node) && cert.verify(ca.node.publicKey)
+}
+
+// Serial as node prints it, lowercased: hex of the magnitude, whole bytes (as the CRL lists it).
+function serialHex(cert: X509Certificate): string {
+  return cert.serialNumber.toLowerCase()
+}
+
+// cRLNumber extension value: a DER INTEGER, encoded and decoded by node-forge.
+function encodeCrlNumber(value: bigint): Buffer {
+  const bytes = new forge.jsbn.BigInteger(value.toString(16), 16).toByteArray().map((b) => b & 0xff)
+  const integer = forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.INTEGER, false, Buffer.from(bytes).toString('binary'))
+  return Buffer.from(forge.asn1.toDer(integer).getBytes(), 'binary')
+}
+
+function decodeCrlNumber(der: Buffer): bigint {
+  const asn = forge.asn1.fromDer(der.toString('binary'))
+  if (asn.tagClass !== forge.asn1.Class.UNIVERSAL || asn.type !== forge.asn1.Type.INTEGER || typeof asn.value !== 'string' || asn.value.length === 0) {
+    throw new CertificateError('the cRLNumber extension is not an INTEGER')
+  }
+  const n = new forge.jsbn.BigInteger([...Buffer.from(asn.value, 'binary')])
+  if (n.signum() < 0) throw new CertificateError('the cRLNumber extension is negative')
+  return BigInt(`0x${n.toString(16)}`)
 }
 
 async function readCrlEntries(crlPath: string, ca: Ca): Promise<{ entries: RevokedEntry[]; number: bigint }> {
@@ -313,11 +334,18 @@ async function readCrlEntries(crlPath: string, ca: Ca): Promise<{ entries: Revok
   } catch (err) {
     throw new CertificateError(`cannot parse the CRL ${crlPath}: ${errorMessage(err)}`, { cause: err })
   }
-  if (!(await crl.verify({ publicKey: ca.peculiar }, provider))) {
+  if (!(await crl.verify({ publicKey: ca.peculiar.publicKey }, provider))) {
     throw new CertificateError(`the CRL ${crlPath} is not signed by the CA`)
   }
+  // @peculiar/x509 loses the entries of a CRL without nextUpdate: re-signing it would unrevoke them.
+  if (crl.nextUpdate === undefined) throw new CertificateError(`the CRL ${crlPath} has no nextUpdate`)
   const numberExt = crl.getExtension(OID_CRL_NUMBER)
-  const number = numberExt === null ? 0n : readUnsignedInteger(Buffer.from(numberExt.value))
+  let number: bigint
+  try {
+    number = numberExt === null ? 0n : decodeCrlNumber(Buffer.from(numberExt.value))
+  } catch (err) {
+    throw new CertificateError(`cannot read the CRL number of ${crlPath}: ${errorMessage(err)}`, { cause: err })
+  }
   const entries = crl.entries.map((e) => ({
     serialNumber: e.serialNumber.toLowerCase(),
     revocationDate: e.revocationDate,
@@ -330,7 +358,7 @@ async function writeCrl(crlPath: string, ca: Ca, entries: readonly RevokedEntry[
   const thisUpdate = wholeSeconds(opts.thisUpdate ?? new Date(Date.now() - NOT_BEFORE_BACKDATE_MS))
   const nextUpdate = wholeSeconds(opts.nextUpdate ?? new Date(thisUpdate.getTime() + checkDays(opts.crlDays ?? DEFAULT_CRL_DAYS, 'crlDays') * DAY_MS))
   if (!(nextUpdate.getTime() > thisUpdate.getTime())) throw new CertificateError('the CRL nextUpdate must be after thisUpdate')
-  const extensions: x509.Extension[] = [new x509.Extension(OID_CRL_NUMBER, false, encodeUnsignedInteger(number))]
+  const extensions: x509.Extension[] = [new x509.Extension(OID_CRL_NUMBER, false, encodeCrlNumber(number))]
   if (ca.keyId !== undefined) extensions.push(new x509.AuthorityKeyIdentifierExtension(ca.keyId))
   const crl = await x509.X509CrlGenerator.create(
     {
@@ -437,10 +465,11 @@ export async function issueCert(dir: string, name: string, opts: IssueCertOption
           signWith: ca.key,
         })
       : await peculiarCertificate(ca, key, keyType, cn, serial, notBefore, notAfter)
-  if (!caIssued(ca, der)) throw new CertificateError(`internal error: the certificate made for ${name} does not verify with the CA`)
+  const made = new X509Certificate(der)
+  if (!caIssued(ca, made)) throw new CertificateError(`internal error: the certificate made for ${name} does not verify with the CA`)
   await writeAtomic(keyPath, pkcs8Pem(key), 0o600)
   await writeAtomic(certPath, derToPem(der, 'CERTIFICATE'), 0o644)
-  return { name, cn, serial: summarizeCertificate(der).serial, keyType, certPath, keyPath, notBefore, notAfter }
+  return { name, cn, serial: serialHex(made), keyType, certPath, keyPath, notBefore, notAfter }
 }
 
 async function peculiarCertificate(
@@ -489,17 +518,19 @@ export async function revokeCert(dir: string, name: string, opts: CrlOptions = {
   const crlPath = join(dir, CRL)
   const ca = await loadCa(dir)
   const pem = await readText(certPath, 'certificate')
-  let der: Buffer
+  let cert: X509Certificate
   let serial: string
+  let canonical: string
   try {
-    der = pemToDer(pem, 'CERTIFICATE')
-    serial = summarizeCertificate(der).serial
+    cert = new X509Certificate(pemToDer(pem, 'CERTIFICATE'))
+    serial = serialHex(cert)
+    canonical = canonicalSerial(serial)
   } catch (err) {
     throw new CertificateError(`cannot parse ${certPath}: ${errorMessage(err)}`, { cause: err })
   }
-  if (!caIssued(ca, der)) throw new CertificateError(`${certPath} is not issued by the CA in ${dir}`)
+  if (!caIssued(ca, cert)) throw new CertificateError(`${certPath} is not issued by the CA in ${dir}`)
   const { entries, number } = await readCrlEntries(crlPath, ca)
-  const alreadyRevoked = entries.some((e) => canonicalIntegerHex(e.serialNumber) === serial)
+  const alreadyRevoked = entries.some((e) => canonicalSerial(e.serialNumber) === canonical)
   const next = alreadyRevoked ? entries : [...entries, { serialNumber: serial, revocationDate: wholeSeconds(new Date()) }]
   await writeCrl(crlPath, ca, next, number + 1n, opts)
   return { name, serial, crlPath, alreadyRevoked }

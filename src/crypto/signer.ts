@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CertificateError, SigningError } from '../errors.js'
 import { describeKey, digestFor, keyKind } from './algorithms.js'
-import { summarizeCertificate } from './der.js'
 import { certificateField, derToPem, pemToDer, wrapBase64 } from './pem.js'
 import { CRYPTO_MODES } from './types.js'
 import type { CryptoMode, Signer } from './types.js'
+import { subjectCommonName } from './x509-fields.js'
 
 /** What {@link createSigner} needs. */
 export interface SignerOptions {
@@ -60,7 +60,8 @@ export function createSigner(options: SignerOptions): Signer {
   try {
     der = pemToDer(options.certPem, 'CERTIFICATE')
     cert = new X509Certificate(der)
-    cn = summarizeCertificate(der).cn
+    if (!cert.raw.equals(der)) throw new CertificateError('trailing bytes or not DER')
+    cn = subjectCommonName(cert)
   } catch (err) {
     throw new CertificateError(`cannot parse the signing certificate: ${errorMessage(err)}`, { cause: err })
   }

@@ -4,15 +4,16 @@
  */
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
-import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto'
+import { verify as cryptoVerify, webcrypto, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { CertificateError, ConfigError } from '../errors.js'
 import { digestFor, keyKind } from './algorithms.js'
 import type { KeyKind } from './algorithms.js'
-import { canonicalIntegerHex, children, readTlv, splitSigned, summarizeCertificate } from './der.js'
 import { pemFromCertificateField, pemToDer, unwrapBase64 } from './pem.js'
 import { CRYPTO_MODES, InvalidReason } from './types.js'
 import type { CryptoMode, SignedFields, Verifier, VerifyOptions, VerifyResult } from './types.js'
+import { canonicalSerial, certificateValidity, subjectCommonName } from './x509-fields.js'
+import type { Validity } from './x509-fields.js'
 
 /** Default number of validated certificates a verifier remembers. */
 export const DEFAULT_CERT_CACHE_SIZE = 1000
@@ -23,7 +24,10 @@ const MAX_CACHED_FIELD_LENGTH = 64 * 1024
 export interface VerifierOptions {
   /** The single trusted CA (`ca_cert_location`); text around the first CERTIFICATE block is ignored. */
   readonly caPem: string
-  /** The CA's CRL (`crl_location`), PEM (`X509 CRL`, or `CRL` as `@peculiar/x509` labels it). Without it nothing is considered revoked. */
+  /**
+   * The CA's CRL (`crl_location`), PEM (`X509 CRL`, or `CRL` as `@peculiar/x509` labels it),
+   * signed by the CA and with a nextUpdate. Without it nothing is considered revoked.
+   */
   readonly crlPem?: string | undefined
   /** fedmsg's `routing_policy`: exact topic -> CNs allowed to sign it. */
   readonly routingPolicy?: Readonly<Record<string, readonly string[]>> | undefined
@@ -48,11 +52,12 @@ export interface CertCacheStats {
 /** The verifier {@link createVerifier} returns. */
 export interface X509Verifier extends Verifier {
   /**
-   * Replaces the CRL (undefined removes it) and empties the certificate cache. Throws
-   * {@link CertificateError}, keeping the previous CRL, when the new one cannot be parsed
-   * or is not signed by the CA.
+   * Replaces the CRL (undefined removes it) and empties the certificate cache, once the new
+   * CRL's signature has been checked; until then `verify` keeps using the previous CRL.
+   * Concurrent reloads take effect in call order. Rejects with {@link CertificateError},
+   * keeping the previous CRL, when the new one is refused as by {@link createVerifier}.
    */
-  reloadCrl(crlPem: string | undefined): void
+  reloadCrl(crlPem: string | undefined): Promise<void>
   readonly cacheStats: CertCacheStats
 }
 
@@ -73,7 +78,7 @@ type CacheEntry = CachedCert | VerifyFailure
 
 interface CaState {
   readonly cert: X509Certificate
-  readonly subjectDer: Buffer
+  readonly der: Buffer
   readonly subject: string
   readonly notBefore: number
   readonly notAfter: number
@@ -81,7 +86,7 @@ interface CaState {
 
 interface CrlState {
   readonly thisUpdate: number
-  readonly nextUpdate: number | undefined
+  readonly nextUpdate: number
   readonly revoked: ReadonlySet<string>
 }
 
@@ -144,88 +149,50 @@ function loadCa(caPem: string): CaState {
   try {
     const der = pemToDer(caPem, 'CERTIFICATE')
     const cert = new X509Certificate(der)
-    const summary = summarizeCertificate(der)
+    if (!cert.raw.equals(der)) throw new CertificateError('trailing bytes or not DER')
+    const { notBefore, notAfter } = certificateValidity(cert)
     return {
       cert,
-      subjectDer: summary.subjectDer,
+      der,
       subject: cert.subject.replaceAll('\n', ', '),
-      notBefore: summary.notBefore.getTime(),
-      notAfter: summary.notAfter.getTime(),
+      notBefore: notBefore.getTime(),
+      notAfter: notAfter.getTime(),
     }
   } catch (err) {
     throw new CertificateError(`cannot parse the CA certificate: ${errorMessage(err)}`, { cause: err })
   }
 }
 
-const HASHES: Readonly<Record<string, string>> = {
-  'SHA-1': 'sha1',
-  'SHA-256': 'sha256',
-  'SHA-384': 'sha384',
-  'SHA-512': 'sha512',
-}
-
-function algorithmName(alg: unknown): string {
-  if (typeof alg === 'string') return alg
-  if (typeof alg === 'object' && alg !== null && 'name' in alg && typeof alg.name === 'string') return alg.name
-  return String(alg)
-}
-
-function nodeHash(alg: unknown): string {
-  const name = typeof alg === 'object' && alg !== null && 'hash' in alg ? algorithmName(alg.hash) : 'none'
-  const hash = HASHES[name.toUpperCase()]
-  if (hash === undefined) throw new CertificateError(`unsupported CRL signature hash ${name}`)
-  return hash
-}
-
-function verifySignedByCa(alg: unknown, tbs: Buffer, signature: Buffer, caKey: KeyObject): boolean {
-  const name = algorithmName(alg)
-  switch (name) {
-    case 'RSASSA-PKCS1-v1_5':
-      return cryptoVerify(nodeHash(alg), tbs, caKey, signature)
-    case 'ECDSA':
-      return cryptoVerify(nodeHash(alg), tbs, { key: caKey, dsaEncoding: 'der' }, signature)
-    case 'Ed25519':
-    case 'EdDSA':
-      return cryptoVerify(null, tbs, caKey, signature)
-    default:
-      throw new CertificateError(`unsupported CRL signature algorithm ${name}`)
-  }
-}
-
-function crlIssuerDer(tbs: Buffer): Buffer {
-  const parts = children(tbs, readTlv(tbs, 0))
-  const first = parts[0]
-  const issuer = parts[first?.tag === 0x02 ? 2 : 1]
-  if (issuer === undefined) throw new CertificateError('malformed CRL: no issuer')
-  return tbs.subarray(issuer.start, issuer.end)
-}
-
-function loadCrl(crlPem: string, ca: CaState): CrlState {
+async function loadCrl(crlPem: string, ca: CaState): Promise<CrlState> {
   let crl: x509.X509Crl
-  let der: Buffer
+  let caCert: x509.X509Certificate
   try {
-    der = pemToDer(crlPem, crlPem.includes('-----BEGIN X509 CRL-----') ? 'X509 CRL' : 'CRL')
-    crl = new x509.X509Crl(der)
+    crl = new x509.X509Crl(pemToDer(crlPem, crlPem.includes('-----BEGIN X509 CRL-----') ? 'X509 CRL' : 'CRL'))
+    caCert = new x509.X509Certificate(ca.der)
   } catch (err) {
     throw new CertificateError(`cannot parse the CRL: ${errorMessage(err)}`, { cause: err })
   }
-  const { tbs, signature } = splitSigned(der)
-  const issuer = crlIssuerDer(tbs)
-  if (!issuer.equals(ca.subjectDer) && crl.issuerName.toString() !== new x509.Name(ca.subjectDer).toString()) {
-    throw new CertificateError(`the CRL's issuer (${crl.issuer}) is not the CA (${ca.subject})`)
-  }
+  let issuerMatches: boolean
   let signed: boolean
   try {
-    signed = verifySignedByCa(crl.signatureAlgorithm as unknown, tbs, signature, ca.cert.publicKey)
+    issuerMatches = crl.issuerName.toString() === caCert.subjectName.toString()
+    // A PublicKey (not the certificate) makes @peculiar/x509 use the CRL's own hash.
+    signed = issuerMatches && (await crl.verify({ publicKey: caCert.publicKey }, webcrypto))
   } catch (err) {
-    if (err instanceof CertificateError) throw err
     throw new CertificateError(`cannot check the CRL's signature: ${errorMessage(err)}`, { cause: err })
   }
+  if (!issuerMatches) throw new CertificateError(`the CRL's issuer (${crl.issuer}) is not the CA (${ca.subject})`)
   if (!signed) throw new CertificateError(`the CRL is not signed by the CA (${ca.subject})`)
-  return {
-    thisUpdate: crl.thisUpdate.getTime(),
-    nextUpdate: crl.nextUpdate?.getTime(),
-    revoked: new Set(crl.entries.map((entry) => canonicalIntegerHex(entry.serialNumber))),
+  // RFC 5280 requires nextUpdate; @peculiar/x509 also loses the entries of a CRL without one.
+  if (crl.nextUpdate === undefined) throw new CertificateError('the CRL has no nextUpdate')
+  try {
+    return {
+      thisUpdate: crl.thisUpdate.getTime(),
+      nextUpdate: crl.nextUpdate.getTime(),
+      revoked: new Set(crl.entries.map((entry) => canonicalSerial(entry.serialNumber))),
+    }
+  } catch (err) {
+    throw new CertificateError(`cannot read the CRL: ${errorMessage(err)}`, { cause: err })
   }
 }
 
@@ -268,12 +235,16 @@ function checkOptions(opts: VerifierOptions): void {
  * checked here. A successful result's `fingerprint` is the lowercase hex SHA-256 of the
  * certificate DER.
  *
- * Throws {@link CertificateError} when the CA or CRL cannot be parsed or the CRL is not
- * signed by the CA, {@link ConfigError} for invalid options.
+ * Asynchronous only because the CRL's signature is checked (once) with WebCrypto;
+ * `verify` itself is synchronous. Rejects with {@link CertificateError} when the CA or CRL
+ * cannot be parsed, or the CRL is not signed by the CA or has no nextUpdate;
+ * {@link ConfigError} for invalid options.
  */
-export function createVerifier(opts: VerifierOptions): X509Verifier {
+export async function createVerifier(opts: VerifierOptions): Promise<X509Verifier> {
   checkOptions(opts)
-  return new CaVerifier(opts)
+  const ca = loadCa(opts.caPem)
+  const crl = opts.crlPem === undefined ? undefined : await loadCrl(opts.crlPem, ca)
+  return new CaVerifier(opts, ca, crl)
 }
 
 class CaVerifier implements X509Verifier {
@@ -284,12 +255,13 @@ class CaVerifier implements X509Verifier {
   readonly #clock: () => number
   readonly #cache: Lru<CacheEntry>
   #crl: CrlState | undefined
+  #reloading: Promise<void> = Promise.resolve()
   #hits = 0
   #misses = 0
 
-  constructor(opts: VerifierOptions) {
-    this.#ca = loadCa(opts.caPem)
-    this.#crl = opts.crlPem === undefined ? undefined : loadCrl(opts.crlPem, this.#ca)
+  constructor(opts: VerifierOptions, ca: CaState, crl: CrlState | undefined) {
+    this.#ca = ca
+    this.#crl = crl
     this.#accept = new Set(opts.acceptModes ?? CRYPTO_MODES)
     this.#policy = new Map(Object.entries(opts.routingPolicy ?? {}).map(([topic, cns]) => [topic, new Set(cns)]))
     this.#nitpicky = opts.routingNitpicky ?? false
@@ -301,9 +273,18 @@ class CaVerifier implements X509Verifier {
     return { size: this.#cache.size, capacity: this.#cache.capacity, hits: this.#hits, misses: this.#misses }
   }
 
-  reloadCrl(crlPem: string | undefined): void {
-    this.#crl = crlPem === undefined ? undefined : loadCrl(crlPem, this.#ca)
-    this.#cache.clear()
+  reloadCrl(crlPem: string | undefined): Promise<void> {
+    const loading = crlPem === undefined ? Promise.resolve(undefined) : loadCrl(crlPem, this.#ca)
+    loading.catch(() => undefined)
+    const applied = this.#reloading
+      .catch(() => undefined)
+      .then(() => loading)
+      .then((crl) => {
+        this.#crl = crl
+        this.#cache.clear()
+      })
+    this.#reloading = applied
+    return applied
   }
 
   verify(fields: SignedFields, options?: VerifyOptions): VerifyResult {
@@ -343,7 +324,7 @@ class CaVerifier implements X509Verifier {
     if (now > cert.notAfter) return fail(InvalidReason.Expired, `certificate of ${cert.cn} expired at ${iso(cert.notAfter)}`)
     const crl = this.#crl
     if (crl !== undefined) {
-      if (crl.nextUpdate !== undefined && now > crl.nextUpdate) return fail(InvalidReason.Expired, `CRL expired at ${iso(crl.nextUpdate)}`)
+      if (now > crl.nextUpdate) return fail(InvalidReason.Expired, `CRL expired at ${iso(crl.nextUpdate)}`)
       if (now < crl.thisUpdate) return fail(InvalidReason.NotYetValid, `CRL is not valid before ${iso(crl.thisUpdate)}`)
       if (crl.revoked.has(cert.serial)) return fail(InvalidReason.Revoked, `certificate of ${cert.cn} (serial ${cert.serial}) is revoked`)
     }
@@ -395,6 +376,7 @@ class CaVerifier implements X509Verifier {
     } catch (err) {
       return fail(InvalidReason.Malformed, `certificate: ${errorMessage(err)}`)
     }
+    if (!cert.raw.equals(der)) return fail(InvalidReason.Malformed, 'certificate: trailing bytes or not DER')
     const ca = this.#ca.cert
     let chained: boolean
     try {
@@ -405,23 +387,27 @@ class CaVerifier implements X509Verifier {
     if (!chained) {
       return fail(InvalidReason.UnknownCa, `certificate (${cert.subject.replaceAll('\n', ', ')}) is not issued by the CA (${this.#ca.subject})`)
     }
-    let summary
+    let cn: string | undefined
+    let validity: Validity
+    let serial: string
     try {
-      summary = summarizeCertificate(der)
+      cn = subjectCommonName(cert)
+      validity = certificateValidity(cert)
+      serial = canonicalSerial(cert.serialNumber)
     } catch (err) {
       return fail(InvalidReason.Malformed, `certificate: ${errorMessage(err)}`)
     }
-    if (summary.cn === undefined) return fail(InvalidReason.Malformed, 'certificate subject has no CN')
+    if (cn === undefined) return fail(InvalidReason.Malformed, 'certificate subject has no CN')
     const key = cert.publicKey
     return {
       ok: true,
       key,
       keyKind: keyKind(key),
-      cn: summary.cn,
-      fingerprint: createHash('sha256').update(der).digest('hex'),
-      notBefore: summary.notBefore.getTime(),
-      notAfter: summary.notAfter.getTime(),
-      serial: summary.serial,
+      cn,
+      fingerprint: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
+      notBefore: validity.notBefore.getTime(),
+      notAfter: validity.notAfter.getTime(),
+      serial,
     }
   }
 }

@@ -4,7 +4,7 @@ import type { InboxStore } from '../inbox/store.js'
 import { Disposition } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
 import { ReasonCounter } from '../util/counters.js'
-import { ACK_MODNAME, ACK_TOPIC, ackBody, mustAck } from './protocol.js'
+import { ACK_MODNAME, ACK_TOPIC, ackBody, mustAck, VERSION_FIELD } from './protocol.js'
 
 /** How a subscription acknowledges: `auto` on receipt (`received`), `manual` when the app calls `ack()`/`reject()`. */
 export type AckMode = 'auto' | 'manual'
@@ -99,7 +99,8 @@ export class ReliableConsumer {
 
   /** Decides what to do with one validated message; returns the delivery to yield, if any. */
   async #handle(m: BusMessage, mode: AckMode): Promise<Delivery | undefined> {
-    if (!mustAck(m.envelope, this.#cn)) return this.#delivery(m, false, mode)
+    if (!m.envelope.has(VERSION_FIELD)) return this.#delivery(m, false, mode)
+    const required = mustAck(m.envelope, this.#cn)
     const seen = this.#inbox.get(m.msgId)
     if (seen !== undefined) {
       if (seen.digest !== m.digest) {
@@ -112,6 +113,10 @@ export class ReliableConsumer {
       }
       this.stats.add('duplicates_suppressed')
       return undefined
+    }
+    if (!required) {
+      await this.#inbox.put({ msgId: m.msgId, digest: m.digest, receivedAt: this.#clock.now(), ackTopic: undefined, ackBody: undefined })
+      return this.#delivery(m, false, mode)
     }
     if (mode === 'auto') {
       await this.#acknowledge(m, Disposition.Received)
@@ -158,7 +163,9 @@ export class ReliableConsumer {
 /**
  * A stream of deliveries: iterate it once with `for await`; it ends after
  * `close()`. Messages that ask this consumer for an ACK are acknowledged (auto
- * mode) and de-duplicated; others pass through with `requiresAck: false`.
+ * mode). Every guaranteed message (one with `gilmsg_version`) is handed over
+ * once per msg_id, resends included; plain fedmsg messages pass through as
+ * they come, with `requiresAck: false`.
  */
 export class ReliableSubscription implements AsyncIterable<Delivery>, AsyncDisposable {
   readonly #sub: Subscription

@@ -24,7 +24,7 @@ export function storePath(config: GilmsgConfig, kind: 'outbox' | 'inbox'): strin
  * inbox, and the reliability layer on top (see {@link Gilmsg.open}).
  */
 export async function openGilmsg(config: GilmsgConfig, options: OpenGilmsgOptions = {}): Promise<Gilmsg> {
-  const bus = busFromConfig(config, options)
+  const bus = await busFromConfig(config, options)
   const storeOptions = { synchronous: config.store_synchronous }
   let outbox: OutboxStore | undefined
   let inbox: InboxStore | undefined

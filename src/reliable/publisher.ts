@@ -114,6 +114,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly ignoredAcks = new ReasonCounter()
   /** Resends performed (not counting first sends). */
   resends = 0
+  /** Resends by recipient CN: how often a message was resent while that recipient's ACK was missing. */
+  readonly resendsTo = new ReasonCounter()
 
   constructor(options: ReliablePublisherOptions) {
     super()
@@ -345,6 +347,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         if (this.#closing) return
         this.#store.markAttempt(m.msgId, now + backoffDelay(this.#backoff, m.attempts, this.#random))
         this.resends++
+        for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)
         await this.#bus.send(m)
       }
     } catch (e) {

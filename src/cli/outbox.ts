@@ -1,0 +1,149 @@
+import { SqliteOutboxStore } from '../outbox/sqlite.js'
+import { DELIVERY_STATES, type DeliveryState, type OutboxMessage } from '../outbox/store.js'
+import { storePath } from '../reliable/from-config.js'
+import { DEFAULT_DEADLINE_MS } from '../reliable/publisher.js'
+import { intOption, parse, UsageError } from './args.js'
+import { cliConfig } from './config.js'
+import { ExitCode } from './exit-codes.js'
+
+const HELP = `Usage:
+  gilmsg outbox list [--state pending|acked|expired|rejected] [--limit N] [--json]
+  gilmsg outbox show MSG_ID [--json]       who acknowledged what, when, with which certificate
+  gilmsg outbox retry MSG_ID [--deadline D] make an expired message pending again (default 24h);
+                                            a running publisher on this outbox resends it
+  gilmsg outbox purge --older-than D        delete finished (not pending) messages older than D
+Options: --config FILE, --name NAME (which outbox: outbox_path or <state dir>/gilmsg/<name>.outbox.db),
+         --outbox PATH (a file directly). Durations: 30s, 15m, 12h, 7d or milliseconds.`
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** Parses `30s`, `15m`, `12h`, `7d`, `250ms` or a bare number of ms. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim())
+  if (m === null) throw new UsageError(`${what}: expected a duration like 30s, 15m, 12h or 7d, got "${text}"`)
+  return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1)
+}
+
+function iso(ms: number | undefined): string {
+  return ms === undefined ? '-' : new Date(ms).toISOString()
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      state: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+      deadline: { type: 'string' },
+      'older-than': { type: 'string' },
+      outbox: { type: 'string' },
+    },
+    true,
+  )
+  const [action, msgId, ...extra] = positionals
+  if (values.help || action === undefined) {
+    process.stdout.write(HELP + '\n')
+    return values.help ? ExitCode.Ok : ExitCode.Usage
+  }
+  if (extra.length > 0) throw new UsageError(`outbox ${action}: unexpected argument "${extra[0]}"`)
+  const path = values.outbox ?? storePath(cliConfig(values), 'outbox')
+  const store = SqliteOutboxStore.open(path)
+  try {
+    switch (action) {
+      case 'list': {
+        const state = values.state
+        if (state !== undefined && !(DELIVERY_STATES as readonly string[]).includes(state)) {
+          throw new UsageError(`--state: expected one of ${DELIVERY_STATES.join(', ')}, got "${state}"`)
+        }
+        const rows = store.list({
+          ...(state !== undefined ? { state: state as DeliveryState } : {}),
+          limit: intOption(values.limit, '--limit', 100),
+        })
+        if (values.json) {
+          for (const m of rows) process.stdout.write(JSON.stringify(summary(m, store.recipients(m.msgId))) + '\n')
+        } else {
+          process.stdout.write(`${'MSG_ID'.padEnd(41)} ${'STATE'.padEnd(8)} ${'ATTEMPTS'.padStart(8)}  ${'CREATED'.padEnd(24)} TOPIC / MISSING\n`)
+          for (const m of rows) {
+            const missing = store.recipients(m.msgId).filter((r) => r.state !== 'acked').map((r) => r.cn)
+            process.stdout.write(
+              `${m.msgId.padEnd(41)} ${m.state.padEnd(8)} ${String(m.attempts).padStart(8)}  ${iso(m.createdAt).padEnd(24)} ${m.topic}` +
+                (missing.length > 0 ? `  missing: ${missing.join(', ')}` : '') +
+                '\n',
+            )
+          }
+          const c = store.counts()
+          process.stdout.write(`(${DELIVERY_STATES.map((s) => `${c[s]} ${s}`).join(', ')})\n`)
+        }
+        return ExitCode.Ok
+      }
+      case 'show': {
+        if (msgId === undefined) throw new UsageError('outbox show: MSG_ID is required')
+        const m = store.get(msgId)
+        if (m === undefined) {
+          process.stderr.write(`gilmsg outbox: no message ${msgId} in ${path}\n`)
+          return ExitCode.Failure
+        }
+        const recipients = store.recipients(msgId)
+        if (values.json) {
+          process.stdout.write(JSON.stringify({ ...summary(m, recipients), body: m.body, recipients }, null, 2) + '\n')
+          return ExitCode.Ok
+        }
+        process.stdout.write(
+          [
+            `msg_id    ${m.msgId}`,
+            `topic     ${m.topic}`,
+            `state     ${m.state}`,
+            `digest    ${m.digest}`,
+            `created   ${iso(m.createdAt)}`,
+            `deadline  ${iso(m.deadline)}`,
+            `finished  ${iso(m.finishedAt)}`,
+            `attempts  ${m.attempts}`,
+            'recipients:',
+            ...recipients.map(
+              (r) =>
+                `  ${r.cn}: ${r.state}${r.disposition ? ` (${r.disposition}${r.reason ? `: ${r.reason}` : ''})` : ''} at ${iso(r.at)}` +
+                (r.ackFingerprint ? `\n    signed by certificate sha256:${r.ackFingerprint}` : ''),
+            ),
+          ].join('\n') + '\n',
+        )
+        return ExitCode.Ok
+      }
+      case 'retry': {
+        if (msgId === undefined) throw new UsageError('outbox retry: MSG_ID is required')
+        const now = Date.now()
+        const deadline = now + (values.deadline !== undefined ? parseDuration(values.deadline, '--deadline') : DEFAULT_DEADLINE_MS)
+        if (!(await store.retry(msgId, now, deadline))) {
+          process.stderr.write(`gilmsg outbox: ${msgId} is not expired (${store.get(msgId)?.state ?? 'unknown'}); nothing to retry\n`)
+          return ExitCode.Failure
+        }
+        process.stdout.write(`${msgId} is pending again until ${iso(deadline)}\n`)
+        return ExitCode.Ok
+      }
+      case 'purge': {
+        if (values['older-than'] === undefined) throw new UsageError('outbox purge: --older-than D is required')
+        const n = await store.purge(Date.now() - parseDuration(values['older-than'], '--older-than'))
+        process.stdout.write(`purged ${n} finished messages\n`)
+        return ExitCode.Ok
+      }
+      default:
+        throw new UsageError(`outbox: unknown action "${action}" (expected list, show, retry or purge)`)
+    }
+  } finally {
+    await store.close()
+  }
+}
+
+function summary(m: OutboxMessage, recipients: readonly { cn: string; state: string }[]): Record<string, unknown> {
+  return {
+    msg_id: m.msgId,
+    topic: m.topic,
+    state: m.state,
+    attempts: m.attempts,
+    created_at: m.createdAt,
+    deadline: m.deadline,
+    finished_at: m.finishedAt ?? null,
+    acked: recipients.filter((r) => r.state === 'acked').map((r) => r.cn),
+    missing: recipients.filter((r) => r.state !== 'acked').map((r) => r.cn),
+  }
+}

@@ -1,0 +1,96 @@
+import { AckTimeoutError, DeliveryRejectedError } from '../errors.js'
+import { openGilmsg } from '../reliable/from-config.js'
+import type { DeliveryReceipt } from '../reliable/publisher.js'
+import { numberOption, parse, UsageError } from './args.js'
+import { cliConfig } from './config.js'
+import { ExitCode } from './exit-codes.js'
+import { readPayloads } from './input.js'
+
+const HELP = `Usage: gilmsg publish --recipients CN [CN ...] [--ack-timeout SECONDS] [--topic T] [--modname M]
+                      [--message M | stdin] [--json-input] [--json] [--config FILE]
+
+Publishes one message (--message, or each stdin line) that the named recipients must
+acknowledge, and waits until each of them returned a valid signed ACK for it.
+  --recipients CN ...   certificate CNs that must acknowledge (space- or comma-separated)
+  --ack-timeout S       seconds to wait for all ACKs (default 10)
+  --topic T             default "log"; full topic <topic_prefix>.<environment>.<modname>.<T>
+  --modname M           default "gilmsg"
+  --json-input          the message text is JSON, published exactly (default: {"log": text})
+  --json                print the delivery receipt(s) as JSON lines on stdout
+Exit codes: 0 every recipient acknowledged; 3 ACK timeout (stderr names the missing
+recipients); 4 a recipient rejected the message; 2 usage or configuration error; 1 other.
+Without --recipients it is a plain fire-and-forget publish (like gilmsg logger).
+Short-lived publishers are fastest through a relay ("active": true, "relay_inbound").`
+
+/** `--recipients a b c --next` -> `--recipients a,b,c --next`: parseArgs has no multi-value options. */
+function joinRecipients(argv: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (arg !== '--recipients' && arg !== '-r') {
+      out.push(arg)
+      continue
+    }
+    const values: string[] = []
+    while (i + 1 < argv.length && !(argv[i + 1] as string).startsWith('-')) values.push(argv[++i] as string)
+    out.push('--recipients', values.join(','))
+  }
+  return out
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(joinRecipients(argv), {
+    recipients: { type: 'string', short: 'r', multiple: true },
+    'ack-timeout': { type: 'string' },
+    message: { type: 'string', short: 'm' },
+    'json-input': { type: 'boolean' },
+    topic: { type: 'string', short: 't' },
+    modname: { type: 'string' },
+    json: { type: 'boolean' },
+  })
+  if (values.help) {
+    process.stdout.write(HELP + '\n')
+    return ExitCode.Ok
+  }
+  const recipients = [...new Set((values.recipients ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter((r) => r !== ''))]
+  if (values.recipients !== undefined && recipients.length === 0) throw new UsageError('--recipients: give at least one certificate CN')
+  const ackTimeout = numberOption(values['ack-timeout'], '--ack-timeout', 10) * 1000
+  if (ackTimeout <= 0) throw new UsageError('--ack-timeout: expected a number of seconds > 0')
+  const payloads = await readPayloads(values.message, values['json-input'] ?? false)
+  const config = cliConfig(values)
+  const g = await openGilmsg(config, { inbox: false, outbox: recipients.length > 0 })
+  try {
+    const receipts = await Promise.all(
+      payloads.map((msg) =>
+        g.publish(values.topic ?? 'log', msg, {
+          recipients,
+          ackTimeout,
+          ...(values.modname !== undefined ? { modname: values.modname } : {}),
+        }),
+      ),
+    )
+    for (const r of receipts) report(r, values.json ?? false)
+    return ExitCode.Ok
+  } catch (e) {
+    if (e instanceof AckTimeoutError) {
+      process.stderr.write(`gilmsg publish: ACK timeout for ${e.msgId}: missing ${e.missing.join(', ')}` +
+        (e.acked.length > 0 ? `; acked by ${e.acked.map((a) => a.cn).join(', ')}` : '') + '\n')
+      return ExitCode.AckTimeout
+    }
+    if (e instanceof DeliveryRejectedError) {
+      process.stderr.write(`gilmsg publish: ${e.message}\n`)
+      return ExitCode.Rejected
+    }
+    throw e
+  } finally {
+    await g.close()
+  }
+}
+
+function report(r: DeliveryReceipt, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(r) + '\n')
+  } else if (r.recipients.length > 0) {
+    process.stderr.write(`${r.msgId}: acknowledged by ${r.recipients.map((a) => `${a.cn} (${a.disposition})`).join(', ')}\n`)
+  }
+}

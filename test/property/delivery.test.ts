@@ -1,0 +1,397 @@
+/**
+ * The delivery guarantee as a model-based property test (spec/protocol.md I1..I5).
+ *
+ * A publisher and two consumers (alice, bob) talk over an in-memory hub whose
+ * gate holds every message; the commands decide what is delivered, dropped,
+ * duplicated or reordered, when time passes, and who crashes. A forger
+ * (mallory) injects ACKs. After every command the invariants are checked
+ * against the real outbox and inboxes; at the end the network heals and every
+ * message still within its deadline must be acknowledged by all recipients.
+ *
+ * Replay a failure: GILMSG_PROPERTY_SEED=<seed> GILMSG_PROPERTY_PATH=<path> npx vitest run test/property
+ * Soak: GILMSG_PROPERTY_RUNS=10000 npx vitest run test/property
+ */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { Bus } from '../../src/bus/bus.js'
+import { createTestPki, type TestPki } from '../../src/crypto/certs.js'
+import { createSigner } from '../../src/crypto/signer.js'
+import { createVerifier } from '../../src/crypto/verifier.js'
+import type { Verifier } from '../../src/crypto/types.js'
+import { AckTimeoutError, DeliveryRejectedError } from '../../src/errors.js'
+import { MemoryInboxData, MemoryInboxStore } from '../../src/inbox/memory.js'
+import { MemoryOutboxData, MemoryOutboxStore } from '../../src/outbox/memory.js'
+import { Gilmsg } from '../../src/reliable/gilmsg.js'
+import type { DeliveryReceipt } from '../../src/reliable/publisher.js'
+import { MemoryHub, MemoryTransport } from '../../src/transport/memory.js'
+import { FakeClock, settle } from '../support/fake-clock.js'
+
+const CONSUMERS = ['alice', 'bob'] as const
+type Cn = (typeof CONSUMERS)[number]
+const TOPIC = { topicPrefix: 'org.test', environment: 'prop' }
+const APP_PREFIX = 'org.test.prop.app.'
+const ACK_TOPIC = 'org.test.prop.gilmsg.ack'
+const HEAL_MS = 8000
+
+let pki: TestPki
+let otherPki: TestPki
+let verifier: Verifier
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gilmsg-prop-'))
+  pki = await createTestPki(join(dir, 'pki'), ['publisher', ...CONSUMERS].map((name) => ({ name, key: 'ec' as const })))
+  otherPki = await createTestPki(join(dir, 'other'), [{ name: 'alice', key: 'ec' }])
+  verifier = await createVerifier({ caPem: pki.caPem, crlPem: pki.crlPem })
+}, 60_000)
+
+function signerFor(p: TestPki, name: string) {
+  const leaf = p.leaf(name)
+  return createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+interface PublishOutcome {
+  readonly recipients: readonly Cn[]
+  result?: { ok: true; receipt: DeliveryReceipt } | { ok: false; error: unknown }
+}
+
+interface ConsumerNode {
+  readonly data: MemoryInboxData
+  g: Gilmsg | undefined
+  loop: Promise<void> | undefined
+  /** msg_ids the application saw, across restarts. */
+  readonly seen: string[]
+}
+
+/** The system under test plus what the test observed of it. */
+class World {
+  readonly clock = new FakeClock()
+  readonly hub = new MemoryHub()
+  readonly outboxData = new MemoryOutboxData()
+  readonly random: () => number
+  publisher: Gilmsg | undefined
+  readonly consumers = new Map<Cn, ConsumerNode>(CONSUMERS.map((cn) => [cn, { data: new MemoryInboxData(), g: undefined, loop: undefined, seen: [] }]))
+  /** Every ACK body a consumer really sent, by consumer. */
+  readonly genuineAcks = new Map<Cn, Set<string>>(CONSUMERS.map((cn) => [cn, new Set()]))
+  readonly publishes: PublishOutcome[] = []
+  /** enqueue()d messages: msgId -> deadline. */
+  readonly enqueued = new Map<string, number>()
+  lossless = false
+  mallory: Bus | undefined
+  forger: Bus | undefined
+
+  constructor(seed: number) {
+    this.random = mulberry32(seed)
+    this.hub.setGate((d) => {
+      if ((CONSUMERS as readonly string[]).includes(d.from) && d.topic === ACK_TOPIC) this.genuineAcks.get(d.from as Cn)?.add(d.body.toString('utf8'))
+      if (d.from === 'mallory' || d.from === 'forger' || this.lossless) return 'deliver'
+      return 'hold'
+    })
+  }
+
+  bus(name: string, signer = signerFor(pki, name)): Bus {
+    return new Bus({ transport: new MemoryTransport(this.hub, name), signer, verifier, topic: TOPIC, maxJsonDepth: 64, clock: this.clock })
+  }
+
+  outbox(): MemoryOutboxStore {
+    return new MemoryOutboxStore(this.outboxData)
+  }
+
+  async startPublisher(): Promise<void> {
+    this.publisher = await Gilmsg.open({ bus: this.bus('publisher'), outbox: this.outbox(), clock: this.clock, random: this.random })
+    await settle()
+  }
+
+  async crashPublisher(): Promise<void> {
+    await this.publisher?.close()
+    this.publisher = undefined
+    await settle()
+  }
+
+  async startConsumer(cn: Cn): Promise<void> {
+    const node = this.consumers.get(cn) as ConsumerNode
+    const g = await Gilmsg.open({ bus: this.bus(cn), inbox: new MemoryInboxStore(node.data), clock: this.clock })
+    const sub = await g.subscribe(APP_PREFIX)
+    node.g = g
+    node.loop = (async () => {
+      for await (const d of sub) node.seen.push(d.msgId)
+    })()
+    await settle()
+  }
+
+  async crashConsumer(cn: Cn): Promise<void> {
+    const node = this.consumers.get(cn) as ConsumerNode
+    await node.g?.close()
+    await node.loop
+    node.g = undefined
+    await settle()
+  }
+
+  async close(): Promise<void> {
+    await this.publisher?.close()
+    for (const cn of CONSUMERS) await this.crashConsumer(cn)
+    await this.mallory?.close()
+    await this.forger?.close()
+  }
+
+  pendingIds(): string[] {
+    return this.outbox()
+      .list({ state: 'pending' })
+      .map((m) => m.msgId)
+  }
+
+  /** I1, I3, I4, I5: checked after every command. */
+  checkInvariants(): void {
+    const store = this.outbox()
+    for (const m of store.list()) {
+      for (const r of store.recipients(m.msgId)) {
+        if (r.state !== 'acked') continue
+        // I5: an ACK counts only if it is one that recipient really sent, for this msg_id and digest.
+        expect(this.genuineAcks.get(r.cn as Cn)?.has(r.ackBody ?? ''), `ACK of ${r.cn} for ${m.msgId} is genuine`).toBe(true)
+        const ack = (JSON.parse(r.ackBody ?? '{}') as { msg: { ack_msg_id: string; ack_digest: string } }).msg
+        expect(ack.ack_msg_id).toBe(m.msgId)
+        expect(ack.ack_digest).toBe(m.digest)
+      }
+    }
+    for (const p of this.publishes) {
+      if (p.result === undefined) continue
+      if (p.result.ok) {
+        // I1: resolved only if every recipient's genuine ACK is recorded.
+        const receipt = p.result.receipt
+        expect(receipt.recipients.map((r) => r.cn).sort()).toEqual([...p.recipients].sort())
+        const rows = store.recipients(receipt.msgId)
+        for (const cn of p.recipients) expect(rows.find((r) => r.cn === cn)?.state).toBe('acked')
+      } else if (p.result.error instanceof AckTimeoutError) {
+        // I4: a timeout names exactly the recipients whose valid ACK is missing.
+        const e = p.result.error
+        expect([...e.acked.map((a) => a.cn), ...e.missing].sort()).toEqual([...p.recipients].sort())
+        const rows = store.recipients(e.msgId)
+        for (const cn of e.missing) expect(rows.find((r) => r.cn === cn)?.state).not.toBe('acked')
+        for (const a of e.acked) expect(rows.find((r) => r.cn === a.cn)?.state).toBe('acked')
+      } else {
+        expect(p.result.error).not.toBeInstanceOf(DeliveryRejectedError)
+      }
+    }
+    // I3: the application sees each msg_id at most once per consumer, across restarts.
+    for (const [cn, node] of this.consumers) {
+      expect(new Set(node.seen).size, `${cn} saw a message twice`).toBe(node.seen.length)
+    }
+  }
+
+  /** I2: heal the network, bring everyone up; everything within its deadline gets acknowledged. */
+  async healAndCheckLiveness(): Promise<void> {
+    if (this.publisher === undefined) await this.startPublisher()
+    for (const cn of CONSUMERS) if (this.consumers.get(cn)?.g === undefined) await this.startConsumer(cn)
+    this.lossless = true
+    const healStart = this.clock.now()
+    while (this.hub.held.length > 0) this.hub.releaseAll()
+    await settle()
+    for (let t = 0; t < HEAL_MS; t += 250) await this.clock.advance(250)
+    const store = this.outbox()
+    for (const m of store.list()) {
+      if (m.deadline <= healStart + HEAL_MS) continue
+      expect(m.state, `${m.msgId} (deadline ${m.deadline - healStart} ms after healing began) is acked`).toBe('acked')
+      for (const r of store.recipients(m.msgId)) {
+        const seen = this.consumers.get(r.cn as Cn)?.seen.filter((id) => id === m.msgId).length
+        expect(seen, `${r.cn}'s application saw ${m.msgId} once`).toBe(1)
+      }
+    }
+    this.checkInvariants()
+  }
+}
+
+interface M {
+  publisherUp: boolean
+  consumersUp: Set<Cn>
+}
+type Cmd = fc.AsyncCommand<M, World>
+
+const recipientsArb = fc.subarray([...CONSUMERS], { minLength: 1 })
+
+class PublishCmd implements Cmd {
+  constructor(readonly recipients: Cn[], readonly timeoutMs: number) {}
+  check = (m: M) => m.publisherUp
+  async run(_m: unknown, w: World) {
+    const outcome: PublishOutcome = { recipients: this.recipients }
+    w.publishes.push(outcome)
+    ;(w.publisher as Gilmsg).publish('x', { n: w.publishes.length }, { recipients: this.recipients, ackTimeout: this.timeoutMs, modname: 'app' }).then(
+      (receipt) => (outcome.result = { ok: true, receipt }),
+      (error: unknown) => (outcome.result = { ok: false, error }),
+    )
+    await settle()
+    w.checkInvariants()
+  }
+  toString = () => `publish(${this.recipients.join('+')}, ${this.timeoutMs}ms)`
+}
+
+class EnqueueCmd implements Cmd {
+  constructor(readonly recipients: Cn[], readonly deadlineMs: number) {}
+  check = (m: M) => m.publisherUp
+  async run(_m: unknown, w: World) {
+    const e = await (w.publisher as Gilmsg).enqueue('y', { q: w.enqueued.size }, { recipients: this.recipients, deadline: this.deadlineMs, modname: 'app' })
+    w.enqueued.set(e.msgId, w.clock.now() + this.deadlineMs)
+    await settle()
+    w.checkInvariants()
+  }
+  toString = () => `enqueue(${this.recipients.join('+')}, ${this.deadlineMs}ms)`
+}
+
+class NetCmd implements Cmd {
+  constructor(readonly op: 'deliver' | 'drop' | 'duplicate', readonly index: number) {}
+  check = () => true
+  async run(_m: unknown, w: World) {
+    const n = w.hub.held.length
+    if (n > 0) {
+      const i = this.index % n
+      if (this.op === 'deliver') w.hub.release(i)
+      else if (this.op === 'drop') w.hub.discard(i)
+      else w.hub.duplicate(i)
+    }
+    await settle()
+    w.checkInvariants()
+  }
+  toString = () => `${this.op}(#${this.index})`
+}
+
+class AdvanceCmd implements Cmd {
+  constructor(readonly ms: number) {}
+  check = () => true
+  async run(_m: unknown, w: World) {
+    await w.clock.advance(this.ms)
+    w.checkInvariants()
+  }
+  toString = () => `advance(${this.ms}ms)`
+}
+
+class PublisherCrashCmd implements Cmd {
+  check = (m: M) => m.publisherUp
+  async run(m: { publisherUp: boolean }, w: World) {
+    await w.crashPublisher()
+    m.publisherUp = false
+    w.checkInvariants()
+  }
+  toString = () => 'crash(publisher)'
+}
+
+class PublisherRestartCmd implements Cmd {
+  check = (m: M) => !m.publisherUp
+  async run(m: { publisherUp: boolean }, w: World) {
+    await w.startPublisher()
+    m.publisherUp = true
+    w.checkInvariants()
+  }
+  toString = () => 'restart(publisher)'
+}
+
+class ConsumerCrashCmd implements Cmd {
+  constructor(readonly cn: Cn) {}
+  check = (m: M) => m.consumersUp.has(this.cn)
+  async run(m: { consumersUp: Set<Cn> }, w: World) {
+    await w.crashConsumer(this.cn)
+    m.consumersUp.delete(this.cn)
+    w.checkInvariants()
+  }
+  toString = () => `crash(${this.cn})`
+}
+
+class ConsumerRestartCmd implements Cmd {
+  constructor(readonly cn: Cn) {}
+  check = (m: M) => !m.consumersUp.has(this.cn)
+  async run(m: { consumersUp: Set<Cn> }, w: World) {
+    await w.startConsumer(this.cn)
+    m.consumersUp.add(this.cn)
+    w.checkInvariants()
+  }
+  toString = () => `restart(${this.cn})`
+}
+
+/** Hostile ACKs: forged (same CN, other CA), wrong digest (real key), another message's ACK re-pointed. */
+class HostileAckCmd implements Cmd {
+  constructor(readonly kind: 'forged' | 'wrong_digest' | 'repointed' | 'replayed', readonly cn: Cn, readonly index: number) {}
+  check = () => true
+  async run(_m: unknown, w: World) {
+    const pending = w.pendingIds()
+    const target = pending[this.index % Math.max(1, pending.length)]
+    const digestOf = (id: string) => w.outbox().get(id)?.digest ?? '0'.repeat(64)
+    if (this.kind === 'forged' && target !== undefined) {
+      w.forger ??= w.bus('forger', signerFor(otherPki, 'alice'))
+      const ack = w.forger.seal('ack', { ack_msg_id: target, ack_digest: digestOf(target), disposition: 'received' }, { modname: 'gilmsg' })
+      await w.forger.send(ack)
+    } else if (this.kind === 'wrong_digest' && target !== undefined) {
+      w.mallory ??= w.bus('mallory', signerFor(pki, this.cn))
+      const ack = w.mallory.seal('ack', { ack_msg_id: target, ack_digest: 'f'.repeat(64), disposition: 'received' }, { modname: 'gilmsg' })
+      await w.mallory.send(ack)
+    } else {
+      const acks = [...(w.genuineAcks.get(this.cn) ?? [])]
+      const body = acks[this.index % Math.max(1, acks.length)]
+      if (body !== undefined) {
+        const text = this.kind === 'repointed' && target !== undefined ? body.replace(/"ack_msg_id":"[^"]*"/, `"ack_msg_id":"${target}"`) : body
+        w.hub.inject(ACK_TOPIC, text)
+      }
+    }
+    await settle()
+    w.checkInvariants()
+  }
+  toString = () => `hostile(${this.kind}, ${this.cn}, #${this.index})`
+}
+
+const commands: fc.Arbitrary<Cmd>[] = [
+  fc.tuple(recipientsArb, fc.integer({ min: 50, max: 4000 })).map(([r, t]) => new PublishCmd(r, t)),
+  fc.tuple(recipientsArb, fc.integer({ min: 500, max: 60_000 })).map(([r, d]) => new EnqueueCmd(r, d)),
+  fc.tuple(fc.constantFrom('deliver' as const, 'drop' as const, 'duplicate' as const), fc.nat(50)).map(([op, i]) => new NetCmd(op, i)),
+  fc.tuple(fc.constant('deliver' as const), fc.nat(50)).map(([op, i]) => new NetCmd(op, i)),
+  fc.integer({ min: 1, max: 3000 }).map((ms) => new AdvanceCmd(ms)),
+  fc.constant(new PublisherCrashCmd()),
+  fc.constant(new PublisherRestartCmd()),
+  fc.constantFrom(...CONSUMERS).map((cn) => new ConsumerCrashCmd(cn)),
+  fc.constantFrom(...CONSUMERS).map((cn) => new ConsumerRestartCmd(cn)),
+  fc
+    .tuple(fc.constantFrom('forged' as const, 'wrong_digest' as const, 'repointed' as const, 'replayed' as const), fc.constantFrom(...CONSUMERS), fc.nat(20))
+    .map(([k, cn, i]) => new HostileAckCmd(k, cn, i)),
+]
+
+const numRuns = Number(process.env['GILMSG_PROPERTY_RUNS'] ?? 60)
+const seed = process.env['GILMSG_PROPERTY_SEED']
+const path = process.env['GILMSG_PROPERTY_PATH']
+
+describe('delivery guarantee (model-based, in-memory transport)', () => {
+  it(
+    'holds I1..I5 under loss, duplication, reordering, delay, crashes and hostile ACKs',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.commands(commands, { maxCommands: 40 }), fc.integer(), async (cmds, worldSeed) => {
+          const w = new World(worldSeed)
+          try {
+            await w.startPublisher()
+            for (const cn of CONSUMERS) await w.startConsumer(cn)
+            await fc.asyncModelRun(() => ({ model: { publisherUp: true, consumersUp: new Set<Cn>(CONSUMERS) } as M, real: w }), cmds)
+            await w.healAndCheckLiveness()
+          } finally {
+            await w.close()
+          }
+        }),
+        {
+          numRuns,
+          ...(seed !== undefined ? { seed: Number(seed) } : {}),
+          ...(path !== undefined ? { path } : {}),
+          endOnFailure: numRuns > 1000,
+        },
+      )
+    },
+    Math.max(120_000, numRuns * 2_000),
+  )
+})
+
