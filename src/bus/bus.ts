@@ -10,7 +10,7 @@ import {
   type SealedMessage,
 } from '../envelope/envelope.js'
 import { fullTopic, type TopicParts } from '../envelope/topic.js'
-import type { PubSocket, SubSocket, Transport } from '../transport/transport.js'
+import type { PubSocket, SubSocket, Transport, WaitForSubscribersOptions } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { ReasonCounter } from '../util/counters.js'
 
@@ -95,6 +95,16 @@ export class Bus {
    */
   async openPublisher(): Promise<readonly string[]> {
     return (await this.#publisher()).endpoints
+  }
+
+  /**
+   * Opens the publisher if needed and resolves true once a subscriber (a relay
+   * counts) has subscribed to a prefix of the full `topic`, or false after
+   * `timeoutMs` / on abort / on close. Lets a fresh publisher avoid sending
+   * into the void (PUB/SUB's slow joiner) without sleeping.
+   */
+  async waitForSubscribers(topic: string, options: WaitForSubscribersOptions = {}): Promise<boolean> {
+    return (await this.#publisher()).waitForSubscribers(topic, options)
   }
 
   #publisher(): Promise<PubSocket> {

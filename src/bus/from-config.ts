@@ -5,6 +5,8 @@ import { CertificateError, ConfigError } from '../errors.js'
 import type { GilmsgConfig } from '../config/config.js'
 import { loadSigner } from '../crypto/signer.js'
 import { createVerifier } from '../crypto/verifier.js'
+import { fileCrlCache } from '../crypto/crl-cache.js'
+import { stateDir } from '../util/paths.js'
 import type { Signer, Verifier } from '../crypto/types.js'
 import { ZmqTransport } from '../transport/zmq.js'
 import type { Transport } from '../transport/transport.js'
@@ -52,6 +54,7 @@ export async function verifierFromConfig(config: GilmsgConfig, clock?: Clock): P
     routingPolicy: config.routing_policy,
     routingNitpicky: config.routing_nitpicky,
     acceptModes: config.crypto_validate_backends,
+    crlCache: fileCrlCache(join(stateDir(), 'crl-cache')),
     ...(clock ? { clock: () => clock.now() } : {}),
   })
 }

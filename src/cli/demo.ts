@@ -27,6 +27,7 @@ const RECIPIENTS = ['alice', 'bob'] as const
 type Recipient = (typeof RECIPIENTS)[number]
 const CONCURRENCY = 32
 const DOWNTIME_MS = 1500
+const TOPIC_PREFIX = 'org.fedoraproject.demo.demo.'
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url))
 
 interface RecipientProcess {
@@ -80,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
     const delivered = new Map<Recipient, Map<string, number>>(RECIPIENTS.map((r) => [r, new Map()]))
     const consumerStats = new Map<Recipient, Record<string, number>>(RECIPIENTS.map((r) => [r, {}]))
     const startRecipient = async (name: Recipient): Promise<RecipientProcess> => {
-      const child = spawn(process.execPath, [MAIN, 'tail', '--config', join(dir, `${name}.json`), '--json', '--stats'], {
+      const child = spawn(process.execPath, [MAIN, 'tail', '--config', join(dir, `${name}.json`), '--topic', TOPIC_PREFIX, '--json', '--stats'], {
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       children.add(child)
@@ -142,7 +143,7 @@ export async function run(argv: string[]): Promise<number> {
         const n = next++
         const t0 = Date.now()
         try {
-          const receipt = await g.publish('demo.tick', { n, of: total }, { recipients: [...RECIPIENTS], ackTimeout: 10_000 })
+          const receipt = await g.publish('tick', { n, of: total }, { recipients: [...RECIPIENTS], ackTimeout: 10_000, modname: 'demo' })
           for (const r of receipt.recipients) latencies.get(r.cn as Recipient)?.push(r.at - t0)
           acked++
         } catch (e) {

@@ -1,27 +1,40 @@
-import { cliConfig } from './config.js'
 import { busFromConfig } from '../bus/from-config.js'
-import { canonicalize } from '../json/canonical.js'
+import type { BusMessage } from '../bus/bus.js'
 import { environmentPrefix } from '../envelope/topic.js'
+import { ErrorCode, GilmsgError } from '../errors.js'
+import { canonicalize } from '../json/canonical.js'
+import { openGilmsg } from '../reliable/from-config.js'
+import type { Gilmsg } from '../reliable/gilmsg.js'
 import { intOption, parse } from './args.js'
+import { cliConfig } from './config.js'
 import { ExitCode } from './exit-codes.js'
 import { untilInterrupted } from './signals.js'
 
-const HELP = `Usage: gilmsg tail [--config FILE] [--topic PREFIX] [--no-validate] [--json] [--count N] [--verbose]
+const HELP = `Usage: gilmsg tail [--config FILE] [--certname NAME] [--topic PREFIX] [--no-validate] [--no-ack]
+                   [--json] [--count N] [--stats] [--verbose]
 
-Prints one line per valid message on the bus: topic, signer CN and payload.
+Prints one line per valid message on the bus: topic, signer CN and payload. Messages that
+name this process's certificate CN as a required recipient are acknowledged (a signed ACK
+bound to the message) and printed once, however often they are resent.
   --topic PREFIX   only topics starting with PREFIX (default: <topic_prefix>.<environment>.)
   --no-validate    accept unsigned and invalid messages (validate_signatures false)
+  --no-ack         never acknowledge (no certificate or inbox needed)
   --json           one JSON object per line: topic, msg_id, signer, msg
   --count N        exit after N messages
-  --verbose        report every dropped message and its reason on stderr
-Runs until interrupted (SIGINT/SIGTERM) or --count is reached; prints the drop counts on exit with --verbose.`
+  --stats          print the counters (acks, duplicates suppressed, drops) on stderr at exit
+  --verbose        also report every dropped message and its reason on stderr
+Acknowledging needs this process's certificate (<ssldir>/<certname>.crt and .key) and an inbox
+(inbox_path, default <state dir>/gilmsg/<name>.inbox.db). Without a certificate it only prints.
+Runs until interrupted (SIGINT/SIGTERM) or --count is reached.`
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     topic: { type: 'string', short: 't' },
     'no-validate': { type: 'boolean' },
+    'no-ack': { type: 'boolean' },
     json: { type: 'boolean' },
     count: { type: 'string', short: 'n' },
+    stats: { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v' },
   })
   if (values.help) {
@@ -30,18 +43,28 @@ export async function run(argv: string[]): Promise<number> {
   }
   const count = values.count === undefined ? Infinity : intOption(values.count, '--count', 1)
   const config = cliConfig(values, values['no-validate'] ? { validate_signatures: false } : {})
-  const bus = await busFromConfig(config, {
-    signer: undefined,
-    ...(values.verbose ? { onDrop: (reason: string, detail: string) => process.stderr.write(`tail: dropped (${reason}): ${detail}\n`) } : {}),
-  })
+  const onDrop = values.verbose ? (reason: string, detail: string) => void process.stderr.write(`tail: dropped (${reason}): ${detail}\n`) : undefined
+  const busOptions = onDrop ? { onDrop } : {}
   const prefix = values.topic ?? environmentPrefix({ topicPrefix: config.topic_prefix, environment: config.environment })
-  const sub = await bus.subscribe(prefix)
-  if (values.verbose) {
-    process.stderr.write(`tail: listening on ${prefix || '(all topics)'}\n`)
+
+  let g: Gilmsg | undefined
+  if (!values['no-ack']) {
+    try {
+      g = await openGilmsg(config, { ...busOptions, outbox: false, inbox: true })
+    } catch (e) {
+      if (!(e instanceof GilmsgError && (e.code === ErrorCode.Certificate || e.code === ErrorCode.Signing))) throw e
+      process.stderr.write(`tail: not acknowledging: ${e.message}\n`)
+    }
   }
-  void untilInterrupted().then(() => sub.close())
+  const bus = g?.bus ?? (await busFromConfig(config, { ...busOptions, signer: undefined }))
+  const sub = g ? await g.subscribe(prefix) : await bus.subscribe(prefix)
+  process.stderr.write(`tail: listening on ${prefix || '(all topics)'}${g ? ` (acknowledging as ${g.consumer?.cn})` : ''}\n`)
+  const interrupted = untilInterrupted()
+  void interrupted.then(() => sub.close())
+
   let seen = 0
-  for await (const m of sub) {
+  const iterable: AsyncIterable<BusMessage> = sub
+  for await (const m of iterable) {
     const msgText = canonicalize(m.envelope.get('msg') ?? null)
     if (values.json) {
       const head = JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null })
@@ -51,7 +74,14 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (++seen >= count) break
   }
-  await bus.close()
-  if (values.verbose) process.stderr.write(`tail: ${seen} messages, dropped ${JSON.stringify(bus.drops.snapshot())}\n`)
+  await (g ? g.close() : bus.close())
+  if (values.stats || values.verbose) {
+    const stats = { messages: seen, ...(g?.consumer?.stats.snapshot() ?? {}), ...prefixKeys('dropped_', bus.drops.snapshot()) }
+    process.stderr.write(`tail: stats ${JSON.stringify(stats)}\n`)
+  }
   return ExitCode.Ok
+}
+
+function prefixKeys(prefix: string, o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [prefix + k, v]))
 }

@@ -2,9 +2,8 @@
  * Validating signed envelopes as fedmsg does: certificate chained directly to one CA,
  * validity, CRL, signature, routing policy.
  */
-import 'reflect-metadata'
-import * as x509 from '@peculiar/x509'
-import { verify as cryptoVerify, webcrypto, X509Certificate } from 'node:crypto'
+import type * as X509 from '@peculiar/x509'
+import { createHash, verify as cryptoVerify, webcrypto, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { CertificateError, ConfigError } from '../errors.js'
 import { digestFor, keyKind } from './algorithms.js'
@@ -39,6 +38,26 @@ export interface VerifierOptions {
   readonly clock?: (() => number) | undefined
   /** Validated certificates remembered (LRU). Default {@link DEFAULT_CERT_CACHE_SIZE}; 0 disables the cache. */
   readonly cacheSize?: number | undefined
+  /**
+   * Remembers what a CRL said once its signature was checked, keyed by a hash of
+   * the CA and the CRL bytes, so that a short-lived process (a CLI call) does
+   * not parse and verify the same CRL again. Default: none.
+   */
+  readonly crlCache?: CrlCache | undefined
+}
+
+/** What a checked CRL says: all the verifier needs of it. */
+export interface CrlSummary {
+  readonly thisUpdate: number
+  readonly nextUpdate: number
+  /** Revoked serials, lowercase hex without leading zeros. */
+  readonly revoked: readonly string[]
+}
+
+/** A store of {@link CrlSummary}s by key (see {@link VerifierOptions.crlCache}). Errors are ignored. */
+export interface CrlCache {
+  get(key: string): CrlSummary | undefined
+  set(key: string, summary: CrlSummary): void
 }
 
 /** Counters of a verifier's certificate cache. */
@@ -163,9 +182,35 @@ function loadCa(caPem: string): CaState {
   }
 }
 
-async function loadCrl(crlPem: string, ca: CaState): Promise<CrlState> {
-  let crl: x509.X509Crl
-  let caCert: x509.X509Certificate
+/** @peculiar/x509 is loaded only when a CRL is, so that processes without a CRL start faster. */
+async function peculiar(): Promise<typeof X509> {
+  await import('reflect-metadata')
+  return import('@peculiar/x509')
+}
+
+async function loadCrl(crlPem: string, ca: CaState, cache: CrlCache | undefined): Promise<CrlState> {
+  const key = createHash('sha256').update(ca.der).update('\0').update(crlPem).digest('hex')
+  let summary: CrlSummary | undefined
+  try {
+    summary = cache?.get(key)
+  } catch {
+    summary = undefined
+  }
+  if (summary === undefined) {
+    summary = await checkCrl(crlPem, ca)
+    try {
+      cache?.set(key, summary)
+    } catch {
+      // A cache that cannot be written only costs the next process a CRL check.
+    }
+  }
+  return { thisUpdate: summary.thisUpdate, nextUpdate: summary.nextUpdate, revoked: new Set(summary.revoked) }
+}
+
+async function checkCrl(crlPem: string, ca: CaState): Promise<CrlSummary> {
+  const x509 = await peculiar()
+  let crl: X509.X509Crl
+  let caCert: X509.X509Certificate
   try {
     crl = new x509.X509Crl(pemToDer(crlPem, crlPem.includes('-----BEGIN X509 CRL-----') ? 'X509 CRL' : 'CRL'))
     caCert = new x509.X509Certificate(ca.der)
@@ -189,7 +234,7 @@ async function loadCrl(crlPem: string, ca: CaState): Promise<CrlState> {
     return {
       thisUpdate: crl.thisUpdate.getTime(),
       nextUpdate: crl.nextUpdate.getTime(),
-      revoked: new Set(crl.entries.map((entry) => canonicalSerial(entry.serialNumber))),
+      revoked: crl.entries.map((entry) => canonicalSerial(entry.serialNumber)),
     }
   } catch (err) {
     throw new CertificateError(`cannot read the CRL: ${errorMessage(err)}`, { cause: err })
@@ -243,7 +288,7 @@ function checkOptions(opts: VerifierOptions): void {
 export async function createVerifier(opts: VerifierOptions): Promise<X509Verifier> {
   checkOptions(opts)
   const ca = loadCa(opts.caPem)
-  const crl = opts.crlPem === undefined ? undefined : await loadCrl(opts.crlPem, ca)
+  const crl = opts.crlPem === undefined ? undefined : await loadCrl(opts.crlPem, ca, opts.crlCache)
   return new CaVerifier(opts, ca, crl)
 }
 
@@ -255,11 +300,13 @@ class CaVerifier implements X509Verifier {
   readonly #clock: () => number
   readonly #cache: Lru<CacheEntry>
   #crl: CrlState | undefined
+  readonly #crlCache: CrlCache | undefined
   #reloading: Promise<void> = Promise.resolve()
   #hits = 0
   #misses = 0
 
   constructor(opts: VerifierOptions, ca: CaState, crl: CrlState | undefined) {
+    this.#crlCache = opts.crlCache
     this.#ca = ca
     this.#crl = crl
     this.#accept = new Set(opts.acceptModes ?? CRYPTO_MODES)
@@ -274,7 +321,7 @@ class CaVerifier implements X509Verifier {
   }
 
   reloadCrl(crlPem: string | undefined): Promise<void> {
-    const loading = crlPem === undefined ? Promise.resolve(undefined) : loadCrl(crlPem, this.#ca)
+    const loading = crlPem === undefined ? Promise.resolve(undefined) : loadCrl(crlPem, this.#ca, this.#crlCache)
     loading.catch(() => undefined)
     const applied = this.#reloading
       .catch(() => undefined)

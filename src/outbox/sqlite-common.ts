@@ -3,6 +3,7 @@ import { homedir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { ErrorCode, GilmsgError } from '../errors.js'
+import { stateDir } from '../util/paths.js'
 import { OutboxError } from './errors.js'
 
 /** `PRAGMA synchronous` values a store accepts. */
@@ -215,8 +216,5 @@ export function openSqlite(
 export function defaultStatePath(name: string, kind: 'outbox' | 'inbox', env: NodeJS.ProcessEnv = process.env): string {
   if (typeof name !== 'string' || name === '') throw usage(`${kind} name: expected a non-empty string, got ${JSON.stringify(name)}`)
   const safe = name.replace(/[^A-Za-z0-9._-]/g, '_')
-  const xdg = env['XDG_STATE_HOME']
-  const home = env['HOME'] !== undefined && env['HOME'] !== '' ? env['HOME'] : homedir()
-  const base = xdg !== undefined && isAbsolute(xdg) ? xdg : join(home, '.local', 'state')
-  return join(base, 'gilmsg', `${safe}.${kind}.db`)
+  return join(stateDir(env), `${safe}.${kind}.db`)
 }

@@ -3,11 +3,15 @@ import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
 import type { InboxStore } from '../inbox/store.js'
 import { Disposition } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
+import { mapOrdered } from '../util/concurrent.js'
 import { ReasonCounter } from '../util/counters.js'
 import { ACK_MODNAME, ACK_TOPIC, ackBody, mustAck, VERSION_FIELD } from './protocol.js'
 
 /** How a subscription acknowledges: `auto` on receipt (`received`), `manual` when the app calls `ack()`/`reject()`. */
 export type AckMode = 'auto' | 'manual'
+
+/** How many received messages a subscription works on at once (ACK signing and inbox commits overlap). */
+export const CONSUMER_CONCURRENCY = 64
 
 /** Inbox entries older than this are pruned; a resend after that would be handed to the app again. */
 export const DEFAULT_INBOX_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
@@ -57,6 +61,8 @@ export class ReliableConsumer {
   readonly #onError: ((error: unknown) => void) | undefined
   /** Manual mode: msg_ids handed to the app and not yet acknowledged. */
   readonly #unacked = new Set<string>()
+  /** msg_ids being handled now: a copy that arrives meanwhile waits for the first. */
+  readonly #handling = new Map<string, Promise<unknown>>()
   /** Counters: `acks_sent`, `acks_resent`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`. */
   readonly stats = new ReasonCounter()
 
@@ -76,9 +82,10 @@ export class ReliableConsumer {
     return this.#cn
   }
 
-  /** Prunes inbox entries past the retention window. */
+  /** Prunes inbox entries past the retention window and opens the socket ACKs go out on. */
   async start(): Promise<void> {
     await this.#inbox.prune(this.#clock.now() - this.#retentionMs)
+    await this.#bus.openPublisher()
   }
 
   /** Subscribes to topics starting with `prefixes`; see {@link ReliableSubscription}. */
@@ -87,12 +94,22 @@ export class ReliableConsumer {
     if (mode !== 'auto' && mode !== 'manual') throw new InvalidArgumentError(`ack: expected "auto" or "manual", got ${JSON.stringify(mode)}`)
     const sub = await this.#bus.subscribe(prefixes)
     return new ReliableSubscription(sub, async (m) => {
+      const before = this.#handling.get(m.msgId)
+      const work = (async () => {
+        if (before !== undefined) await before
+        try {
+          return await this.#handle(m, mode)
+        } catch (e) {
+          this.stats.add('ack_failures')
+          this.#onError?.(e)
+          return undefined
+        }
+      })()
+      this.#handling.set(m.msgId, work)
       try {
-        return await this.#handle(m, mode)
-      } catch (e) {
-        this.stats.add('ack_failures')
-        this.#onError?.(e)
-        return undefined
+        return await work
+      } finally {
+        if (this.#handling.get(m.msgId) === work) this.#handling.delete(m.msgId)
       }
     })
   }
@@ -177,11 +194,8 @@ export class ReliableSubscription implements AsyncIterable<Delivery>, AsyncDispo
     this.#handle = handle
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Delivery> {
-    for await (const m of this.#sub) {
-      const d = await this.#handle(m)
-      if (d !== undefined) yield d
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Delivery> {
+    return mapOrdered(this.#sub, this.#handle, CONSUMER_CONCURRENCY)
   }
 
   /** Ends iteration and closes the socket. Idempotent. */

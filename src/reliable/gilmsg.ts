@@ -26,6 +26,8 @@ export interface GilmsgOptions {
   readonly random?: () => number
   /** Count ACKs without a digest (Python gilmsg 0.1.2 consumers). Default false. */
   readonly acceptLegacyAcks?: boolean
+  /** See `ReliablePublisherOptions.awaitSubscriberMs` (default 250). */
+  readonly awaitSubscriberMs?: number
   /** Called when a received message could not be acknowledged (see `ReliableConsumerOptions.onError`). */
   readonly onConsumerError?: (error: unknown) => void
 }
@@ -57,6 +59,7 @@ export class Gilmsg implements AsyncDisposable {
         ...(options.backoff ? { backoff: options.backoff } : {}),
         ...(options.random ? { random: options.random } : {}),
         ...(options.acceptLegacyAcks !== undefined ? { acceptLegacyAcks: options.acceptLegacyAcks } : {}),
+        ...(options.awaitSubscriberMs !== undefined ? { awaitSubscriberMs: options.awaitSubscriberMs } : {}),
       })
     }
     if (options.inbox) {

@@ -24,6 +24,8 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10_000
 export const DEFAULT_DEADLINE_MS = 24 * 60 * 60 * 1000
 /** Messages that left `pending` are purged after this long. */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+/** How many received ACKs are recorded at once (their outbox writes share a commit). */
+const ACKS_IN_FLIGHT = 256
 /** How many due messages one resend pass sends at most. */
 const RESEND_BATCH = 256
 
@@ -79,7 +81,16 @@ export interface ReliablePublisherOptions {
   /** Count ACKs without `ack_digest` (Python gilmsg 0.1.2 consumers). Default false. */
   readonly acceptLegacyAcks?: boolean
   readonly retentionMs?: number
+  /**
+   * Before sending, wait up to this many ms for a first subscriber (or relay)
+   * when there is none yet, so that a freshly opened publisher does not send
+   * into the void and wait for a resend. 0 disables. Default 250.
+   */
+  readonly awaitSubscriberMs?: number
 }
+
+/** Default of {@link ReliablePublisherOptions.awaitSubscriberMs}. */
+export const DEFAULT_AWAIT_SUBSCRIBER_MS = 250
 
 interface Waiter {
   readonly startedAt: number
@@ -102,6 +113,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #random: () => number
   readonly #legacy: boolean
   readonly #retentionMs: number
+  readonly #awaitSubscriberMs: number
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
   #ackSub: Subscription | undefined
@@ -129,6 +141,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#random = options.random ?? Math.random
     this.#legacy = options.acceptLegacyAcks ?? false
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
+    this.#awaitSubscriberMs = options.awaitSubscriberMs ?? DEFAULT_AWAIT_SUBSCRIBER_MS
     this.#ackTopic = options.bus.fullTopic(ACK_TOPIC, ACK_MODNAME)
   }
 
@@ -212,6 +225,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       nextAttemptAt,
     })
     this.#arm(nextAttemptAt)
+    if (this.#awaitSubscriberMs > 0) await this.#bus.waitForSubscribers(sealed.topic, { timeoutMs: this.#awaitSubscriberMs })
     await this.#bus.send(sealed)
   }
 
@@ -243,13 +257,15 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   }
 
   async #consumeAcks(sub: Subscription): Promise<void> {
+    const inFlight = new Set<Promise<void>>()
     for await (const m of sub) {
-      try {
-        await this.#onAck(m)
-      } catch (e) {
-        this.emit('background:error', asGilmsgError(e, 'recording an ACK failed'))
-      }
+      const p: Promise<void> = this.#onAck(m)
+        .catch((e: unknown) => this.emit('background:error', asGilmsgError(e, 'recording an ACK failed')))
+        .finally(() => inFlight.delete(p))
+      inFlight.add(p)
+      if (inFlight.size >= ACKS_IN_FLIGHT) await Promise.race(inFlight)
     }
+    await Promise.all(inFlight)
   }
 
   async #onAck(m: BusMessage): Promise<void> {

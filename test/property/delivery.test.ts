@@ -111,7 +111,7 @@ class World {
   }
 
   async startPublisher(): Promise<void> {
-    this.publisher = await Gilmsg.open({ bus: this.bus('publisher'), outbox: this.outbox(), clock: this.clock, random: this.random })
+    this.publisher = await Gilmsg.open({ bus: this.bus('publisher'), outbox: this.outbox(), clock: this.clock, random: this.random, awaitSubscriberMs: 0 })
     await settle()
   }
 

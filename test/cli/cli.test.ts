@@ -1,0 +1,162 @@
+/**
+ * The CLI as a user runs it: real processes, real sockets on loopback / ipc,
+ * real SQLite files, asserting stdout, stderr and exit codes.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CliProcess, runCli } from '../support/cli.js'
+
+const procs = new Set<CliProcess>()
+function start(args: string[], env: NodeJS.ProcessEnv): CliProcess {
+  const p = new CliProcess(args, env)
+  procs.add(p)
+  return p
+}
+
+let dir: string
+let env: NodeJS.ProcessEnv
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gilmsg-cli-'))
+  env = { XDG_STATE_HOME: join(dir, 'state'), GILMSG_CONFIG: '' }
+  expect((await runCli(['certs', 'init', '--dir', join(dir, 'pki')], { env })).code).toBe(0)
+  for (const name of ['pub', 'alice', 'bob']) {
+    const r = await runCli(['certs', 'issue', name, '--dir', join(dir, 'pki')], { env })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`CN=${name}`)
+  }
+}, 60_000)
+
+afterAll(async () => {
+  await Promise.all([...procs].map((p) => p.stop('SIGKILL')))
+})
+
+function writeConfig(name: string, config: Record<string, unknown>): string {
+  const path = join(dir, `${name}.json`)
+  writeFileSync(
+    path,
+    JSON.stringify({ ssldir: join(dir, 'pki'), ca_cert_location: join(dir, 'pki', 'ca.crt'), crl_location: join(dir, 'pki', 'crl.pem'), ...config }),
+  )
+  return path
+}
+
+describe('gilmsg (usage)', () => {
+  it('prints help and exits 0; an unknown command exits 2', async () => {
+    const help = await runCli(['--help'])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/publish/)
+    const bad = await runCli(['frobnicate'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/unknown command "frobnicate"/)
+  })
+
+  it('exits 2 on an unknown option or a bad config, saying what is wrong', async () => {
+    const opt = await runCli(['tail', '--bogus'])
+    expect(opt.code).toBe(2)
+    expect(opt.stderr).toMatch(/bogus/)
+    const cfg = writeConfig('typo', { endpionts: {} })
+    const r = await runCli(['tail', '--config', cfg])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/unknown key "endpionts" \(did you mean "endpoints"\?\)/)
+    const missing = await runCli(['publish', '--recipients', 'x', '--message', 'm', '--config', writeConfig('nocert', { certname: 'nobody', active: true, relay_inbound: 'tcp://127.0.0.1:1' })], { env })
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toMatch(/nobody\.(crt|key)/)
+  })
+
+  it('has --help on every command', async () => {
+    for (const cmd of ['demo', 'tail', 'logger', 'publish', 'relay', 'certs', 'outbox']) {
+      const r = await runCli([cmd, '--help'])
+      expect(r.code, cmd).toBe(0)
+      expect(r.stdout, cmd).toMatch(/Usage/)
+    }
+  })
+})
+
+describe('gilmsg logger -> tail, direct (ipc)', () => {
+  it('round-trips a signed message and keeps a float a float', async () => {
+    const endpoint = `ipc://${join(dir, 'logger.sock')}`
+    const config = writeConfig('direct', { endpoints: { logger: [endpoint] }, name: 'logger', certname: 'pub' })
+    const tail = start(['tail', '--config', config, '--json', '--no-ack', '--count', '1'], env)
+    await tail.waitFor(/listening/)
+    const r = await runCli(['logger', '--config', config, '--json-input', '--message', '{"f": 1.0, "big": 12345678901234567890123}'], { env })
+    expect(r.code, r.stderr).toBe(0)
+    const line = await tail.waitFor(/msg_id/, 'stdout')
+    expect(line).toContain('"signer":"pub"')
+    expect(line).toContain('"msg":{"big":12345678901234567890123,"f":1.0}')
+    expect(await tail.exited).toBe(0)
+  })
+})
+
+describe('gilmsg with a relay: logger, publish --recipients, exit codes', () => {
+  let relay: CliProcess
+  let config: string
+
+  beforeAll(async () => {
+    relay = start(['relay', '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*'], env)
+    const inbound = (await relay.waitFor(/^inbound /, 'stdout')).split(' ')[1]
+    const outbound = (await relay.waitFor(/^outbound /, 'stdout')).split(' ')[1]
+    config = writeConfig('relay', { endpoints: { relay_outbound: [outbound] }, relay_inbound: [inbound], active: true })
+  }, 30_000)
+
+  it('logger through the relay reaches tail', async () => {
+    const tail = start(['tail', '--config', config, '--no-ack', '--count', '1'], env)
+    await tail.waitFor(/listening/)
+    const r = await runCli(['logger', '--config', config, '--certname', 'pub', '--message', 'via relay'], { env })
+    expect(r.code, r.stderr).toBe(0)
+    expect(await tail.waitFor(/via relay/, 'stdout')).toMatch(/^org\.fedoraproject\.dev\.logger\.log pub \{"log":"via relay"\}$/)
+  })
+
+  it('publish exits 0 when both recipients ack, 3 naming the one that is down, 0 again once it is back', async () => {
+    const alice = start(['tail', '--config', config, '--certname', 'alice', '--name', 'alice', '--json'], env)
+    let bob = start(['tail', '--config', config, '--certname', 'bob', '--name', 'bob', '--json'], env)
+    await Promise.all([alice.waitFor(/acknowledging as alice/), bob.waitFor(/acknowledging as bob/)])
+    const publish = (msg: string, timeout = '5') =>
+      runCli(['publish', '--config', config, '--certname', 'pub', '--name', 'pub', '--recipients', 'alice', 'bob', '--ack-timeout', timeout, '--message', msg, '--json'], { env })
+
+    const ok = await publish('one')
+    expect(ok.code, ok.stderr).toBe(0)
+    const receipt = JSON.parse(ok.stdout) as { msgId: string; recipients: { cn: string }[] }
+    expect(receipt.recipients.map((r) => r.cn).sort()).toEqual(['alice', 'bob'])
+    await alice.waitFor(new RegExp(receipt.msgId), 'stdout')
+
+    await bob.stop()
+    const timeout = await publish('two', '1')
+    expect(timeout.code).toBe(3)
+    expect(timeout.stderr).toMatch(/missing bob; acked by alice/)
+
+    bob = start(['tail', '--config', config, '--certname', 'bob', '--name', 'bob', '--json'], env)
+    await bob.waitFor(/acknowledging as bob/)
+    const again = await publish('three')
+    expect(again.code, again.stderr).toBe(0)
+
+    const list = await runCli(['outbox', 'list', '--config', config, '--name', 'pub'], { env })
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stdout).toMatch(/2 acked, 1 expired/)
+    const show = await runCli(['outbox', 'show', receipt.msgId, '--config', config, '--name', 'pub'], { env })
+    expect(show.code, show.stderr).toBe(0)
+    expect(show.stdout).toMatch(/alice: acked \(received\)/)
+    expect(show.stdout).toMatch(/signed by certificate sha256:[0-9a-f]{64}/)
+  }, 60_000)
+
+  it('publish exits 2 on usage errors', async () => {
+    const r = await runCli(['publish', '--config', config, '--recipients', '--message', 'x'], { env })
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--recipients/)
+    const t = await runCli(['publish', '--config', config, '--recipients', 'a', '--ack-timeout', 'soon', '--message', 'x'], { env })
+    expect(t.code).toBe(2)
+    expect(t.stderr).toMatch(/--ack-timeout: expected a number/)
+  })
+})
+
+describe('gilmsg demo', () => {
+  it('runs end to end with a crash and restart and exits 0', async () => {
+    const r = await runCli(['demo', '--messages', '60', '--key', 'ec'], { env, timeoutMs: 60_000 })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/60\/60 messages acknowledged by both/)
+    expect(r.stdout).toMatch(/^alice\s+60\s/m)
+    expect(r.stdout).toMatch(/^bob\s+60\s/m)
+    expect(r.stderr).toMatch(/killing bob \(SIGKILL\)/)
+  }, 90_000)
+})
