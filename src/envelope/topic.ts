@@ -5,8 +5,9 @@ export interface TopicParts {
 }
 
 /**
- * The full topic for `topic` published by `modname`. As fedmsg, a topic that
- * already starts with the prefix is taken as full and returned unchanged.
+ * The full topic for `topic` published by `modname`. A topic that already
+ * starts with `<topicPrefix>.` is taken as full and returned unchanged (fedmsg
+ * would prepend the modname first; gilmsg lets callers pass full topics).
  */
 export function fullTopic(parts: TopicParts, modname: string, topic: string): string {
   if (topic.startsWith(parts.topicPrefix + '.') || topic === parts.topicPrefix) return topic

@@ -15,7 +15,8 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 50, capMs: 2000 }
  * floor, so resends never spin). `random` returns [0, 1).
  */
 export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30))
+  const exponent = Number.isNaN(attempt) ? 0 : Math.min(Math.max(Math.floor(attempt) - 1, 0), 30)
+  const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** exponent)
   const floor = Math.min(policy.baseMs / 4, ceiling)
   return floor + random() * (ceiling - floor)
 }

@@ -46,8 +46,9 @@ const HEX64 = /^[0-9a-f]{64}$/
 
 /**
  * Reads an ACK payload from a validated ACK envelope. Returns undefined when
- * it is not a well-formed ACK. A missing `disposition` (Python gilmsg) reads as
- * `received`.
+ * it is not a well-formed ACK (`schemas/ack.schema.json`, except that a missing
+ * `disposition` and `ack_digest`, as Python gilmsg 0.1.2 sends, are allowed:
+ * the disposition reads as `received`).
  */
 export function parseAck(envelope: JsonObject): AckBody | undefined {
   const msg = envelopeField(envelope, 'msg')
@@ -56,10 +57,11 @@ export function parseAck(envelope: JsonObject): AckBody | undefined {
   if (typeof m['ack_msg_id'] !== 'string') return undefined
   const digest = m['ack_digest']
   if (digest !== undefined && (typeof digest !== 'string' || !HEX64.test(digest))) return undefined
-  const disposition = m['disposition'] ?? 'received'
+  const disposition = 'disposition' in m ? m['disposition'] : 'received'
   if (!(DISPOSITIONS as readonly unknown[]).includes(disposition)) return undefined
   const reason = m['reason']
   if (reason !== undefined && typeof reason !== 'string') return undefined
+  if (disposition === 'rejected' && (reason === undefined || reason === '')) return undefined
   return {
     ack_msg_id: m['ack_msg_id'],
     ...(digest !== undefined ? { ack_digest: digest } : {}),

@@ -1,0 +1,87 @@
+/**
+ * Helpers for the reliability integration tests (test/integration/reliable):
+ * a relay on loopback tcp, fedmsg-style configs pointing every process at
+ * it, and bounded waits (no test may hang).
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { TestPki } from '../../src/crypto/certs.js'
+import { startRelay, type Relay } from '../../src/transport/relay.js'
+
+export const TOPIC_PREFIX = 'org.test'
+export const ENVIRONMENT = 'it'
+/** Application messages go out with this modname, so `APP_PREFIX` selects them and not the ACKs. */
+export const APP_MODNAME = 'app'
+export const APP_PREFIX = `${TOPIC_PREFIX}.${ENVIRONMENT}.${APP_MODNAME}.`
+
+/** A relay on `tcp://127.0.0.1:*` (both sides), with the ports it got. */
+export async function startLoopbackRelay(): Promise<{ relay: Relay; inbound: string; outbound: string }> {
+  const relay = await startRelay({ inbound: ['tcp://127.0.0.1:*'], outbound: ['tcp://127.0.0.1:*'] })
+  const inbound = relay.endpoints.inbound[0]
+  const outbound = relay.endpoints.outbound[0]
+  if (inbound === undefined || outbound === undefined) throw new Error('relay did not report its endpoints')
+  return { relay, inbound, outbound }
+}
+
+/**
+ * A config (file form) for the process signing as `certname`: `active`,
+ * publishing to the relay's inbound and subscribing to its outbound, EC keys
+ * signed with `x509_sha256`, outbox and inbox as `<dir>/<certname>.*.db`.
+ */
+export function relayConfig(
+  pki: TestPki,
+  relay: { inbound: string; outbound: string },
+  dir: string,
+  certname: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    topic_prefix: TOPIC_PREFIX,
+    environment: ENVIRONMENT,
+    active: true,
+    relay_inbound: [relay.inbound],
+    endpoints: { relay_outbound: [relay.outbound] },
+    name: certname,
+    certname,
+    ssldir: pki.dir,
+    ca_cert_location: pki.caCertPath,
+    crl_location: pki.crlPath,
+    crypto_backend: 'x509_sha256',
+    outbox_path: join(dir, `${certname}.outbox.db`),
+    inbox_path: join(dir, `${certname}.inbox.db`),
+    ...extra,
+  }
+}
+
+/** Writes `config` as `<dir>/<file>.json` and returns the path. */
+export function writeConfigFile(dir: string, file: string, config: Record<string, unknown>): string {
+  const path = join(dir, `${file}.json`)
+  writeFileSync(path, JSON.stringify(config, null, 2))
+  return path
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Polls `condition` every `everyMs` until it is true; rejects naming `what` (and `detail()`) after `ms`. */
+export async function waitUntil(condition: () => boolean, ms: number, what: string, detail: () => string = () => '', everyMs = 20): Promise<void> {
+  const until = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}${detail() ? `: ${detail()}` : ''}`)
+    await sleep(everyMs)
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
