@@ -5,7 +5,9 @@ import { Disposition } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
 import { mapOrdered } from '../util/concurrent.js'
 import { ReasonCounter } from '../util/counters.js'
-import { ACK_MODNAME, ACK_TOPIC, ackBody, mustAck, VERSION_FIELD } from './protocol.js'
+import type { SealedMessage } from '../envelope/envelope.js'
+import { AckBatcher } from './ack-batcher.js'
+import { ackBody, mustAck, RECIPIENTS_FIELD, VERSION_FIELD, type AckBody } from './protocol.js'
 
 /** How a subscription acknowledges: `auto` on receipt (`received`), `manual` when the app calls `ack()`/`reject()`. */
 export type AckMode = 'auto' | 'manual'
@@ -59,11 +61,12 @@ export class ReliableConsumer {
   readonly #retentionMs: number
   readonly #cn: string
   readonly #onError: ((error: unknown) => void) | undefined
+  readonly #batcher: AckBatcher
   /** Manual mode: msg_ids handed to the app and not yet acknowledged. */
   readonly #unacked = new Set<string>()
   /** msg_ids being handled now: a copy that arrives meanwhile waits for the first. */
   readonly #handling = new Map<string, Promise<unknown>>()
-  /** Counters: `acks_sent`, `acks_resent`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`. */
+  /** Counters: `acks_sent` (messages acknowledged), `ack_envelopes` (signed ACKs sent), `acks_resent`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`. */
   readonly stats = new ReasonCounter()
 
   constructor(options: ReliableConsumerOptions) {
@@ -75,6 +78,7 @@ export class ReliableConsumer {
     this.#retentionMs = options.retentionMs ?? DEFAULT_INBOX_RETENTION_MS
     this.#cn = signer.cn
     this.#onError = options.onError
+    this.#batcher = new AckBatcher(options.bus, (acks, sealed) => this.#persist(acks, sealed))
   }
 
   /** The CN this consumer acknowledges as. */
@@ -147,13 +151,20 @@ export class ReliableConsumer {
     return this.#delivery(m, true, mode)
   }
 
-  /** Signs the ACK, commits it to the inbox, then sends it. */
+  /** Queues the ACK; it is signed with others of this turn, committed to the inbox, then sent. */
   async #acknowledge(m: BusMessage, disposition: Disposition, reason?: string): Promise<void> {
-    const ack = this.#bus.seal(ACK_TOPIC, ackBody(m.msgId, m.digest, disposition, reason), { modname: ACK_MODNAME })
-    await this.#inbox.put({ msgId: m.msgId, digest: m.digest, receivedAt: this.#clock.now(), ackTopic: ack.topic, ackBody: ack.body })
+    const group = m.envelope.get(RECIPIENTS_FIELD) === undefined ? `alone:${m.msgId}` : `publisher:${m.signer ?? ''}`
+    await this.#batcher.ack(ackBody(m.msgId, m.digest, disposition, reason), group)
     this.#unacked.delete(m.msgId)
-    await this.#bus.send(ack)
     this.stats.add('acks_sent')
+  }
+
+  async #persist(acks: readonly AckBody[], sealed: SealedMessage): Promise<void> {
+    const receivedAt = this.#clock.now()
+    await Promise.all(
+      acks.map((a) => this.#inbox.put({ msgId: a.ack_msg_id, digest: a.ack_digest ?? '', receivedAt, ackTopic: sealed.topic, ackBody: sealed.body })),
+    )
+    this.stats.add('ack_envelopes')
   }
 
   #delivery(m: BusMessage, requiresAck: boolean, mode: AckMode): Delivery {

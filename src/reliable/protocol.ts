@@ -20,6 +20,14 @@ export interface AckBody {
   readonly reason?: string
 }
 
+/** The payload of a batched ACK: one signature over many messages' ACKs (gilmsg peers only). */
+export interface BatchAckBody {
+  readonly acks: readonly AckBody[]
+}
+
+/** Largest batch a publisher accepts in one ACK. */
+export const MAX_ACKS_PER_ENVELOPE = 1024
+
 /** The envelope fields that ask `recipients` to acknowledge. */
 export function reliableFields(recipients: readonly string[]): Record<string, unknown> {
   return { [VERSION_FIELD]: GILMSG_VERSION, [RECIPIENTS_FIELD]: [...recipients] }
@@ -42,18 +50,52 @@ export function ackBody(msgId: string, digest: string, disposition: Disposition,
   return { ack_msg_id: msgId, ack_digest: digest, disposition, ...(reason !== undefined ? { reason } : {}) }
 }
 
+/** The payload of an ACK covering several messages. */
+export function batchAckBody(acks: readonly AckBody[]): BatchAckBody {
+  return { acks }
+}
+
 const HEX64 = /^[0-9a-f]{64}$/
 
 /**
- * Reads an ACK payload from a validated ACK envelope. Returns undefined when
- * it is not a well-formed ACK (`schemas/ack.schema.json`, except that a missing
+ * Reads the ACKs in a validated ACK envelope: one for the single-message form,
+ * several for the batched form (`{"acks": [...]}`). Returns undefined when it
+ * is not a well-formed ACK (`schemas/ack.schema.json`), except that a missing
  * `disposition` and `ack_digest`, as Python gilmsg 0.1.2 sends, are allowed:
- * the disposition reads as `received`).
+ * the disposition reads as `received`.
  */
-export function parseAck(envelope: JsonObject): AckBody | undefined {
+export function parseAcks(envelope: JsonObject): AckBody[] | undefined {
   const msg = envelopeField(envelope, 'msg')
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return undefined
   const m = msg as Record<string, unknown>
+  if (!('acks' in m)) {
+    const one = readAck(m)
+    return one === undefined ? undefined : [one]
+  }
+  const list = m['acks']
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_ACKS_PER_ENVELOPE || Object.keys(m).length !== 1) return undefined
+  const acks: AckBody[] = []
+  for (const item of list) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined
+    const a = readAck(item as Record<string, unknown>)
+    if (a === undefined || a.ack_digest === undefined) return undefined
+    acks.push(a)
+  }
+  return acks
+}
+
+/** As {@link parseAcks} for the single-message form only. */
+export function parseAck(envelope: JsonObject): AckBody | undefined {
+  const acks = parseAcks(envelope)
+  return acks !== undefined && acks.length === 1 && !hasBatch(envelope) ? acks[0] : undefined
+}
+
+function hasBatch(envelope: JsonObject): boolean {
+  const msg = envelope.get('msg')
+  return msg instanceof Map && msg.has('acks')
+}
+
+function readAck(m: Record<string, unknown>): AckBody | undefined {
   if (typeof m['ack_msg_id'] !== 'string') return undefined
   const digest = m['ack_digest']
   if (digest !== undefined && (typeof digest !== 'string' || !HEX64.test(digest))) return undefined

@@ -16,7 +16,7 @@ import { ReasonCounter } from '../util/counters.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
-import { ACK_MODNAME, ACK_TOPIC, parseAck, reliableFields } from './protocol.js'
+import { ACK_MODNAME, ACK_TOPIC, parseAcks, reliableFields } from './protocol.js'
 
 /** `publish()` waits this long for every ACK unless told otherwise. */
 export const DEFAULT_ACK_TIMEOUT_MS = 10_000
@@ -273,31 +273,37 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       this.ignoredAcks.add('not_an_ack')
       return
     }
-    const ack = parseAck(m.envelope)
-    if (ack === undefined) {
+    const acks = parseAcks(m.envelope)
+    if (acks === undefined) {
       this.ignoredAcks.add('malformed_ack')
       return
     }
-    if (ack.ack_digest === undefined && !this.#legacy) {
-      this.ignoredAcks.add('legacy_ack_refused')
-      return
-    }
-    const outcome = await this.#store.recordAck({
-      msgId: ack.ack_msg_id,
-      cn: m.signer,
-      digest: ack.ack_digest,
-      disposition: ack.disposition,
-      ...(ack.reason !== undefined ? { reason: ack.reason } : {}),
-      at: this.#clock.now(),
-      ackBody: m.body,
-      fingerprint: m.fingerprint,
-    })
-    if (outcome.kind !== 'counted') {
-      this.ignoredAcks.add(outcome.kind)
-      if (outcome.kind === 'duplicate' || outcome.kind === 'not_pending') this.#settle(ack.ack_msg_id)
-      return
-    }
-    if (outcome.state !== DeliveryState.Pending) this.#settle(ack.ack_msg_id)
+    const signer = m.signer
+    const fingerprint = m.fingerprint
+    await Promise.all(
+      acks.map(async (ack) => {
+        if (ack.ack_digest === undefined && !this.#legacy) {
+          this.ignoredAcks.add('legacy_ack_refused')
+          return
+        }
+        const outcome = await this.#store.recordAck({
+          msgId: ack.ack_msg_id,
+          cn: signer,
+          digest: ack.ack_digest,
+          disposition: ack.disposition,
+          ...(ack.reason !== undefined ? { reason: ack.reason } : {}),
+          at: this.#clock.now(),
+          ackBody: m.body,
+          fingerprint,
+        })
+        if (outcome.kind !== 'counted') {
+          this.ignoredAcks.add(outcome.kind)
+          if (outcome.kind === 'duplicate' || outcome.kind === 'not_pending') this.#settle(ack.ack_msg_id)
+          return
+        }
+        if (outcome.state !== DeliveryState.Pending) this.#settle(ack.ack_msg_id)
+      }),
+    )
   }
 
   /** Resolves or rejects the waiter and emits the event for a message that left `pending`. */

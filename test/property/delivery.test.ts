@@ -161,9 +161,11 @@ class World {
         if (r.state !== 'acked') continue
         // I5: an ACK counts only if it is one that recipient really sent, for this msg_id and digest.
         expect(this.genuineAcks.get(r.cn as Cn)?.has(r.ackBody ?? ''), `ACK of ${r.cn} for ${m.msgId} is genuine`).toBe(true)
-        const ack = (JSON.parse(r.ackBody ?? '{}') as { msg: { ack_msg_id: string; ack_digest: string } }).msg
-        expect(ack.ack_msg_id).toBe(m.msgId)
-        expect(ack.ack_digest).toBe(m.digest)
+        type Ack = { ack_msg_id: string; ack_digest: string }
+        const msg = (JSON.parse(r.ackBody ?? '{}') as { msg: Ack | { acks: Ack[] } }).msg
+        const ack = 'acks' in msg ? msg.acks.find((a) => a.ack_msg_id === m.msgId) : msg
+        expect(ack?.ack_msg_id, `the ACK stored for ${r.cn} names ${m.msgId}`).toBe(m.msgId)
+        expect(ack?.ack_digest).toBe(m.digest)
       }
     }
     for (const p of this.publishes) {
@@ -250,13 +252,14 @@ class EnqueueCmd implements Cmd {
 }
 
 class NetCmd implements Cmd {
-  constructor(readonly op: 'deliver' | 'drop' | 'duplicate', readonly index: number) {}
+  constructor(readonly op: 'deliver' | 'drop' | 'duplicate' | 'deliverAll', readonly index: number) {}
   check = () => true
   async run(_m: unknown, w: World) {
     const n = w.hub.held.length
     if (n > 0) {
       const i = this.index % n
-      if (this.op === 'deliver') w.hub.release(i)
+      if (this.op === 'deliverAll') w.hub.releaseAll()
+      else if (this.op === 'deliver') w.hub.release(i)
       else if (this.op === 'drop') w.hub.discard(i)
       else w.hub.duplicate(i)
     }
@@ -320,7 +323,7 @@ class ConsumerRestartCmd implements Cmd {
 
 /** Hostile ACKs: forged (same CN, other CA), wrong digest (real key), another message's ACK re-pointed. */
 class HostileAckCmd implements Cmd {
-  constructor(readonly kind: 'forged' | 'wrong_digest' | 'repointed' | 'replayed', readonly cn: Cn, readonly index: number) {}
+  constructor(readonly kind: 'forged' | 'wrong_digest' | 'wrong_digest_batch' | 'repointed' | 'replayed', readonly cn: Cn, readonly index: number) {}
   check = () => true
   async run(_m: unknown, w: World) {
     const pending = w.pendingIds()
@@ -333,6 +336,11 @@ class HostileAckCmd implements Cmd {
     } else if (this.kind === 'wrong_digest' && target !== undefined) {
       w.mallory ??= w.bus('mallory', signerFor(pki, this.cn))
       const ack = w.mallory.seal('ack', { ack_msg_id: target, ack_digest: 'f'.repeat(64), disposition: 'received' }, { modname: 'gilmsg' })
+      await w.mallory.send(ack)
+    } else if (this.kind === 'wrong_digest_batch' && pending.length > 0) {
+      w.mallory ??= w.bus('mallory', signerFor(pki, this.cn))
+      const acks = pending.map((id, n) => ({ ack_msg_id: id, ack_digest: n % 2 === 0 ? 'e'.repeat(64) : digestOf(pending[(n + 1) % pending.length] as string), disposition: 'received' }))
+      const ack = w.mallory.seal('ack', { acks: pending.length > 1 ? acks : [...acks, ...acks] }, { modname: 'gilmsg' })
       await w.mallory.send(ack)
     } else {
       const acks = [...(w.genuineAcks.get(this.cn) ?? [])]
@@ -353,13 +361,18 @@ const commands: fc.Arbitrary<Cmd>[] = [
   fc.tuple(recipientsArb, fc.integer({ min: 500, max: 60_000 })).map(([r, d]) => new EnqueueCmd(r, d)),
   fc.tuple(fc.constantFrom('deliver' as const, 'drop' as const, 'duplicate' as const), fc.nat(50)).map(([op, i]) => new NetCmd(op, i)),
   fc.tuple(fc.constant('deliver' as const), fc.nat(50)).map(([op, i]) => new NetCmd(op, i)),
+  fc.constant(new NetCmd('deliverAll', 0)),
   fc.integer({ min: 1, max: 3000 }).map((ms) => new AdvanceCmd(ms)),
   fc.constant(new PublisherCrashCmd()),
   fc.constant(new PublisherRestartCmd()),
   fc.constantFrom(...CONSUMERS).map((cn) => new ConsumerCrashCmd(cn)),
   fc.constantFrom(...CONSUMERS).map((cn) => new ConsumerRestartCmd(cn)),
   fc
-    .tuple(fc.constantFrom('forged' as const, 'wrong_digest' as const, 'repointed' as const, 'replayed' as const), fc.constantFrom(...CONSUMERS), fc.nat(20))
+    .tuple(
+      fc.constantFrom('forged' as const, 'wrong_digest' as const, 'wrong_digest_batch' as const, 'repointed' as const, 'replayed' as const),
+      fc.constantFrom(...CONSUMERS),
+      fc.nat(20),
+    )
     .map(([k, cn, i]) => new HostileAckCmd(k, cn, i)),
 ]
 

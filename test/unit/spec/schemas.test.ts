@@ -12,7 +12,9 @@ import { CryptoMode } from '../../../src/crypto/types.js'
 import type { Signer } from '../../../src/crypto/types.js'
 import { buildEnvelope, sealEnvelope } from '../../../src/envelope/envelope.js'
 import type { SealedMessage } from '../../../src/envelope/envelope.js'
-import { ACK_MODNAME, ACK_TOPIC, ackBody, reliableFields } from '../../../src/reliable/protocol.js'
+import { ACK_MODNAME, ACK_TOPIC, ackBody, batchAckBody, parseAck, parseAcks, reliableFields } from '../../../src/reliable/protocol.js'
+import { parseJson } from '../../../src/json/parse.js'
+import type { JsonObject } from '../../../src/json/value.js'
 import { MemoryHub, MemoryTransport } from '../../../src/transport/memory.js'
 
 const readJson = async (rel: string): Promise<unknown> => JSON.parse(await readFile(new URL(rel, import.meta.url), 'utf8')) as unknown
@@ -211,5 +213,29 @@ describe('the schemas reject wrong documents', () => {
     expectInvalid(validateAck, without(ack, 'ack_msg_id'), 'required')
     expectInvalid(validateAck, { ...ack, ack_msg_id: '' }, 'minLength')
     expectInvalid(validateAck, without(ack, 'disposition'), 'required')
+  })
+})
+
+describe('batched ACK payloads against ack.schema.json', () => {
+  const validate = new Ajv2020({ strict: true }).compile(ackSchema)
+  const item = (n: number) => ackBody(`2026-${String(n).padStart(8, '0')}-0000-4000-8000-000000000000`, n.toString(16).padStart(64, '0'), 'received')
+
+  it('accepts what batchAckBody makes, and what parseAcks reads back', () => {
+    const body = batchAckBody([item(1), item(2), ackBody('m3', 'c'.repeat(64), 'rejected', 'bad input')])
+    expect(validate(JSON.parse(JSON.stringify(body))), JSON.stringify(validate.errors)).toBe(true)
+    const env = parseJson(JSON.stringify({ topic: 't', msg_id: 'x', msg: body })) as JsonObject
+    expect(parseAcks(env)?.map((a) => a.ack_msg_id)).toEqual([item(1).ack_msg_id, item(2).ack_msg_id, 'm3'])
+    expect(parseAck(env)).toBeUndefined()
+  })
+
+  it('rejects an empty batch, extra keys, an item without a digest, and more than 1024 items', () => {
+    const reject = (doc: unknown) => {
+      expect(validate(doc)).toBe(false)
+      expect(parseAcks(parseJson(JSON.stringify({ topic: 't', msg_id: 'x', msg: doc })) as JsonObject)).toBeUndefined()
+    }
+    reject({ acks: [] })
+    reject({ acks: [item(1)], extra: 1 })
+    reject({ acks: [{ ack_msg_id: 'm', disposition: 'received' }] })
+    reject({ acks: Array.from({ length: 1025 }, (_, n) => item(n)) })
   })
 })
