@@ -2,12 +2,26 @@
 export interface BackoffPolicy {
   /** Upper bound of the first resend delay, ms. */
   readonly baseMs: number
-  /** Upper bound of any delay, ms. */
+  /** Upper bound of any delay, ms, for messages that must be delivered soon (a deadline within `longAfterMs`). */
   readonly capMs: number
+  /** Upper bound of any delay for messages with a longer deadline (background `enqueue`), ms. */
+  readonly longCapMs: number
+  /** A message whose deadline is further than this from its creation uses `longCapMs`. */
+  readonly longAfterMs: number
 }
 
-/** First resend within 50 ms; never more than 2 s between resends. */
-export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 50, capMs: 2000 }
+/**
+ * First resend within 50 ms; at most 2 s between resends of a message due
+ * within 5 minutes (`publish`'s timeouts), at most 30 s for longer deadlines
+ * (so 100,000 pending background messages do not flood the bus while their
+ * recipients are away).
+ */
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 50, capMs: 2000, longCapMs: 30_000, longAfterMs: 5 * 60_000 }
+
+/** The policy for a message that must be acknowledged within `windowMs` of its creation. */
+export function policyFor(policy: BackoffPolicy, windowMs: number): BackoffPolicy {
+  return windowMs > policy.longAfterMs ? { ...policy, capMs: policy.longCapMs } : policy
+}
 
 /**
  * Delay before resend number `attempt` (1 = the first resend): uniform in

@@ -15,7 +15,7 @@ import type { Clock } from '../util/clock.js'
 import { ReasonCounter } from '../util/counters.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
+import { backoffDelay, DEFAULT_BACKOFF, policyFor, type BackoffPolicy } from './backoff.js'
 import { ACK_MODNAME, ACK_TOPIC, parseAcks, reliableFields } from './protocol.js'
 
 /** `publish()` waits this long for every ACK unless told otherwise. */
@@ -213,7 +213,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], now: number, deadline: number): Promise<void> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
-    const nextAttemptAt = now + backoffDelay(this.#backoff, 1, this.#random)
+    const nextAttemptAt = now + backoffDelay(policyFor(this.#backoff, deadline - now), 1, this.#random)
     await this.#store.add({
       msgId: sealed.msgId,
       topic: sealed.topic,
@@ -367,7 +367,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       await this.#expireDue(now)
       for (const m of this.#store.due(now, RESEND_BATCH)) {
         if (this.#closing) return
-        this.#store.markAttempt(m.msgId, now + backoffDelay(this.#backoff, m.attempts, this.#random))
+        this.#store.markAttempt(m.msgId, now + backoffDelay(policyFor(this.#backoff, m.deadline - m.createdAt), m.attempts, this.#random))
         this.resends++
         for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)
         await this.#bus.send(m)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseJson } from '../../../src/json/parse.js'
 import type { JsonObject } from '../../../src/json/value.js'
-import { backoffDelay, DEFAULT_BACKOFF } from '../../../src/reliable/backoff.js'
+import { backoffDelay, DEFAULT_BACKOFF, policyFor } from '../../../src/reliable/backoff.js'
 import type { BackoffPolicy } from '../../../src/reliable/backoff.js'
 import {
   ACK_MODNAME,
@@ -176,10 +176,11 @@ describe('ackBody', () => {
 describe('backoffDelay', () => {
   const low = (): number => 0
   const high = (): number => 1 - Number.EPSILON / 2 // the largest double below 1
-  const policies: BackoffPolicy[] = [DEFAULT_BACKOFF, { baseMs: 10, capMs: 1000 }, { baseMs: 100, capMs: 150 }, { baseMs: 1, capMs: 1 }]
+  const long = { longCapMs: 30_000, longAfterMs: 300_000 }
+  const policies: BackoffPolicy[] = [DEFAULT_BACKOFF, { baseMs: 10, capMs: 1000, ...long }, { baseMs: 100, capMs: 150, ...long }, { baseMs: 1, capMs: 1, ...long }]
 
   it('the default policy: first resend within 50 ms, never more than 2 s', () => {
-    expect(DEFAULT_BACKOFF).toEqual({ baseMs: 50, capMs: 2000 })
+    expect(DEFAULT_BACKOFF).toEqual({ baseMs: 50, capMs: 2000, longCapMs: 30_000, longAfterMs: 300_000 })
     expect(backoffDelay(DEFAULT_BACKOFF, 1, low)).toBe(12.5)
     expect(backoffDelay(DEFAULT_BACKOFF, 1, high)).toBeLessThan(50)
     expect(backoffDelay(DEFAULT_BACKOFF, 1, high)).toBeGreaterThan(49.99)
@@ -261,5 +262,14 @@ describe('parseAck follows ack.schema.json', () => {
     expect(parseAck(env({ msg: { ...base, disposition: 'rejected', reason: '' } }))).toBeUndefined()
     expect(parseAck(env({ msg: { ...base, disposition: null } }))).toBeUndefined()
     expect(parseAck(env({ msg: { ...base, disposition: 'rejected', reason: 'bad' } }))).toMatchObject({ disposition: 'rejected', reason: 'bad' })
+  })
+})
+
+describe('policyFor', () => {
+  it('caps resends of long-deadline messages at longCapMs, others at capMs', () => {
+    expect(policyFor(DEFAULT_BACKOFF, 10_000).capMs).toBe(2000)
+    expect(policyFor(DEFAULT_BACKOFF, 300_000).capMs).toBe(2000)
+    expect(policyFor(DEFAULT_BACKOFF, 24 * 3_600_000).capMs).toBe(30_000)
+    expect(backoffDelay(policyFor(DEFAULT_BACKOFF, 24 * 3_600_000), 40, () => 0.999999)).toBeGreaterThan(29_000)
   })
 })
