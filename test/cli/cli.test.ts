@@ -138,6 +138,25 @@ describe('gilmsg with a relay: logger, publish --recipients, exit codes', () => 
     expect(show.code, show.stderr).toBe(0)
     expect(show.stdout).toMatch(/alice: acked \(received\)/)
     expect(show.stdout).toMatch(/signed by certificate sha256:[0-9a-f]{64}/)
+
+    const expiredId = (JSON.parse(
+      (await runCli(['outbox', 'list', '--state', 'expired', '--json', '--config', config, '--name', 'pub'], { env })).stdout.trim(),
+    ) as { msg_id: string; missing: string[] })
+    expect(expiredId.missing).toEqual(['bob'])
+    const retry = await runCli(['outbox', 'retry', expiredId.msg_id, '--deadline', '1h', '--config', config, '--name', 'pub'], { env })
+    expect(retry.code, retry.stderr).toBe(0)
+    // The next publisher process on this outbox resumes the retried message; bob is back, so it gets acknowledged.
+    expect((await publish('four')).code).toBe(0)
+    const after = await runCli(['outbox', 'show', expiredId.msg_id, '--config', config, '--name', 'pub'], { env })
+    expect(after.stdout).toMatch(/state\s+acked/)
+    const purge = await runCli(['outbox', 'purge', '--older-than', '0s', '--config', config, '--name', 'pub'], { env })
+    expect(purge.stdout).toMatch(/purged 4 finished messages/)
+
+    // A revoked recipient's ACKs no longer count.
+    expect((await runCli(['certs', 'revoke', 'bob', '--dir', join(dir, 'pki')], { env })).code).toBe(0)
+    const revoked = await publish('five', '1')
+    expect(revoked.code).toBe(3)
+    expect(revoked.stderr).toMatch(/missing bob; acked by alice/)
   }, 60_000)
 
   it('publish exits 2 on usage errors', async () => {
