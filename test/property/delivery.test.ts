@@ -28,6 +28,7 @@ import { Gilmsg } from '../../src/reliable/gilmsg.js'
 import type { DeliveryReceipt } from '../../src/reliable/publisher.js'
 import { MemoryHub, MemoryTransport } from '../../src/transport/memory.js'
 import { FakeClock, settle } from '../support/fake-clock.js'
+import { seededRandom } from '../support/random.js'
 
 const CONSUMERS = ['alice', 'bob'] as const
 type Cn = (typeof CONSUMERS)[number]
@@ -52,16 +53,6 @@ function signerFor(p: TestPki, name: string) {
   return createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface PublishOutcome {
   readonly recipients: readonly Cn[]
@@ -94,7 +85,7 @@ class World {
   forger: Bus | undefined
 
   constructor(seed: number) {
-    this.random = mulberry32(seed)
+    this.random = seededRandom(seed)
     this.hub.setGate((d) => {
       if ((CONSUMERS as readonly string[]).includes(d.from) && d.topic === ACK_TOPIC) this.genuineAcks.get(d.from as Cn)?.add(d.body.toString('utf8'))
       if (d.from === 'mallory' || d.from === 'forger' || this.lossless) return 'deliver'

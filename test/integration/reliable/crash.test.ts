@@ -26,6 +26,7 @@ import type { Relay } from '../../../src/transport/relay.js'
 import { CliProcess } from '../../support/cli.js'
 import { APP_PREFIX, relayConfig, sleep, startLoopbackRelay, waitUntil, withTimeout, writeConfigFile } from '../../support/reliable-net.js'
 import { ScriptProcess } from '../../support/script-process.js'
+import { seededRandom } from '../../support/random.js'
 
 const WORKER = fileURLToPath(new URL('../../fixtures/enqueue-worker.mjs', import.meta.url))
 const RECIPIENTS = ['alice', 'bob'] as const
@@ -33,7 +34,7 @@ const TOPIC = `${APP_PREFIX}crash`
 const PER_RUN = 200
 
 const seed = Number(process.env['GILMSG_CRASH_SEED'] ?? Date.now() % 1_000_000)
-const random = mulberry32(seed)
+const random = seededRandom(seed)
 /** Uniform integer in [lo, hi]. */
 const between = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1))
 
@@ -230,13 +231,3 @@ describe(`publisher and recipient processes killed with SIGKILL (seed ${seed})`,
   }, 60_000)
 })
 
-function mulberry32(s: number): () => number {
-  let a = s >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
