@@ -65,10 +65,27 @@ export function subscribeEndpoints(config: GilmsgConfig): string[] {
 }
 
 /**
- * The ZeroMQ transport the config describes. A publisher binds
- * `endpoints[name]`, or with `active: true` connects to `relay_inbound`.
+ * Why this process cannot publish (and so cannot send ACKs) with this config,
+ * or undefined when it can: it needs `endpoints[name]` to bind, or
+ * `active: true` and `relay_inbound` to connect to.
  */
-export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: readonly string[] } = {}): ZmqTransport {
+export function whyCannotPublish(config: GilmsgConfig): string | undefined {
+  if (config.active) return config.relay_inbound.length === 0 ? `${config.source}: "active" is true but "relay_inbound" is not set` : undefined
+  if (config.name !== undefined && config.endpoints[config.name] !== undefined) return undefined
+  return (
+    `${config.source}: nowhere to publish: ` +
+    (config.name === undefined ? 'no "name" is set' : `"endpoints" has no entry "${config.name}"`) +
+    ' (give this process an endpoint with "name" and "endpoints", or connect to a relay with "active": true and "relay_inbound")'
+  )
+}
+
+/**
+ * The ZeroMQ transport the config describes. A publisher binds
+ * `endpoints[name]`, or with `active: true` connects to `relay_inbound`; when
+ * neither is possible, opening the publisher rejects with a `ConfigError`
+ * saying why (subscribing still works).
+ */
+export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: readonly string[] } = {}): Transport {
   let bind: readonly string[] | undefined = overrides.bind
   let connect: readonly string[] | undefined
   if (bind === undefined) {
@@ -79,7 +96,7 @@ export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: re
       bind = config.endpoints[config.name]
     }
   }
-  return new ZmqTransport({
+  const zmq = new ZmqTransport({
     ...(bind ? { bind } : {}),
     ...(connect ? { connect } : {}),
     subscribeTo: subscribeEndpoints(config),
@@ -99,6 +116,12 @@ export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: re
         }
       : {}),
   })
+  const cannot = bind === undefined ? whyCannotPublish(config) : undefined
+  if (cannot === undefined) return zmq
+  return {
+    openPublisher: () => Promise.reject(new ConfigError(cannot)),
+    openSubscriber: (options) => zmq.openSubscriber(options),
+  }
 }
 
 export interface OpenBusOptions {

@@ -1,4 +1,4 @@
-import { busFromConfig } from '../bus/from-config.js'
+import { busFromConfig, whyCannotPublish } from '../bus/from-config.js'
 import type { BusMessage } from '../bus/bus.js'
 import { environmentPrefix } from '../envelope/topic.js'
 import { ErrorCode, GilmsgError } from '../errors.js'
@@ -48,7 +48,9 @@ export async function run(argv: string[]): Promise<number> {
   const prefix = values.topic ?? environmentPrefix({ topicPrefix: config.topic_prefix, environment: config.environment })
 
   let g: Gilmsg | undefined
-  if (!values['no-ack']) {
+  const cannotAck = values['no-ack'] ? undefined : whyCannotPublish(config)
+  if (cannotAck !== undefined) process.stderr.write(`tail: not acknowledging: ${cannotAck}\n`)
+  if (!values['no-ack'] && cannotAck === undefined) {
     try {
       g = await openGilmsg(config, { ...busOptions, outbox: false, inbox: true })
     } catch (e) {

@@ -93,3 +93,14 @@ describe('nearest', () => {
     expect(nearest('completely_different', ['ssldir', 'name'])).toBeUndefined()
   })
 })
+
+describe('whyCannotPublish', () => {
+  it('says what is missing for a process to publish (and so to acknowledge)', async () => {
+    const { whyCannotPublish } = await import('../../../src/bus/from-config.js')
+    expect(whyCannotPublish(parseConfig({}))).toMatch(/no "name" is set/)
+    expect(whyCannotPublish(parseConfig({ name: 'x', endpoints: { y: ['tcp://127.0.0.1:1'] } }))).toMatch(/"endpoints" has no entry "x"/)
+    expect(whyCannotPublish(parseConfig({ active: true }))).toMatch(/"relay_inbound" is not set/)
+    expect(whyCannotPublish(parseConfig({ name: 'x', endpoints: { x: ['tcp://127.0.0.1:1'] } }))).toBeUndefined()
+    expect(whyCannotPublish(parseConfig({ active: true, relay_inbound: 'tcp://127.0.0.1:1' }))).toBeUndefined()
+  })
+})
