@@ -173,8 +173,18 @@ function readNumber(text: string, start: number): JsonNumber {
   tokenEnd = pos
   if (isFloat) return { kind: 'float', value: Number(text.slice(start, pos)) }
   if (pos - start <= 15) return { kind: 'int', value: BigInt(negative ? -acc : acc) }
+  if (pos - start - (negative ? 1 : 0) > MAX_INT_DIGITS) {
+    fail(text, start, `Exceeds the limit (${MAX_INT_DIGITS} digits) for integer string conversion`)
+  }
   return { kind: 'int', value: BigInt(text.slice(start, pos)) }
 }
+
+/**
+ * Python (3.11+) refuses to convert integers of more digits than this
+ * (`sys.get_int_max_str_digits()`), so a fedmsg peer could not read them
+ * either; refusing them also bounds the quadratic cost of huge BigInts.
+ */
+export const MAX_INT_DIGITS = 4300
 
 /**
  * Parses `text` as Python's `json.loads` would, without losing number kinds or precision.

@@ -149,3 +149,14 @@ describe('parseJson errors', () => {
     expect(parseError('[]', { maxDepth: 0 }).message).toContain('too deeply nested')
   })
 })
+
+describe('integer size limit (as Python 3.11+)', () => {
+  it('accepts 4300 digits and refuses 4301', async () => {
+    const { MAX_INT_DIGITS } = await import('../../../src/json/parse.js')
+    expect(MAX_INT_DIGITS).toBe(4300)
+    expect(parseJson('9'.repeat(4300))).toEqual({ kind: 'int', value: BigInt('9'.repeat(4300)) })
+    expect(parseJson('-' + '9'.repeat(4300))).toEqual({ kind: 'int', value: -BigInt('9'.repeat(4300)) })
+    expect(() => parseJson('9'.repeat(4301))).toThrow(/Exceeds the limit \(4300 digits\)/)
+    expect(parseJson('9'.repeat(5000) + '.0')).toEqual({ kind: 'float', value: Infinity })
+  })
+})
