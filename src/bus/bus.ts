@@ -126,6 +126,7 @@ export class Bus {
       i: ++this.#i,
       nowMs: this.#clock.now(),
       username: this.#username,
+      maxDepth: this.#opts.maxJsonDepth,
       ...(options.extra ? { extra: options.extra } : {}),
     })
     return sealEnvelope(env, this.#opts.signer)
