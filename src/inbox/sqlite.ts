@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import type { GroupCommitStats } from '../outbox/group-commit.js'
+import { ContentIds } from '../outbox/sqlite-dedupe.js'
 import { SqliteFile } from '../outbox/sqlite-file.js'
 import type { Migration, SqliteStoreOptions } from '../outbox/sqlite-common.js'
 import { checkInboxEntry, checkPruneBefore } from './rules.js'
@@ -11,14 +12,20 @@ const MIGRATIONS: readonly Migration[] = [
     version: 1,
     up(db) {
       db.exec(`
+        CREATE TABLE inbox_acks (
+          id INTEGER PRIMARY KEY,
+          hash BLOB UNIQUE NOT NULL,
+          topic TEXT,
+          body TEXT
+        );
         CREATE TABLE inbox (
           msg_id TEXT PRIMARY KEY,
           digest TEXT NOT NULL,
           received_at INTEGER NOT NULL,
-          ack_topic TEXT,
-          ack_body TEXT
+          ack_id INTEGER REFERENCES inbox_acks (id)
         );
         CREATE INDEX inbox_received ON inbox (received_at);
+        CREATE INDEX inbox_ack ON inbox (ack_id) WHERE ack_id IS NOT NULL;
       `)
     },
   },
@@ -36,13 +43,25 @@ type Statements = ReturnType<typeof prepareStatements>
 
 function prepareStatements(db: Database.Database) {
   return {
-    get: db.prepare<[string], InboxSqlRow>(`SELECT msg_id, digest, received_at, ack_topic, ack_body FROM inbox WHERE msg_id = ?`),
-    put: db.prepare<[string, string, number, string | null, string | null]>(
-      `INSERT INTO inbox (msg_id, digest, received_at, ack_topic, ack_body) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (msg_id) DO UPDATE SET
-         digest = excluded.digest, received_at = excluded.received_at, ack_topic = excluded.ack_topic, ack_body = excluded.ack_body`,
+    get: db.prepare<[string], InboxSqlRow>(
+      `SELECT i.msg_id, i.digest, i.received_at, a.topic AS ack_topic, a.body AS ack_body
+       FROM inbox i LEFT JOIN inbox_acks a ON a.id = i.ack_id WHERE i.msg_id = ?`,
     ),
-    prune: db.prepare<[number]>(`DELETE FROM inbox WHERE received_at < ?`),
+    ackIdOf: db.prepare<[string], number | null>(`SELECT ack_id FROM inbox WHERE msg_id = ?`).pluck(),
+    findAck: db.prepare<[Buffer], number>(`SELECT id FROM inbox_acks WHERE hash = ?`).pluck(),
+    insertAck: db.prepare<unknown[]>(`INSERT INTO inbox_acks (hash, topic, body) VALUES (?, ?, ?)`),
+    put: db.prepare<[string, string, number, number | null]>(
+      `INSERT INTO inbox (msg_id, digest, received_at, ack_id) VALUES (?, ?, ?, ?)
+       ON CONFLICT (msg_id) DO UPDATE SET digest = excluded.digest, received_at = excluded.received_at, ack_id = excluded.ack_id`,
+    ),
+    prune: db.prepare<[number], number | null>(`DELETE FROM inbox WHERE received_at < ? RETURNING ack_id`).pluck(),
+    deleteUnusedAck: db.prepare<[number]>(
+      `DELETE FROM inbox_acks WHERE id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE ack_id = inbox_acks.id)`,
+    ),
+    deleteUnusedAcks: db.prepare<[string]>(
+      `DELETE FROM inbox_acks WHERE id IN (SELECT value FROM json_each(?))
+       AND NOT EXISTS (SELECT 1 FROM inbox WHERE ack_id = inbox_acks.id)`,
+    ),
   }
 }
 
@@ -55,6 +74,11 @@ function prepareStatements(db: Database.Database) {
  * with an `OutboxError` (code `GILMSG_OUTBOX`) that says nothing in it was
  * committed.
  *
+ * Each distinct ACK (topic and body) is stored once (table `inbox_acks`,
+ * keyed by its SHA-256), however many messages one batched ACK acknowledges;
+ * `prune`, and a `put` that replaces an entry's ACK, delete the ACKs no longer
+ * referenced.
+ *
  * `get` is synchronous and sees every write issued so far, committed or not;
  * after a failed batch it sees the committed state again. After `close()`
  * reads throw and writes reject with a `ClosedError`.
@@ -64,11 +88,13 @@ export class SqliteInboxStore implements InboxStore {
   readonly path: string
   readonly #file: SqliteFile
   readonly #s: Statements
+  readonly #acks: ContentIds
 
   private constructor(path: string, file: SqliteFile, statements: Statements) {
     this.path = path
     this.#file = file
     this.#s = statements
+    this.#acks = new ContentIds(file.batch, statements.findAck, statements.insertAck)
   }
 
   /**
@@ -111,14 +137,22 @@ export class SqliteInboxStore implements InboxStore {
   put(entry: InboxEntry): Promise<void> {
     return this.#file.batch.run(() => {
       checkInboxEntry(entry)
-      this.#s.put.run(entry.msgId, entry.digest, entry.receivedAt, entry.ackTopic ?? null, entry.ackBody ?? null)
+      const s = this.#s
+      const { ackTopic, ackBody } = entry
+      const ackId = ackTopic === undefined && ackBody === undefined ? null : this.#acks.idOf([ackTopic ?? null, ackBody ?? null])
+      const previous = s.ackIdOf.get(entry.msgId)
+      s.put.run(entry.msgId, entry.digest, entry.receivedAt, ackId)
+      if (previous != null && previous !== ackId && s.deleteUnusedAck.run(previous).changes > 0) this.#acks.forget()
     })
   }
 
   prune(before: number): Promise<number> {
     return this.#file.batch.run(() => {
       checkPruneBefore(before)
-      return this.#s.prune.run(before).changes
+      const ackIds = this.#s.prune.all(before)
+      const unique = [...new Set(ackIds.filter((id) => id !== null))]
+      if (unique.length > 0 && this.#s.deleteUnusedAcks.run(JSON.stringify(unique)).changes > 0) this.#acks.forget()
+      return ackIds.length
     })
   }
 

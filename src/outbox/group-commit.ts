@@ -52,6 +52,7 @@ export class GroupCommit {
   #waiters: Waiter[] = []
   #opsInBatch = 0
   #inBatch = false
+  #batches = 0
   #timer: NodeJS.Immediate | undefined
   #closed = false
   #commits = 0
@@ -73,6 +74,16 @@ export class GroupCommit {
   /** A snapshot of the counters. */
   get stats(): GroupCommitStats {
     return { commits: this.#commits, ops: this.#ops, failedBatches: this.#failedBatches, largestBatch: this.#largestBatch }
+  }
+
+  /**
+   * How many batches (transactions) have begun. Inside a write it identifies
+   * the current transaction: a value cached by an earlier write with the same
+   * number is still in the database (uncommitted, but the batch has not been
+   * rolled back).
+   */
+  get batchNumber(): number {
+    return this.#batches
   }
 
   /**
@@ -160,6 +171,7 @@ export class GroupCommit {
         throw storageError(this.#label, error, this.#busyTimeoutMs, '; nothing was written')
       }
       this.#inBatch = true
+      this.#batches += 1
       this.#timer = setImmediate(() => this.flush())
     }
     this.#ops += 1

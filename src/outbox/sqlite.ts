@@ -13,6 +13,7 @@ import {
   recipientStateAfter,
   refuseAck,
 } from './rules.js'
+import { ContentIds } from './sqlite-dedupe.js'
 import { SqliteFile } from './sqlite-file.js'
 import type { Migration, SqliteStoreOptions } from './sqlite-common.js'
 import { DeliveryState } from './store.js'
@@ -52,6 +53,11 @@ const MIGRATIONS: readonly Migration[] = [
           msg_id TEXT PRIMARY KEY REFERENCES messages (msg_id) ON DELETE CASCADE,
           body TEXT NOT NULL
         );
+        CREATE TABLE ack_bodies (
+          id INTEGER PRIMARY KEY,
+          hash BLOB UNIQUE NOT NULL,
+          body TEXT NOT NULL
+        );
         CREATE TABLE recipients (
           msg_id TEXT NOT NULL REFERENCES messages (msg_id) ON DELETE CASCADE,
           cn TEXT NOT NULL,
@@ -60,7 +66,7 @@ const MIGRATIONS: readonly Migration[] = [
           at INTEGER,
           disposition TEXT CHECK (disposition IN ('received', 'processed', 'rejected')),
           reason TEXT,
-          ack_body TEXT,
+          ack_body_id INTEGER REFERENCES ack_bodies (id),
           ack_fingerprint TEXT,
           PRIMARY KEY (msg_id, cn)
         ) WITHOUT ROWID;
@@ -68,6 +74,7 @@ const MIGRATIONS: readonly Migration[] = [
         CREATE INDEX messages_deadline ON messages (deadline, msg_id) WHERE state = 'pending';
         CREATE INDEX messages_finished ON messages (finished_at) WHERE state != 'pending';
         CREATE INDEX messages_created ON messages (created_at, msg_id);
+        CREATE INDEX recipients_ack_body ON recipients (ack_body_id) WHERE ack_body_id IS NOT NULL;
       `)
     },
   },
@@ -106,7 +113,8 @@ function prepareStatements(db: Database.Database) {
     message: db.prepare<[string], MessageSqlRow>(`SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} WHERE m.msg_id = ?`),
     recipientNames: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? ORDER BY position`).pluck(),
     recipients: db.prepare<[string], RecipientSqlRow>(
-      `SELECT cn, state, at, disposition, reason, ack_body, ack_fingerprint FROM recipients WHERE msg_id = ? ORDER BY position`,
+      `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, r.ack_fingerprint
+       FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id WHERE r.msg_id = ? ORDER BY r.position`,
     ),
     exists: db.prepare<[string], number>(`SELECT 1 FROM messages WHERE msg_id = ?`).pluck(),
     insertMessage: db.prepare<[string, string, string, number, number, number]>(
@@ -121,8 +129,10 @@ function prepareStatements(db: Database.Database) {
       `SELECT state, digest FROM messages WHERE msg_id = ?`,
     ),
     recipientState: db.prepare<[string, string], DeliveryState>(`SELECT state FROM recipients WHERE msg_id = ? AND cn = ?`).pluck(),
-    recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, string, string, string, string]>(
-      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body = ?, ack_fingerprint = ?
+    findAckBody: db.prepare<[Buffer], number>(`SELECT id FROM ack_bodies WHERE hash = ?`).pluck(),
+    insertAckBody: db.prepare<unknown[]>(`INSERT INTO ack_bodies (hash, body) VALUES (?, ?)`),
+    recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string]>(
+      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = ?
        WHERE msg_id = ? AND cn = ?`,
     ),
     missing: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? AND state = 'pending' ORDER BY position`).pluck(),
@@ -146,7 +156,16 @@ function prepareStatements(db: Database.Database) {
       `UPDATE messages SET state = 'pending', deadline = ?, next_attempt_at = ?, finished_at = NULL WHERE msg_id = ? AND state = 'expired'`,
     ),
     retryRecipients: db.prepare<[string]>(`UPDATE recipients SET state = 'pending', at = NULL WHERE msg_id = ? AND state = 'expired'`),
+    // CROSS JOIN keeps messages (via messages_finished) the outer loop; otherwise SQLite may scan every acked recipient.
+    purgedAckBodies: db.prepare<[number], number>(
+      `SELECT DISTINCT r.ack_body_id FROM messages m CROSS JOIN recipients r ON r.msg_id = m.msg_id
+       WHERE m.state != 'pending' AND m.finished_at < ? AND r.ack_body_id IS NOT NULL`,
+    ).pluck(),
     purge: db.prepare<[number]>(`DELETE FROM messages WHERE state != 'pending' AND finished_at < ?`),
+    deleteUnusedAckBodies: db.prepare<[string]>(
+      `DELETE FROM ack_bodies WHERE id IN (SELECT value FROM json_each(?))
+       AND NOT EXISTS (SELECT 1 FROM recipients WHERE ack_body_id = ack_bodies.id)`,
+    ),
     list: db.prepare<[number], MessageSqlRow>(`SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} ORDER BY m.created_at DESC, m.msg_id DESC LIMIT ?`),
     listState: db.prepare<[DeliveryState, number], MessageSqlRow>(
       `SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} WHERE m.state = ? ORDER BY m.created_at DESC, m.msg_id DESC LIMIT ?`,
@@ -172,6 +191,10 @@ function prepareStatements(db: Database.Database) {
  * batch waits up to `busyTimeoutMs` (blocking the event loop), then rejects
  * with a "locked" `OutboxError`.
  *
+ * Each distinct ACK body is stored once (table `ack_bodies`, keyed by its
+ * SHA-256), however many messages one batched ACK acknowledges; `purge`
+ * deletes the bodies no longer referenced.
+ *
  * Reads are synchronous and share the connection, so they see every write
  * issued so far, committed or not, exactly like the memory store. If a batch
  * fails, its writes are rolled back and reads return to the committed state.
@@ -186,12 +209,14 @@ export class SqliteOutboxStore implements OutboxStore {
   readonly #file: SqliteFile
   readonly #batch: GroupCommit
   readonly #s: Statements
+  readonly #ackBodies: ContentIds
 
   private constructor(path: string, file: SqliteFile, statements: Statements) {
     this.path = path
     this.#file = file
     this.#batch = file.batch
     this.#s = statements
+    this.#ackBodies = new ContentIds(file.batch, statements.findAckBody, statements.insertAckBody)
   }
 
   /**
@@ -261,7 +286,7 @@ export class SqliteOutboxStore implements OutboxStore {
         ack.at,
         ack.disposition,
         ack.reason ?? null,
-        ack.ackBody,
+        this.#ackBodies.idOf([ack.ackBody]),
         ack.fingerprint,
         ack.msgId,
         ack.cn,
@@ -321,7 +346,11 @@ export class SqliteOutboxStore implements OutboxStore {
   purge(before: number): Promise<number> {
     return this.#batch.run(() => {
       checkTime('purge(before)', before)
-      return this.#s.purge.run(before).changes
+      const s = this.#s
+      const ackBodyIds = s.purgedAckBodies.all(before)
+      const purged = s.purge.run(before).changes
+      if (ackBodyIds.length > 0 && s.deleteUnusedAckBodies.run(JSON.stringify(ackBodyIds)).changes > 0) this.#ackBodies.forget()
+      return purged
     })
   }
 

@@ -48,6 +48,8 @@ describe('SqliteInboxStore', () => {
       expect(db.pragma('user_version', { simple: true })).toBe(1)
       expect(db.prepare(`SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name LIKE 'inbox%' ORDER BY name`).pluck().all()).toEqual([
         'inbox',
+        'inbox_ack',
+        'inbox_acks',
         'inbox_received',
       ])
       expect(
@@ -60,5 +62,120 @@ describe('SqliteInboxStore', () => {
     } finally {
       await store.close()
     }
+  })
+})
+
+describe('SqliteInboxStore stores each distinct ACK once', () => {
+  const T0 = 1_700_000_000_000
+  const ACK_TOPIC = 'org.example.dev.gilmsg.ack'
+  const acks = (store: SqliteInboxStore): unknown[] => store.database.prepare(`SELECT topic, body FROM inbox_acks ORDER BY id`).all()
+
+  /** A batched ACK's frame 1: about 10 KB, as with the signer's certificate. */
+  function bigAckBody(tag: string): string {
+    return `{"acks":"${tag}","certificate":"${'MIIC'.repeat(2500)}"}`
+  }
+
+  it('64 puts with the same 10 KB ACK store one row; get returns topic and body exactly; prune deletes it', async () => {
+    const store = SqliteInboxStore.open(newPath())
+    try {
+      const body = bigAckBody('one')
+      const es = Array.from({ length: 64 }, (_, i) => newEntry({ receivedAt: T0 + i, ackTopic: ACK_TOPIC, ackBody: body }))
+      await Promise.all(es.map((e) => store.put(e)))
+      expect(acks(store)).toEqual([{ topic: ACK_TOPIC, body }])
+      for (const e of es) expect(store.get(e.msgId)).toEqual(e)
+      await expect(store.prune(T0 + 32)).resolves.toBe(32)
+      expect(acks(store)).toHaveLength(1)
+      expect(store.get(es[63]!.msgId)?.ackBody).toBe(body)
+      await expect(store.prune(T0 + 64)).resolves.toBe(32)
+      expect(acks(store)).toEqual([])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('entries without an ACK store none; a missing topic or body, and empty strings, round-trip', async () => {
+    const store = SqliteInboxStore.open(newPath())
+    try {
+      const none = newEntry({ ackTopic: undefined, ackBody: undefined })
+      const topicOnly = newEntry({ ackTopic: ACK_TOPIC, ackBody: undefined })
+      const bodyOnly = newEntry({ ackTopic: undefined, ackBody: ACK_TOPIC })
+      const empty = newEntry({ ackTopic: '', ackBody: '' })
+      const swapped = newEntry({ ackTopic: '', ackBody: ACK_TOPIC })
+      await store.put(none)
+      expect(acks(store)).toEqual([])
+      for (const e of [topicOnly, bodyOnly, empty, swapped]) await store.put(e)
+      for (const e of [none, topicOnly, bodyOnly, empty, swapped]) expect(store.get(e.msgId)).toEqual(e)
+      expect(acks(store)).toHaveLength(4)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('the same body under another topic is another ACK; an equal ACK put later or after a restart reuses its row', async () => {
+    const path = newPath()
+    let store = SqliteInboxStore.open(path)
+    try {
+      const body = bigAckBody('two')
+      await store.put(newEntry({ ackTopic: ACK_TOPIC, ackBody: body }))
+      await store.put(newEntry({ ackTopic: `${ACK_TOPIC}.other`, ackBody: body }))
+      await store.put(newEntry({ ackTopic: ACK_TOPIC, ackBody: [...body].join('') }))
+      await store.close()
+      store = SqliteInboxStore.open(path)
+      const later = newEntry({ ackTopic: ACK_TOPIC, ackBody: bigAckBody('two') })
+      await store.put(later)
+      expect(acks(store)).toEqual([
+        { topic: ACK_TOPIC, body },
+        { topic: `${ACK_TOPIC}.other`, body },
+      ])
+      expect(store.get(later.msgId)?.ackBody).toBe(body)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it("replacing an entry's ACK deletes the old one unless another entry still uses it", async () => {
+    const store = SqliteInboxStore.open(newPath())
+    try {
+      const a = newEntry({ ackBody: 'a' })
+      const b = newEntry({ ackBody: 'shared' })
+      const c = newEntry({ ackBody: 'shared' })
+      await Promise.all([store.put(a), store.put(b), store.put(c)])
+      await store.put({ ...a, ackBody: 'a2' })
+      await store.put({ ...b, ackTopic: undefined, ackBody: undefined })
+      expect(acks(store).map((r) => (r as { body: string }).body)).toEqual(['shared', 'a2'])
+      await store.put({ ...c, ackBody: 'a2' })
+      expect(acks(store).map((r) => (r as { body: string }).body)).toEqual(['a2'])
+      // In one batch: an ACK deleted by a replacement is stored again by the next put that carries it.
+      const d = newEntry({ ackBody: 'd' })
+      const none = { ackTopic: undefined, ackBody: undefined }
+      await Promise.all([
+        store.put({ ...a, ackBody: 'x' }),
+        store.put({ ...c, ...none }),
+        store.put({ ...a, ...none }),
+        store.put({ ...d, ackBody: 'x' }),
+        store.put({ ...b, ackBody: 'y' }),
+      ])
+      expect(store.stats.failedBatches).toBe(0)
+      expect(store.get(d.msgId)?.ackBody).toBe('x')
+      expect(store.get(b.msgId)?.ackBody).toBe('y')
+      expect(acks(store).map((r) => (r as { body: string }).body)).toEqual(['x', 'y'])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('6,400 entries acked in batches of 64 with a 10 KB ACK keep the file small', async () => {
+    const path = newPath()
+    const store = SqliteInboxStore.open(path, { synchronous: 'OFF' })
+    try {
+      for (let i = 0; i < 6400; i += 64) {
+        const body = bigAckBody(`batch ${i}`)
+        await Promise.all(Array.from({ length: 64 }, () => store.put(newEntry({ ackTopic: ACK_TOPIC, ackBody: body }))))
+      }
+      expect(acks(store)).toHaveLength(100)
+    } finally {
+      await store.close()
+    }
+    expect(statSync(path).size).toBeLessThan(5_000_000)
   })
 })

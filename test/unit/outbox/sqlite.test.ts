@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -6,6 +7,7 @@ import { ErrorCode } from '../../../src/errors.js'
 import { OutboxError } from '../../../src/outbox/errors.js'
 import { defaultStatePath, SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
 import type { SqliteStoreOptions } from '../../../src/outbox/sqlite.js'
+import type { NewOutboxMessage } from '../../../src/outbox/store.js'
 import { ackOf, describeOutboxConformance, newMessage } from './conformance.js'
 import { tempDir } from './helpers.js'
 
@@ -96,7 +98,17 @@ describe('SqliteOutboxStore', () => {
       expect(db.pragma('user_version', { simple: true })).toBe(1)
       const tables = db.prepare(`SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') ORDER BY name`).pluck().all()
       expect(tables).toEqual(
-        expect.arrayContaining(['bodies', 'messages', 'messages_created', 'messages_deadline', 'messages_due', 'messages_finished', 'recipients']),
+        expect.arrayContaining([
+          'ack_bodies',
+          'bodies',
+          'messages',
+          'messages_created',
+          'messages_deadline',
+          'messages_due',
+          'messages_finished',
+          'recipients',
+          'recipients_ack_body',
+        ]),
       )
     } finally {
       await store.close()
@@ -124,6 +136,7 @@ describe('SqliteOutboxStore', () => {
       expect(plan(`SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending'`)).toMatch(/messages_due/)
       expect(plan(`SELECT msg_id FROM messages WHERE state = 'pending' AND deadline <= 5 ORDER BY deadline, msg_id`)).toMatch(/messages_deadline/)
       expect(plan(`DELETE FROM messages WHERE state != 'pending' AND finished_at < 5`)).toMatch(/messages_finished/)
+      expect(plan(`SELECT 1 FROM recipients WHERE ack_body_id = 5`)).toMatch(/recipients_ack_body/)
     } finally {
       await store.close()
     }
@@ -142,6 +155,182 @@ describe('SqliteOutboxStore', () => {
     } finally {
       await store.close()
     }
+  })
+
+  describe('stores each distinct ACK body once', () => {
+    const count = (store: SqliteOutboxStore, table: string): unknown => store.database.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get()
+
+    /** A batched ACK's frame 1: about 10 KB, as with the signer's certificate. */
+    function bigAckBody(tag: string): string {
+      return `{"acks":"${tag}","certificate":"${'MIIC'.repeat(2500)}"}`
+    }
+
+    /** Adds `n` messages (alice must ACK) and records one ACK per message, `batch` at a time sharing one body. */
+    async function ackInBatches(store: SqliteOutboxStore, n: number, batch: number): Promise<{ ms: NewOutboxMessage[]; bodies: string[] }> {
+      const ms = Array.from({ length: n }, () => newMessage({ recipients: ['alice'] }))
+      await Promise.all(ms.map((m) => store.add(m)))
+      const bodies: string[] = []
+      for (let i = 0; i < n; i += batch) {
+        const body = bigAckBody(`batch ${i}`)
+        bodies.push(body)
+        const outcomes = await Promise.all(ms.slice(i, i + batch).map((m) => store.recordAck(ackOf(m, 'alice', { ackBody: body }))))
+        for (const o of outcomes) expect(o).toMatchObject({ kind: 'counted', state: 'acked' })
+      }
+      return { ms, bodies }
+    }
+
+    it('64 ACKs carrying the same 10 KB body store one row, and every receipt returns the text exactly', async () => {
+      const store = SqliteOutboxStore.open(newPath())
+      try {
+        const { ms, bodies } = await ackInBatches(store, 64, 64)
+        expect(count(store, 'ack_bodies')).toBe(1)
+        for (const m of ms) expect(store.recipients(m.msgId)[0]).toMatchObject({ state: 'acked', ackBody: bodies[0], ackFingerprint: 'fp-alice' })
+        const stored = store.database.prepare(`SELECT hash, body FROM ack_bodies`).get() as { hash: Buffer; body: string }
+        expect(stored.body).toBe(bodies[0])
+        expect(stored.hash).toEqual(createHash('sha256').update(bodies[0]!).digest())
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('one row per distinct body; an equal body sent later (or after a restart) reuses its row', async () => {
+      const path = newPath()
+      let store = SqliteOutboxStore.open(path)
+      try {
+        const [m1, m2, m3, m4] = [1, 2, 3, 4].map(() => newMessage({ recipients: ['alice', 'bob'] })) as [
+          NewOutboxMessage,
+          NewOutboxMessage,
+          NewOutboxMessage,
+          NewOutboxMessage,
+        ]
+        for (const m of [m1, m2, m3, m4]) await store.add(m)
+        const a = bigAckBody('a')
+        await store.recordAck(ackOf(m1, 'alice', { ackBody: a }))
+        await store.recordAck(ackOf(m1, 'bob', { ackBody: 'b' }))
+        await store.recordAck(ackOf(m2, 'alice', { ackBody: [...a].join('') })) // equal text, another string, another batch
+        expect(count(store, 'ack_bodies')).toBe(2)
+        await store.close()
+        store = SqliteOutboxStore.open(path)
+        await Promise.all([
+          store.recordAck(ackOf(m3, 'alice', { ackBody: bigAckBody('a') })),
+          store.recordAck(ackOf(m3, 'bob', { ackBody: '' })),
+          store.recordAck(ackOf(m4, 'alice', { ackBody: 'b' })),
+        ])
+        expect(count(store, 'ack_bodies')).toBe(3)
+        expect(store.recipients(m1.msgId).map((r) => r.ackBody)).toEqual([a, 'b'])
+        expect(store.recipients(m2.msgId).map((r) => r.ackBody)).toEqual([a, undefined])
+        expect(store.recipients(m3.msgId).map((r) => r.ackBody)).toEqual([a, ''])
+        expect(store.recipients(m4.msgId).map((r) => r.ackBody)).toEqual(['b', undefined])
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('a refused ACK stores no body', async () => {
+      const store = SqliteOutboxStore.open(newPath())
+      try {
+        const m = newMessage({ recipients: ['alice'] })
+        await store.add(m)
+        await expect(store.recordAck(ackOf(m, 'mallory', { ackBody: 'x' }))).resolves.toEqual({ kind: 'not_recipient' })
+        await expect(store.recordAck(ackOf(m, 'alice', { ackBody: 'y', digest: 'other' }))).resolves.toEqual({ kind: 'digest_mismatch' })
+        expect(count(store, 'ack_bodies')).toBe(0)
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('purge deletes the bodies no longer referenced, and keeps those still referenced', async () => {
+      const store = SqliteOutboxStore.open(newPath())
+      try {
+        const T = 1_700_000_000_000
+        const ms = Array.from({ length: 4 }, () => newMessage({ recipients: ['alice'] }))
+        await Promise.all(ms.map((m) => store.add(m)))
+        const shared = bigAckBody('shared')
+        await Promise.all([
+          store.recordAck(ackOf(ms[0]!, 'alice', { ackBody: shared, at: T + 1 })),
+          store.recordAck(ackOf(ms[1]!, 'alice', { ackBody: shared, at: T + 5 })),
+          store.recordAck(ackOf(ms[2]!, 'alice', { ackBody: 'own', at: T + 1 })),
+        ])
+        expect(count(store, 'ack_bodies')).toBe(2)
+        await expect(store.purge(T + 2)).resolves.toBe(2)
+        expect(store.database.prepare(`SELECT body FROM ack_bodies`).pluck().all()).toEqual([shared])
+        expect(store.recipients(ms[1]!.msgId)[0]?.ackBody).toBe(shared)
+        await expect(store.purge(Number.MAX_SAFE_INTEGER)).resolves.toBe(1)
+        expect(count(store, 'ack_bodies')).toBe(0)
+        expect(store.recipients(ms[3]!.msgId)[0]?.state).toBe('pending')
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('purging all of 640 messages acked in batches of 64 leaves ack_bodies empty', async () => {
+      const store = SqliteOutboxStore.open(newPath(), { synchronous: 'OFF' })
+      try {
+        await ackInBatches(store, 640, 64)
+        expect(count(store, 'ack_bodies')).toBe(10)
+        await expect(store.purge(Number.MAX_SAFE_INTEGER)).resolves.toBe(640)
+        expect(count(store, 'ack_bodies')).toBe(0)
+        expect(count(store, 'recipients')).toBe(0)
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('a body purged earlier in the same batch is stored again', async () => {
+      const store = SqliteOutboxStore.open(newPath())
+      try {
+        const [m1, m2] = [newMessage({ recipients: ['alice'] }), newMessage({ recipients: ['alice'] })]
+        await Promise.all([store.add(m1), store.add(m2)])
+        const body = bigAckBody('again')
+        await Promise.all([
+          store.recordAck(ackOf(m1, 'alice', { ackBody: body })),
+          store.purge(Number.MAX_SAFE_INTEGER),
+          store.recordAck(ackOf(m2, 'alice', { ackBody: body })),
+        ])
+        expect(store.stats.commits).toBe(2)
+        expect(store.get(m1.msgId)).toBeUndefined()
+        expect(store.recipients(m2.msgId)[0]?.ackBody).toBe(body)
+        expect(count(store, 'ack_bodies')).toBe(1)
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('a body inserted by a batch that failed is stored again by the next one', async () => {
+      const store = SqliteOutboxStore.open(newPath())
+      try {
+        const [m1, m2] = [newMessage({ recipients: ['alice'] }), newMessage({ recipients: ['alice'] })]
+        await Promise.all([store.add(m1), store.add(m2)])
+        const db = store.database
+        db.exec(`CREATE TEMP TRIGGER fail_ack BEFORE UPDATE ON recipients WHEN old.msg_id = '${m1.msgId}' BEGIN SELECT RAISE(ABORT, 'boom'); END`)
+        const body = bigAckBody('rolled back')
+        // The body is inserted, then the recipient update fails: the whole batch is rolled back.
+        await expect(store.recordAck(ackOf(m1, 'alice', { ackBody: body }))).rejects.toThrow(/nothing in this batch was committed/)
+        expect(store.stats.failedBatches).toBe(1)
+        expect(count(store, 'ack_bodies')).toBe(0)
+        db.exec(`DROP TRIGGER fail_ack`)
+        await expect(store.recordAck(ackOf(m2, 'alice', { ackBody: body }))).resolves.toMatchObject({ kind: 'counted' })
+        await expect(store.recordAck(ackOf(m1, 'alice', { ackBody: body }))).resolves.toMatchObject({ kind: 'counted' })
+        expect(count(store, 'ack_bodies')).toBe(1)
+        expect(store.recipients(m1.msgId)[0]?.ackBody).toBe(body)
+        expect(store.recipients(m2.msgId)[0]?.ackBody).toBe(body)
+      } finally {
+        await store.close()
+      }
+    })
+
+    it('6,400 messages acked in batches of 64 with a 10 KB body keep the file small', async () => {
+      const path = newPath()
+      const store = SqliteOutboxStore.open(path, { synchronous: 'OFF' })
+      try {
+        await ackInBatches(store, 6400, 64)
+        expect(count(store, 'ack_bodies')).toBe(100)
+      } finally {
+        await store.close()
+      }
+      // 100 bodies of 10 KB, plus the messages; one body per message would be 64 MB.
+      expect(statSync(path).size).toBeLessThan(5_000_000)
+    })
   })
 
   it('refuses a file with a newer schema, saying so', () => {
