@@ -122,6 +122,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   #timerAt = Infinity
   #resending = false
   #closing: Promise<void> | undefined
+  #srttMs: number | undefined
   /** ACKs that did not count, by reason. */
   readonly ignoredAcks = new ReasonCounter()
   /** Resends performed (not counting first sends). */
@@ -213,7 +214,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], now: number, deadline: number): Promise<void> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
-    const nextAttemptAt = now + backoffDelay(policyFor(this.#backoff, deadline - now), 1, this.#random)
+    const nextAttemptAt = now + backoffDelay(this.#policy(deadline - now), 1, this.#random)
     await this.#store.add({
       msgId: sealed.msgId,
       topic: sealed.topic,
@@ -301,9 +302,30 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
           if (outcome.kind === 'duplicate' || outcome.kind === 'not_pending') this.#settle(ack.ack_msg_id)
           return
         }
+        if (outcome.state === DeliveryState.Acked) this.#sampleRtt(ack.ack_msg_id)
         if (outcome.state !== DeliveryState.Pending) this.#settle(ack.ack_msg_id)
       }),
     )
+  }
+
+  /**
+   * Learns how long full acknowledgement takes (an EWMA, as TCP's smoothed
+   * RTT), ignoring outages longer than the resend cap, so that resends wait
+   * about twice that: under load the first resend is not spurious.
+   */
+  #sampleRtt(msgId: string): void {
+    const msg = this.#store.get(msgId)
+    if (msg === undefined) return
+    const sample = this.#clock.now() - msg.createdAt
+    if (sample < 0 || sample > this.#backoff.capMs) return
+    this.#srttMs = this.#srttMs === undefined ? sample : 0.875 * this.#srttMs + 0.125 * sample
+  }
+
+  /** The backoff for a message due within `windowMs`: the base never below twice the smoothed ACK time. */
+  #policy(windowMs: number): BackoffPolicy {
+    const p = policyFor(this.#backoff, windowMs)
+    if (this.#srttMs === undefined) return p
+    return { ...p, baseMs: Math.min(p.capMs, Math.max(p.baseMs, 2 * this.#srttMs)) }
   }
 
   /** Resolves or rejects the waiter and emits the event for a message that left `pending`. */
@@ -367,7 +389,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       await this.#expireDue(now)
       for (const m of this.#store.due(now, RESEND_BATCH)) {
         if (this.#closing) return
-        this.#store.markAttempt(m.msgId, now + backoffDelay(policyFor(this.#backoff, m.deadline - m.createdAt), m.attempts, this.#random))
+        this.#store.markAttempt(m.msgId, now + backoffDelay(this.#policy(m.deadline - m.createdAt), m.attempts, this.#random))
         this.resends++
         for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)
         await this.#bus.send(m)
