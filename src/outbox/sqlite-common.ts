@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
@@ -163,6 +163,22 @@ function migrate(db: Database.Database, migrations: readonly Migration[], label:
  * directory gets mode 0700 and a new file 0600. Throws an {@link OutboxError}
  * naming the path and what to do, or a `GILMSG_USAGE` error for bad options.
  */
+/**
+ * A database file is a whole number of pages; one cut inside its last page
+ * still opens (SQLite reads the missing bytes as zeros) and would hand back
+ * damaged message bodies, so it is refused.
+ */
+function checkWholePages(db: Database.Database, path: string, label: string): void {
+  const pageSize = Number(db.pragma('page_size', { simple: true }))
+  const size = statSync(path).size
+  if (pageSize > 0 && size > pageSize && size % pageSize !== 0) {
+    throw new OutboxError(
+      `${label}: the file is corrupt: truncated (${size} bytes is not a whole number of ${pageSize}-byte pages): ` +
+        'it was damaged (a copy cut short, a full disk): move it aside and restore it from a backup, or start a new one',
+    )
+  }
+}
+
 export function openSqlite(
   kind: 'outbox' | 'inbox',
   path: string,
@@ -198,6 +214,7 @@ export function openSqlite(
     }
     db.pragma(`synchronous = ${resolved.synchronous}`)
     db.pragma('foreign_keys = ON')
+    if (path !== ':memory:') checkWholePages(db, path, label)
     migrate(db, migrations, label)
   } catch (error) {
     db.close()

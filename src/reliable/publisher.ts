@@ -242,7 +242,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       return
     }
     if (!expired) {
-      this.#settle(msgId)
+      this.#settle(msgId, false)
       return
     }
     const { acked, missing } = this.#split(this.#store.recipients(msgId))
@@ -299,11 +299,14 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         })
         if (outcome.kind !== 'counted') {
           this.ignoredAcks.add(outcome.kind)
-          if (outcome.kind === 'duplicate' || outcome.kind === 'not_pending') this.#settle(ack.ack_msg_id)
+          // Another ACK (or process) finished it: a waiting publish() learns the outcome; events were emitted then.
+          if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(ack.ack_msg_id)) {
+            this.#settle(ack.ack_msg_id, false)
+          }
           return
         }
         if (outcome.state === DeliveryState.Acked) this.#sampleRtt(ack.ack_msg_id)
-        if (outcome.state !== DeliveryState.Pending) this.#settle(ack.ack_msg_id)
+        if (outcome.state !== DeliveryState.Pending) this.#settle(ack.ack_msg_id, true)
       }),
     )
   }
@@ -328,8 +331,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     return { ...p, baseMs: Math.min(p.capMs, Math.max(p.baseMs, 2 * this.#srttMs)) }
   }
 
-  /** Resolves or rejects the waiter and emits the event for a message that left `pending`. */
-  #settle(msgId: string): void {
+  /**
+   * Resolves or rejects the waiter of a message that left `pending`; with
+   * `emit`, also emits its event (only the ACK that changed its state does).
+   */
+  #settle(msgId: string, emit: boolean): void {
     const msg = this.#store.get(msgId)
     if (msg === undefined || msg.state === DeliveryState.Pending) return
     const waiter = this.#waiters.get(msgId)
@@ -340,7 +346,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         this.#waiters.delete(msgId)
         waiter.resolve(receipt)
       }
-      this.emit('delivered', receipt)
+      if (emit) this.emit('delivered', receipt)
     } else if (msg.state === DeliveryState.Rejected) {
       const r = statuses.find((s) => s.disposition === Disposition.Rejected)
       const recipient = r?.cn ?? '?'
@@ -349,7 +355,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         this.#waiters.delete(msgId)
         waiter.reject(new DeliveryRejectedError(msgId, recipient, reason))
       }
-      this.emit('rejected', { msgId, recipient, reason })
+      if (emit) this.emit('rejected', { msgId, recipient, reason })
     }
   }
 
