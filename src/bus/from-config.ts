@@ -8,7 +8,7 @@ import { createVerifier } from '../crypto/verifier.js'
 import { fileCrlCache } from '../crypto/crl-cache.js'
 import { stateDir } from '../util/paths.js'
 import type { Signer, Verifier } from '../crypto/types.js'
-import { ZmqTransport } from '../transport/zmq.js'
+import { ZmqTransport, type ZmqSocketOptions } from '../transport/zmq.js'
 import type { Transport } from '../transport/transport.js'
 import type { Clock } from '../util/clock.js'
 import { Bus } from './bus.js'
@@ -64,6 +64,27 @@ export function subscribeEndpoints(config: GilmsgConfig): string[] {
   return [...new Set(Object.values(config.endpoints).flat())]
 }
 
+/** The ZeroMQ socket options of the config (high-water mark, linger, reconnect, keepalive, size limit). */
+export function socketOptionsFromConfig(config: GilmsgConfig): ZmqSocketOptions {
+  return {
+    highWaterMark: config.high_water_mark,
+    lingerMs: config.zmq_linger,
+    reconnectIvlMs: config.zmq_reconnect_ivl,
+    reconnectIvlMaxMs: config.zmq_reconnect_ivl_max,
+    maxMessageBytes: config.max_message_bytes,
+    ...(config.zmq_tcp_keepalive
+      ? {
+          tcpKeepalive: {
+            enabled: true,
+            ...(config.zmq_tcp_keepalive_cnt !== undefined ? { count: config.zmq_tcp_keepalive_cnt } : {}),
+            ...(config.zmq_tcp_keepalive_idle !== undefined ? { idleSec: config.zmq_tcp_keepalive_idle } : {}),
+            ...(config.zmq_tcp_keepalive_intvl !== undefined ? { intervalSec: config.zmq_tcp_keepalive_intvl } : {}),
+          },
+        }
+      : {}),
+  }
+}
+
 /**
  * Why this process cannot publish (and so cannot send ACKs) with this config,
  * or undefined when it can: it needs `endpoints[name]` to bind, or
@@ -100,22 +121,9 @@ export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: re
     ...(bind ? { bind } : {}),
     ...(connect ? { connect } : {}),
     subscribeTo: subscribeEndpoints(config),
-    highWaterMark: config.high_water_mark,
-    lingerMs: config.zmq_linger,
-    reconnectIvlMs: config.zmq_reconnect_ivl,
-    reconnectIvlMaxMs: config.zmq_reconnect_ivl_max,
-    maxMessageBytes: config.max_message_bytes,
-    ...(config.zmq_tcp_keepalive
-      ? {
-          tcpKeepalive: {
-            enabled: true,
-            ...(config.zmq_tcp_keepalive_cnt !== undefined ? { count: config.zmq_tcp_keepalive_cnt } : {}),
-            ...(config.zmq_tcp_keepalive_idle !== undefined ? { idleSec: config.zmq_tcp_keepalive_idle } : {}),
-            ...(config.zmq_tcp_keepalive_intvl !== undefined ? { intervalSec: config.zmq_tcp_keepalive_intvl } : {}),
-          },
-        }
-      : {}),
+    ...socketOptionsFromConfig(config),
   })
+
   const cannot = bind === undefined ? whyCannotPublish(config) : undefined
   if (cannot === undefined) return zmq
   return {

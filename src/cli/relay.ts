@@ -1,5 +1,6 @@
 import { cliConfig } from './config.js'
 import { ConfigError } from '../errors.js'
+import { socketOptionsFromConfig } from '../bus/from-config.js'
 import { startRelay } from '../transport/relay.js'
 import { parse } from './args.js'
 import { ExitCode } from './exit-codes.js'
@@ -29,13 +30,7 @@ export async function run(argv: string[]): Promise<number> {
   const outbound = values.outbound ?? config.endpoints['relay_outbound'] ?? []
   if (inbound.length === 0) throw new ConfigError(`${config.source}: the relay needs "relay_inbound" (or --inbound)`)
   if (outbound.length === 0) throw new ConfigError(`${config.source}: the relay needs "endpoints": {"relay_outbound": [...]} (or --outbound)`)
-  const relay = await startRelay({
-    inbound,
-    outbound,
-    highWaterMark: config.high_water_mark,
-    lingerMs: config.zmq_linger,
-    maxMessageBytes: config.max_message_bytes,
-  })
+  const relay = await startRelay({ inbound, outbound, ...socketOptionsFromConfig(config) })
   for (const a of relay.endpoints.inbound) process.stdout.write(`inbound ${a}\n`)
   for (const a of relay.endpoints.outbound) process.stdout.write(`outbound ${a}\n`)
   await untilInterrupted()
