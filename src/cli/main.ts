@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   relay: { summary: 'forward relay_inbound to endpoints.relay_outbound', load: () => import('./relay.js') },
   outbox: { summary: 'list, show, retry and purge guaranteed messages', load: () => import('./outbox.js') },
   certs: { summary: 'create a CA, issue and revoke certificates', load: () => import('./certs.js') },
+  bench: { summary: 'measure gilmsg against baselines (--quick, --only, --out)', load: () => import('./bench.js') },
 }
 
 const USAGE = `Usage: gilmsg <command> [options]

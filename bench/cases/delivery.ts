@@ -1,0 +1,215 @@
+/**
+ * Case 4: guaranteed delivery, every party its own process, through a relay
+ * on 127.0.0.1 tcp (the relay runs in the runner's process).
+ *
+ * Per key family (RSA-2048 with fedmsg's `x509`; P-256 with `x509_sha256`):
+ * three recipient processes (`bench/workers/recipient.ts`: gilmsg, SQLite
+ * inbox, automatic ACK), one publisher process (`publisher.ts`: SQLite
+ * outbox, synchronous FULL, the default). r1 subscribes to every application
+ * topic, r2 and r3 only to `...app.all`, so a 1-recipient run (topic `one`)
+ * costs r2 and r3 nothing. After a warm-up, four runs:
+ * - pipelined: `window` publish() calls in flight for a fixed time, for each
+ *   of {@link WINDOWS}; figure = the best acknowledged messages/s (every
+ *   recipient's signed ACK recorded); baseline = raw node:crypto sign/s of
+ *   that family's key on one core, measured just before the family's
+ *   processes start.
+ * - one at a time: figure = p50 of the time from publish() to its receipt;
+ *   baseline = p50 of a raw zeromq.js PUB/SUB round trip between two
+ *   processes (direct; the round trip through the relay is in the details).
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { buildEnvelope, createSigner, sealEnvelope, type TestPki } from '../../src/internal.js'
+import { WorkerProcess } from '../lib/proc.js'
+import { APP_PREFIX, certname, startBenchRelay, writeConfig, type BenchRelay, type KeyFamily } from '../lib/setup.js'
+import { fmt } from '../lib/format.js'
+import { roundSummary, summarize, type Summary } from '../lib/stats.js'
+import { line, type BenchCase, type BenchContext, type CaseResult } from '../lib/types.js'
+import { samplePayload } from './canonical.js'
+import { rawSignRate } from './crypto.js'
+
+/**
+ * publish() calls in flight in the pipelined runs: each window runs in turn and
+ * the line reports the best (the others are in its notes and details). Resends
+ * start 12.5-50 ms after a send, so a deep window that pushes the time to ACK
+ * past that costs resends; a shallow one leaves the pipes idle.
+ */
+export const WINDOWS: readonly number[] = [8, 32, 128]
+
+/** What the publisher worker's `run` replies. */
+export interface RunResult {
+  readonly acked: number
+  readonly failed: number
+  readonly firstError?: string
+  readonly ms: number
+  readonly rate: number
+  readonly latency: Summary
+  readonly resends: number
+  readonly ignoredAcks: Record<string, number>
+  readonly cpuMs: number
+  readonly eventLoopDelayP99Ms: number
+  readonly outboxCommits?: number
+  readonly outboxWrites?: number
+}
+
+/** Raw zeromq.js PUB/SUB round trips (ms) between two processes, direct or through `relay`. */
+export async function pingPong(ctx: BenchContext, relay: BenchRelay | undefined, count: number, size: number): Promise<number[]> {
+  const env = { env: ctx.childEnv, execArgv: ctx.workerExecArgv }
+  const pong = new WorkerProcess('pong', 'pingpong', relay ? ['--role', 'pong', '--in', relay.inbound, '--out', relay.outbound] : ['--role', 'pong', '--bind'], env)
+  let ping: WorkerProcess | undefined
+  try {
+    const ready = await pong.next<{ in: string; out: string }>('ready', 20_000)
+    ping = new WorkerProcess('ping', 'pingpong', ['--role', 'ping', '--in', ready.in, '--out', ready.out, '--size', String(size)], env)
+    await ping.next('ready', 20_000)
+    const r = await ping.request<{ samples: number[] }>({ cmd: 'go', count }, 'rtt', 60_000 + count * 10)
+    return r.samples
+  } finally {
+    await Promise.all([pong.stop(), ping?.stop()])
+  }
+}
+
+/** The size of a signed P-256 envelope like the ones the delivery runs send, for the raw round trip's frames. */
+export function ecBodySize(pki: TestPki): number {
+  const leaf = pki.leaf(certname('ec', 'pub'))
+  const signer = createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
+  const env = buildEnvelope({ topic: `${APP_PREFIX}all`, msg: { n: 1, at: Date.now(), text: 'guaranteed bench message' }, i: 1, nowMs: Date.now(), username: 'bench', extra: { gilmsg_version: '1.0', gilmsg_recipients: ['r1-ec', 'r2-ec', 'r3-ec'] } })
+  return Buffer.byteLength(sealEnvelope(env, signer).body)
+}
+
+/** Starts recipient processes r1..r3 and a publisher for `family` on `relay`; resolves once all are ready and warmed up. */
+export async function startParties(
+  ctx: BenchContext,
+  pki: TestPki,
+  relay: BenchRelay,
+  family: KeyFamily,
+  dir: string,
+  roles: readonly ('r1' | 'r2' | 'r3')[],
+): Promise<{ pub: WorkerProcess; recipients: WorkerProcess[]; stop(): Promise<void> }> {
+  mkdirSync(dir, { recursive: true })
+  const env = { env: ctx.childEnv, execArgv: ctx.workerExecArgv }
+  const recipients = roles.map((role) => {
+    const cfg = writeConfig(dir, role, pki, { certname: certname(family, role), family, relay, inboxPath: join(dir, `${role}.inbox.db`) })
+    return new WorkerProcess(`${family}-${role}`, 'recipient', ['--config', cfg, '--prefix', role === 'r1' ? APP_PREFIX : `${APP_PREFIX}all`], env)
+  })
+  const pubCfg = writeConfig(dir, 'pub', pki, { certname: certname(family, 'pub'), family, relay, outboxPath: join(dir, 'pub.outbox.db') })
+  const pub = new WorkerProcess(`${family}-pub`, 'publisher', ['--config', pubCfg], env)
+  const stop = async (): Promise<void> => {
+    await Promise.all([pub.stop(), ...recipients.map((r) => r.stop())])
+  }
+  try {
+    await Promise.all([pub.next('ready', 30_000), ...recipients.map((r) => r.next('ready', 30_000))])
+  } catch (e) {
+    await stop()
+    throw e
+  }
+  return { pub, recipients, stop }
+}
+
+/** Runs the publisher's `run` command and checks that something was acknowledged. */
+export async function publishRun(
+  pub: WorkerProcess,
+  spec: { recipients: readonly string[]; topic: string; window: number; durationMs: number; maxCount: number },
+): Promise<RunResult> {
+  const r = await pub.request<RunResult>({ cmd: 'run', ...spec, ackTimeoutMs: 30_000 }, 'result', spec.durationMs + 90_000)
+  if (r.acked === 0) throw new Error(`${pub.label}: nothing acknowledged (${r.failed} failed: ${r.firstError ?? '?'})`)
+  return r
+}
+
+function latencyNote(r: RunResult): string {
+  const l = r.latency
+  const failed = r.failed > 0 ? `; ${r.failed} FAILED` : ''
+  return `ack p50 ${fmt(l.p50)} / p99 ${fmt(l.p99)} / max ${fmt(l.max)} ms; ${r.acked} acked, ${fmt(r.rate)}/s; ${r.resends} resends${failed}`
+}
+
+export const deliveryCase: BenchCase = {
+  id: 'delivery',
+  title: 'guaranteed delivery',
+  async run(ctx: BenchContext): Promise<CaseResult[]> {
+    const pki = await ctx.pki()
+    const q = ctx.quick
+    const pipelinedMs = q ? 600 : 4000
+    const pipelinedMax = q ? 40 : Number.MAX_SAFE_INTEGER
+    const windows = q ? [8, 64] : WINDOWS
+    const serialCount = q ? 20 : 400
+    const rttCount = q ? 200 : 3000
+    const size = ecBodySize(pki)
+    ctx.progress(`delivery: raw zeromq.js PUB/SUB round trip, two processes, ${size} B frames, ${rttCount} times`)
+    const rttDirect = summarize(await pingPong(ctx, undefined, rttCount, size))
+    const relay = await startBenchRelay()
+    const out: CaseResult[] = []
+    try {
+      const rttRelay = summarize(await pingPong(ctx, relay, rttCount, size))
+      ctx.progress(`delivery: raw round trip p50 ${fmt(rttDirect.p50 * 1000)} us direct, ${fmt(rttRelay.p50 * 1000)} us through the relay`)
+      for (const family of ['rsa', 'ec'] as const) {
+        const familyName = family === 'rsa' ? 'RSA-2048 (x509)' : 'P-256 (x509_sha256)'
+        // Measured before this family's processes start, so that they do not compete with it.
+        const leaf = pki.leaf(certname(family, 'pub'))
+        const sign = rawSignRate(leaf.keyPem, family === 'rsa' ? 'sha1' : 'sha256', q ? 50 : 500, q ? 1 : 3)
+        ctx.progress(`delivery: ${family}: raw ${family === 'rsa' ? 'RSA-2048' : 'P-256'} signs/s on one core: ${fmt(sign.rate)}`)
+        const parties = await startParties(ctx, pki, relay, family, join(ctx.dir, `delivery-${family}`), ['r1', 'r2', 'r3'])
+        try {
+          const { pub, recipients } = parties
+          await pub.request({ cmd: 'open', store: 'full' }, 'opened', 30_000)
+          const one = [certname(family, 'r1')]
+          const all = (['r1', 'r2', 'r3'] as const).map((r) => certname(family, r))
+          await pub.request({ cmd: 'warmup', recipients: one, topic: 'one' }, 'warm', 40_000)
+          await pub.request({ cmd: 'warmup', recipients: all, topic: 'all' }, 'warm', 40_000)
+          await publishRun(pub, { recipients: all, topic: 'all', window: 32, durationMs: q ? 200 : 1500, maxCount: q ? 20 : Number.MAX_SAFE_INTEGER })
+
+          for (const [n, recips, topic] of [[1, one, 'one'], [3, all, 'all']] as const) {
+            const byWindow: { window: number; result: RunResult }[] = []
+            for (const window of windows) {
+              ctx.progress(`delivery: ${family}: ${n} recipient(s), pipelined, ${window} in flight, ${pipelinedMs} ms`)
+              const result = await publishRun(pub, { recipients: recips, topic, window, durationMs: pipelinedMs, maxCount: pipelinedMax })
+              ctx.progress(`delivery: ${family}: ${n} recipient(s), ${window} in flight: ${fmt(result.rate)} acked msgs/s (${latencyNote(result)})`)
+              byWindow.push({ window, result })
+            }
+            const best = byWindow.reduce((a, b) => (b.result.rate > a.result.rate ? b : a))
+            const p = best.result
+            ctx.progress(`delivery: ${family}: ${n} recipient(s), one at a time, ${serialCount} messages`)
+            const s = await publishRun(pub, { recipients: recips, topic, window: 1, durationMs: q ? 10_000 : 60_000, maxCount: serialCount })
+            ctx.progress(`delivery: ${family}: ${n} recipient(s), one at a time: p50 ${fmt(s.latency.p50)} ms`)
+            const pipelinedTarget =
+              n === 3 && family === 'rsa'
+                ? { text: '>= 0.5x raw RSA signs/s', met: (_f: number, _b: number, ratio: number) => ratio >= 0.5 }
+                : n === 3 && family === 'ec'
+                  ? { text: '>= 5,000 msgs/s', met: (f: number) => f >= 5000 }
+                  : undefined
+            out.push(
+              line({
+                id: `delivery.${family}.r${n}.pipelined`,
+                name: `${familyName}, ${n} recipient(s), pipelined (best of ${windows.join('/')} in flight): acked msgs/s vs raw sign/s of one core`,
+                figure: p.rate,
+                unit: 'acked msgs/s',
+                baseline: sign.rate,
+                baselineUnit: 'raw signs/s',
+                target: pipelinedTarget,
+                notes: `best at ${best.window} in flight: ${latencyNote(p)}; ${byWindow.map((w) => `${w.window}: ${fmt(w.result.rate)}/s`).join(', ')}`,
+                details: { ...p, window: best.window, byWindow, rawSignRuns: sign.runs },
+              }),
+              line({
+                id: `delivery.${family}.r${n}.serial`,
+                name: `${familyName}, ${n} recipient(s), one at a time: p50 time to full ACK vs raw PUB/SUB round trip p50`,
+                figure: s.latency.p50,
+                unit: 'ms p50',
+                baseline: rttDirect.p50,
+                baselineUnit: 'ms rtt p50',
+                target: family === 'ec' ? { text: '<= 3x raw rtt p50', met: (_f: number, _b: number, ratio: number) => ratio <= 3 } : undefined,
+                notes: latencyNote(s),
+                details: { ...s, rawRttDirect: roundSummary(rttDirect), rawRttRelay: roundSummary(rttRelay) },
+              }),
+            )
+          }
+          const stats = await Promise.all(recipients.map((r) => r.request({ cmd: 'stats' }, 'stats', 10_000)))
+          const last = out[out.length - 1]
+          if (last !== undefined) Object.assign(last.details, { recipients: stats })
+        } finally {
+          await parties.stop()
+        }
+      }
+    } finally {
+      await relay.relay.close()
+    }
+    return out
+  },
+}
