@@ -15,6 +15,9 @@ export type AckMode = 'auto' | 'manual'
 /** How many received messages a subscription works on at once (ACK signing and inbox commits overlap). */
 export const CONSUMER_CONCURRENCY = 64
 
+/** A stored ACK envelope is re-sent at most once in this many ms, however many of its messages are resent. */
+export const REACK_WINDOW_MS = 50
+
 /** Inbox entries older than this are pruned; a resend after that would be handed to the app again. */
 export const DEFAULT_INBOX_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
 
@@ -64,9 +67,11 @@ export class ReliableConsumer {
   readonly #batcher: AckBatcher
   /** Manual mode: msg_ids handed to the app and not yet acknowledged. */
   readonly #unacked = new Set<string>()
+  /** ACK envelopes re-sent recently (body -> when), to send each once per window. */
+  readonly #reacked = new Map<string, number>()
   /** msg_ids being handled now: a copy that arrives meanwhile waits for the first. */
   readonly #handling = new Map<string, Promise<unknown>>()
-  /** Counters: `acks_sent` (messages acknowledged), `ack_envelopes` (signed ACKs sent), `acks_resent`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`. */
+  /** Counters: `acks_sent` (messages acknowledged), `ack_envelopes` (signed ACKs sent), `acks_resent`, `acks_resend_coalesced`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`. */
   readonly stats = new ReasonCounter()
 
   constructor(options: ReliableConsumerOptions) {
@@ -129,8 +134,12 @@ export class ReliableConsumer {
         return undefined
       }
       if (seen.ackTopic !== undefined && seen.ackBody !== undefined) {
-        await this.#bus.send({ topic: seen.ackTopic, body: seen.ackBody })
-        this.stats.add('acks_resent')
+        if (this.#shouldResend(seen.ackBody)) {
+          await this.#bus.send({ topic: seen.ackTopic, body: seen.ackBody })
+          this.stats.add('acks_resent')
+        } else {
+          this.stats.add('acks_resend_coalesced')
+        }
       }
       this.stats.add('duplicates_suppressed')
       return undefined
@@ -149,6 +158,23 @@ export class ReliableConsumer {
     }
     this.#unacked.add(m.msgId)
     return this.#delivery(m, true, mode)
+  }
+
+  /**
+   * A batched ACK covers many messages; when several of them are resent
+   * together, the same ACK envelope goes out once per {@link REACK_WINDOW_MS},
+   * not once per message.
+   */
+  #shouldResend(body: string): boolean {
+    const now = this.#clock.now()
+    const last = this.#reacked.get(body)
+    if (last !== undefined && now - last < REACK_WINDOW_MS) return false
+    if (this.#reacked.size >= 1024) {
+      for (const [b, t] of this.#reacked) if (now - t >= REACK_WINDOW_MS) this.#reacked.delete(b)
+      if (this.#reacked.size >= 1024) this.#reacked.clear()
+    }
+    this.#reacked.set(body, now)
+    return true
   }
 
   /** Queues the ACK; it is signed with others of this turn, committed to the inbox, then sent. */

@@ -313,12 +313,13 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   /**
    * Learns how long full acknowledgement takes (an EWMA, as TCP's smoothed
-   * RTT), ignoring outages longer than the resend cap, so that resends wait
+   * RTT, from messages acknowledged without a resend), so that resends wait
    * about twice that: under load the first resend is not spurious.
    */
   #sampleRtt(msgId: string): void {
     const msg = this.#store.get(msgId)
-    if (msg === undefined) return
+    // Karn's rule: a message that was resent says nothing clear about the round trip.
+    if (msg === undefined || msg.attempts !== 1) return
     const sample = this.#clock.now() - msg.createdAt
     if (sample < 0 || sample > this.#backoff.capMs) return
     this.#srttMs = this.#srttMs === undefined ? sample : 0.875 * this.#srttMs + 0.125 * sample
