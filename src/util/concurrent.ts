@@ -40,6 +40,12 @@ export async function* mapOrdered<T, U>(
       if (value !== undefined) yield value
     }
   } finally {
-    if (!done) await it.return?.()
+    if (!done) {
+      // With a read still pending, the source cannot return before its next item (or its close):
+      // ask it to return, but do not wait, so that `break` never blocks on a quiet socket.
+      const returned = it.return?.()
+      if (next === undefined) await returned
+      else void returned?.catch(() => undefined)
+    }
   }
 }
