@@ -1,7 +1,7 @@
 /**
  * I2 and I3 with real processes, real sockets and real files: a publisher
- * process (test/fixtures/enqueue-worker.mjs) is SIGKILLed mid-enqueue, then
- * three times after its messages were committed, and restarted with
+ * process (test/fixtures/enqueue-worker.mjs) enqueueing 2 x 500 messages is SIGKILLed mid-enqueue, then
+ * four times after its messages were committed (five kills), and restarted with
  * `--resume` each time; one recipient (`gilmsg tail`) is SIGKILLed and
  * restarted too. In the end every committed outbox row is acked by both
  * recipients; the recipient that never crashed printed every committed
@@ -31,7 +31,7 @@ import { seededRandom } from '../../support/random.js'
 const WORKER = fileURLToPath(new URL('../../fixtures/enqueue-worker.mjs', import.meta.url))
 const RECIPIENTS = ['alice', 'bob'] as const
 const TOPIC = `${APP_PREFIX}crash`
-const PER_RUN = 200
+const PER_RUN = 500
 
 const seed = Number(process.env['GILMSG_CRASH_SEED'] ?? Date.now() % 1_000_000)
 const random = seededRandom(seed)
@@ -190,9 +190,16 @@ describe(`publisher and recipient processes killed with SIGKILL (seed ${seed})`,
     await run4.kill('SIGKILL')
     log.push(`run 4 killed: ${lastPending(run4)}`)
 
-    // Run 5: resume until the outbox has nothing pending; it then exits 0 by itself.
+    // Run 5: resume, killed once more at a random point (the fifth SIGKILL of a publisher).
+    const run4b = startWorker('run 4b', ['--resume'])
+    await run4b.waitForLine(/^open /)
+    await sleep(between(0, 400))
+    await run4b.kill('SIGKILL')
+    log.push(`run 4b killed: ${lastPending(run4b)}`)
+
+    // Run 6: resume until the outbox has nothing pending; it then exits 0 by itself.
     const run5 = startWorker('run 5', ['--resume'])
-    const exit5 = await withTimeout(run5.closed, 20_000, 'run 5 to finish every pending row').catch((e: unknown) => {
+    const exit5 = await withTimeout(run5.closed, 60_000, 'run 5 to finish every pending row').catch((e: unknown) => {
       throw new Error(`${String(e)}\n${run5.describe()}\n${log.join('\n')}`)
     })
     log.push(`run 5: ${run5.stdoutLines[0] ?? ''} -> ${lastPending(run5)}`)
@@ -228,6 +235,6 @@ describe(`publisher and recipient processes killed with SIGKILL (seed ${seed})`,
     expect([...byBob.keys()].filter((id) => !ids.has(id))).toEqual([])
     log.push(`bob printed ${byBob.size} of ${ids.size} (${printed([bob1]).size} before his crash)`)
     console.log(log.join('\n'))
-  }, 60_000)
+  }, 150_000)
 })
 
