@@ -121,7 +121,7 @@ export async function run(argv: string[]): Promise<number> {
     let next = 0
     let killed = false
     const showProgress = (): void => {
-      const line = `demo: ${acked}/${total} acknowledged by both, ${g.publisher?.resends ?? 0} resends${killed ? '' : ''}`
+      const line = `demo: ${acked}/${total} acknowledged by both, ${g.publisher?.resends ?? 0} resends`
       if (process.stderr.isTTY) process.stderr.write(`\r${line}   `)
       else say(line)
     }
