@@ -6,7 +6,10 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TestPki } from '../../src/crypto/certs.js'
+import { sleep } from '../../bench/lib/timing.js'
 import { startRelay, type Relay } from '../../src/transport/relay.js'
+
+export { sleep, withTimeout } from '../../bench/lib/timing.js'
 
 export const TOPIC_PREFIX = 'org.test'
 export const ENVIRONMENT = 'it'
@@ -60,18 +63,6 @@ export function writeConfigFile(dir: string, file: string, config: Record<string
   return path
 }
 
-/** `promise`, or a rejection naming `what` after `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 /** Polls `condition` every `everyMs` until it is true; rejects naming `what` (and `detail()`) after `ms`. */
 export async function waitUntil(condition: () => boolean, ms: number, what: string, detail: () => string = () => '', everyMs = 20): Promise<void> {
@@ -82,6 +73,3 @@ export async function waitUntil(condition: () => boolean, ms: number, what: stri
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}

@@ -1,10 +1,4 @@
-/** Nearest-rank percentile (p in 0..100) of `values`; NaN when empty. */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN
-  const sorted = [...values].sort((a, b) => a - b)
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)))
-  return sorted[rank - 1] as number
-}
+import { percentile as nearestRank } from '../../../bench/lib/stats.js'
 
 export interface Distribution {
   readonly n: number
@@ -16,13 +10,15 @@ export interface Distribution {
 }
 
 export function distribution(values: readonly number[]): Distribution {
+  const sorted = [...values].sort((a, b) => a - b)
+  const percentile = (p: number): number => nearestRank(sorted, p)
   return {
     n: values.length,
-    min: percentile(values, 0),
-    p50: percentile(values, 50),
-    p90: percentile(values, 90),
-    p99: percentile(values, 99),
-    max: percentile(values, 100),
+    min: percentile(0),
+    p50: percentile(50),
+    p90: percentile(90),
+    p99: percentile(99),
+    max: percentile(100),
   }
 }
 
