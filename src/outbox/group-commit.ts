@@ -12,6 +12,8 @@ export interface GroupCommitStats {
   readonly failedBatches: number
   /** Most writes in one committed transaction. */
   readonly largestBatch: number
+  /** Commits made durable by a sync off the event loop (`synchronous: 'FULL'`; 0 otherwise). */
+  readonly syncs: number
 }
 
 interface Waiter {
@@ -24,6 +26,12 @@ interface Waiter {
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown }
 
 const NOTHING_COMMITTED = '; nothing in this batch was committed'
+
+/** Makes committed transactions durable off the event loop (see `WalSync`). */
+export interface Durability {
+  /** Resolves once every transaction committed before the call is on disk. */
+  sync(): Promise<void>
+}
 
 /**
  * Group commit over one better-sqlite3 connection. The first write opens a
@@ -39,6 +47,12 @@ const NOTHING_COMMITTED = '; nothing in this batch was committed'
  * every write in it with one `OutboxError` saying that nothing in the batch
  * was committed. (No savepoint per write: they cost up to 40% of the
  * throughput; `total_changes()` tells whether a failed write changed rows.)
+ *
+ * With a {@link Durability} (a store opened `synchronous: 'FULL'`), the
+ * connection commits without fsync and the writes settle only after
+ * `durability.sync()` resolves: the disk flush runs on the thread pool while
+ * the event loop builds the next batch. A failed sync rejects the writes of
+ * the batches it covered (their rows are committed but maybe not on disk).
  */
 export class GroupCommit {
   readonly #db: Database.Database
@@ -49,6 +63,9 @@ export class GroupCommit {
   readonly #commit: Database.Statement
   readonly #rollback: Database.Statement
   readonly #totalChanges: Database.Statement<[], number>
+  readonly #durability: Durability | undefined
+  /** The sync of the last committed batch (syncs settle in order). */
+  #lastSync: Promise<void> = Promise.resolve()
   #waiters: Waiter[] = []
   #opsInBatch = 0
   #inBatch = false
@@ -59,12 +76,18 @@ export class GroupCommit {
   #ops = 0
   #failedBatches = 0
   #largestBatch = 0
+  #syncs = 0
 
-  constructor(db: Database.Database, label: string, options: { readonly maxOps: number; readonly busyTimeoutMs: number }) {
+  constructor(
+    db: Database.Database,
+    label: string,
+    options: { readonly maxOps: number; readonly busyTimeoutMs: number; readonly durability?: Durability },
+  ) {
     this.#db = db
     this.#label = label
     this.#maxOps = options.maxOps
     this.#busyTimeoutMs = options.busyTimeoutMs
+    this.#durability = options.durability
     this.#begin = db.prepare('BEGIN IMMEDIATE')
     this.#commit = db.prepare('COMMIT')
     this.#rollback = db.prepare('ROLLBACK')
@@ -73,7 +96,13 @@ export class GroupCommit {
 
   /** A snapshot of the counters. */
   get stats(): GroupCommitStats {
-    return { commits: this.#commits, ops: this.#ops, failedBatches: this.#failedBatches, largestBatch: this.#largestBatch }
+    return {
+      commits: this.#commits,
+      ops: this.#ops,
+      failedBatches: this.#failedBatches,
+      largestBatch: this.#largestBatch,
+      syncs: this.#syncs,
+    }
   }
 
   /**
@@ -129,13 +158,31 @@ export class GroupCommit {
     }
     this.#commits += 1
     this.#largestBatch = Math.max(this.#largestBatch, ops)
-    for (const w of waiters) w.resolve()
+    if (this.#durability === undefined) {
+      for (const w of waiters) w.resolve()
+      return
+    }
+    this.#syncs += 1
+    this.#lastSync = this.#durability.sync().then(
+      () => {
+        for (const w of waiters) w.resolve()
+      },
+      (error: unknown) => {
+        this.#failedBatches += 1
+        for (const w of waiters) w.reject(w.ownError ?? error)
+      },
+    )
   }
 
-  /** Commits the current batch; later writes reject with a `ClosedError`. Idempotent. */
-  close(): void {
+  /**
+   * Commits the current batch; later writes reject with a `ClosedError`.
+   * Resolves once what was committed is durable (never rejects: a failed
+   * sync rejects the writes it covered). Idempotent.
+   */
+  close(): Promise<void> {
     this.#closed = true
     this.flush()
+    return this.#lastSync
   }
 
   #endBatch(): { readonly waiters: readonly Waiter[]; readonly ops: number } {

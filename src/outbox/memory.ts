@@ -148,27 +148,32 @@ export class MemoryOutboxStore implements OutboxStore {
     }))
   }
 
-  recordAck(ack: AckRecord): Promise<AckOutcome> {
-    return this.#write((): AckOutcome => {
-      checkAckRecord(ack)
-      const row = this.data.messages.get(ack.msgId)
-      const recipient = row?.recipients.get(ack.cn)
-      const refused = refuseAck(row, recipient?.state, ack)
-      if (refused !== undefined || row === undefined || recipient === undefined) return refused ?? { kind: 'unknown' }
-      recipient.state = recipientStateAfter(ack.disposition)
-      recipient.at = ack.at
-      recipient.disposition = ack.disposition
-      recipient.reason = ack.reason
-      recipient.ackBody = ack.ackBody
-      recipient.ackFingerprint = ack.fingerprint
-      const missing = [...row.recipients].filter(([, r]) => r.state === DeliveryState.Pending).map(([cn]) => cn)
-      const state = messageStateAfter(ack.disposition, missing.length)
-      if (state !== DeliveryState.Pending) {
-        row.state = state
-        row.finishedAt = ack.at
-      }
-      return { kind: 'counted', state, missing }
-    })
+  recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome> {
+    let recorded: AckOutcome | undefined
+    const done = this.#write((): AckOutcome => (recorded = this.#recordAck(ack)))
+    if (recorded !== undefined) onRecorded?.(recorded)
+    return done
+  }
+
+  #recordAck(ack: AckRecord): AckOutcome {
+    checkAckRecord(ack)
+    const row = this.data.messages.get(ack.msgId)
+    const recipient = row?.recipients.get(ack.cn)
+    const refused = refuseAck(row, recipient?.state, ack)
+    if (refused !== undefined || row === undefined || recipient === undefined) return refused ?? { kind: 'unknown' }
+    recipient.state = recipientStateAfter(ack.disposition)
+    recipient.at = ack.at
+    recipient.disposition = ack.disposition
+    recipient.reason = ack.reason
+    recipient.ackBody = ack.ackBody
+    recipient.ackFingerprint = ack.fingerprint
+    const missing = [...row.recipients].filter(([, r]) => r.state === DeliveryState.Pending).map(([cn]) => cn)
+    const state = messageStateAfter(ack.disposition, missing.length)
+    if (state !== DeliveryState.Pending) {
+      row.state = state
+      row.finishedAt = ack.at
+    }
+    return { kind: 'counted', state, missing }
   }
 
   due(now: number, limit: number): OutboxMessage[] {

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import { ClosedError, GilmsgError } from '../errors.js'
 import { GroupCommit } from './group-commit.js'
+import type { WalSync } from './wal-sync.js'
 import { openSqlite, storageError } from './sqlite-common.js'
 import type { Migration, SqliteStoreOptions } from './sqlite-common.js'
 
@@ -15,13 +16,24 @@ export class SqliteFile {
   readonly label: string
   readonly batch: GroupCommit
   readonly #busyTimeoutMs: number
+  readonly #walSync: WalSync | undefined
   #closing: Promise<void> | undefined
 
-  private constructor(db: Database.Database, label: string, options: { readonly maxBatchOps: number; readonly busyTimeoutMs: number }) {
+  private constructor(
+    db: Database.Database,
+    label: string,
+    options: { readonly maxBatchOps: number; readonly busyTimeoutMs: number },
+    walSync: WalSync | undefined,
+  ) {
     this.db = db
     this.label = label
     this.#busyTimeoutMs = options.busyTimeoutMs
-    this.batch = new GroupCommit(db, label, { maxOps: options.maxBatchOps, busyTimeoutMs: options.busyTimeoutMs })
+    this.#walSync = walSync
+    this.batch = new GroupCommit(db, label, {
+      maxOps: options.maxBatchOps,
+      busyTimeoutMs: options.busyTimeoutMs,
+      ...(walSync ? { durability: walSync } : {}),
+    })
   }
 
   /**
@@ -35,11 +47,12 @@ export class SqliteFile {
     migrations: readonly Migration[],
     prepare: (db: Database.Database) => S,
   ): { readonly file: SqliteFile; readonly statements: S } {
-    const { db, label, options: resolved } = openSqlite(kind, path, options, migrations)
+    const { db, label, options: resolved, walSync } = openSqlite(kind, path, options, migrations)
     try {
-      return { file: new SqliteFile(db, label, resolved), statements: prepare(db) }
+      return { file: new SqliteFile(db, label, resolved, walSync), statements: prepare(db) }
     } catch (error) {
       db.close()
+      void walSync?.close()
       throw storageError(label, error, resolved.busyTimeoutMs)
     }
   }
@@ -59,17 +72,17 @@ export class SqliteFile {
     }
   }
 
-  /** Commits the current batch, then closes the connection. Idempotent: the same promise every time. */
+  /** Commits the current batch, waits until it is durable, then closes the connection. Idempotent: the same promise every time. */
   close(): Promise<void> {
-    this.#closing ??= new Promise<void>((resolve, reject) => {
-      this.batch.close()
+    this.#closing ??= (async () => {
+      await this.batch.close()
+      await this.#walSync?.close()
       try {
         this.db.close()
-        resolve()
       } catch (error) {
-        reject(storageError(this.label, error, this.#busyTimeoutMs))
+        throw storageError(this.label, error, this.#busyTimeoutMs)
       }
-    })
+    })()
     return this.#closing
   }
 }

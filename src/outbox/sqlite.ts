@@ -274,28 +274,33 @@ export class SqliteOutboxStore implements OutboxStore {
     )
   }
 
-  recordAck(ack: AckRecord): Promise<AckOutcome> {
-    return this.#batch.run((): AckOutcome => {
-      checkAckRecord(ack)
-      const s = this.#s
-      const message = s.ackTarget.get(ack.msgId)
-      const refused = refuseAck(message, message === undefined ? undefined : s.recipientState.get(ack.msgId, ack.cn), ack)
-      if (refused !== undefined) return refused
-      s.recordAck.run(
-        recipientStateAfter(ack.disposition),
-        ack.at,
-        ack.disposition,
-        ack.reason ?? null,
-        this.#ackBodies.idOf([ack.ackBody]),
-        ack.fingerprint,
-        ack.msgId,
-        ack.cn,
-      )
-      const missing = s.missing.all(ack.msgId)
-      const state = messageStateAfter(ack.disposition, missing.length)
-      if (state !== DeliveryState.Pending) s.finish.run(state, ack.at, ack.msgId)
-      return { kind: 'counted', state, missing }
-    })
+  recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome> {
+    let recorded: AckOutcome | undefined
+    const done = this.#batch.run((): AckOutcome => (recorded = this.#recordAck(ack)))
+    if (recorded !== undefined) onRecorded?.(recorded)
+    return done
+  }
+
+  #recordAck(ack: AckRecord): AckOutcome {
+    checkAckRecord(ack)
+    const s = this.#s
+    const message = s.ackTarget.get(ack.msgId)
+    const refused = refuseAck(message, message === undefined ? undefined : s.recipientState.get(ack.msgId, ack.cn), ack)
+    if (refused !== undefined) return refused
+    s.recordAck.run(
+      recipientStateAfter(ack.disposition),
+      ack.at,
+      ack.disposition,
+      ack.reason ?? null,
+      this.#ackBodies.idOf([ack.ackBody]),
+      ack.fingerprint,
+      ack.msgId,
+      ack.cn,
+    )
+    const missing = s.missing.all(ack.msgId)
+    const state = messageStateAfter(ack.disposition, missing.length)
+    if (state !== DeliveryState.Pending) s.finish.run(state, ack.at, ack.msgId)
+    return { kind: 'counted', state, missing }
   }
 
   due(now: number, limit: number): OutboxMessage[] {

@@ -110,9 +110,17 @@ export interface OutboxStore {
   /**
    * Records one ACK, atomically checking that the message exists and is
    * pending, that `cn` is a pending recipient and that the digest matches.
-   * A `rejected` disposition makes the message rejected.
+   * A `rejected` disposition makes the message rejected. Resolves once the
+   * record is committed (durable for SQLite).
+   *
+   * `onRecorded`, if given, is called with the outcome as soon as the write
+   * has run (reads already see it; its commit may still be in flight), before
+   * the promise settles. A publisher uses it to answer `publish()` without
+   * waiting for the disk: a counted ACK was validly signed whether or not its
+   * record is ever committed (if the commit fails, the message stays pending
+   * and is resent and re-acknowledged).
    */
-  recordAck(ack: AckRecord): Promise<AckOutcome>
+  recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome>
   /** Pending messages with `nextAttemptAt <= now`, earliest first, at most `limit`. */
   due(now: number, limit: number): OutboxMessage[]
   /** The earliest `nextAttemptAt` of a pending message, or undefined if none. */

@@ -10,7 +10,7 @@ import {
 } from '../errors.js'
 import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
 import type { SealedMessage } from '../envelope/envelope.js'
-import { DeliveryState, Disposition, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
+import { DeliveryState, Disposition, type AckOutcome, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
 import { ReasonCounter } from '../util/counters.js'
 import { Emitter } from '../util/events.js'
@@ -28,6 +28,8 @@ export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
 const ACKS_IN_FLIGHT = 256
 /** How many due messages one resend pass sends at most. */
 const RESEND_BATCH = 256
+/** The first-resend base grows at most this many times over after timeouts (and never past the cap). */
+const MAX_RTO_BACKOFF = 64
 
 /** What `publish()` resolves with: proof that every recipient acknowledged this exact message. */
 export interface DeliveryReceipt {
@@ -123,6 +125,9 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   #resending = false
   #closing: Promise<void> | undefined
   #srttMs: number | undefined
+  /** Multiplies the first-resend base after timeouts until a clean RTT sample (Karn's algorithm). */
+  #rtoBackoff = 1
+  #rtoBackedOffAt = -Infinity
   /** ACKs that did not count, by reason. */
   readonly ignoredAcks = new ReasonCounter()
   /** Resends performed (not counting first sends). */
@@ -166,6 +171,12 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * expires and resends stop), `DeliveryRejectedError`, `AbortedError`, or an
    * outbox/transport error if the message could not be committed or sent.
    * Without recipients it is a plain publish and resolves once sent.
+   *
+   * It resolves as soon as the last ACK is validated and recorded, without
+   * waiting for that record's commit (at the end of the event-loop turn) and
+   * fsync: the ACKs prove delivery either way, and a crash before the receipt
+   * reaches the disk only means the message is resent after restart and
+   * acknowledged again.
    */
   async publish(topic: string, msg: unknown, options: ReliablePublishOptions = {}): Promise<DeliveryReceipt> {
     throwIfAborted(options.signal, 'publish')
@@ -287,7 +298,14 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
           this.ignoredAcks.add('legacy_ack_refused')
           return
         }
-        const outcome = await this.#store.recordAck({
+        let handled = false
+        // Acts on the outcome once: as soon as the store ran the write (a valid ACK needs no fsync to be true), else when it resolves.
+        const handle = (outcome: AckOutcome): void => {
+          if (handled) return
+          handled = true
+          this.#onAckOutcome(ack.ack_msg_id, outcome)
+        }
+        const record = {
           msgId: ack.ack_msg_id,
           cn: signer,
           digest: ack.ack_digest,
@@ -296,19 +314,21 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
           at: this.#clock.now(),
           ackBody: m.body,
           fingerprint,
-        })
-        if (outcome.kind !== 'counted') {
-          this.ignoredAcks.add(outcome.kind)
-          // Another ACK (or process) finished it: a waiting publish() learns the outcome; events were emitted then.
-          if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(ack.ack_msg_id)) {
-            this.#settle(ack.ack_msg_id, false)
-          }
-          return
         }
-        if (outcome.state === DeliveryState.Acked) this.#sampleRtt(ack.ack_msg_id)
-        if (outcome.state !== DeliveryState.Pending) this.#settle(ack.ack_msg_id, true)
+        handle(await this.#store.recordAck(record, handle))
       }),
     )
+  }
+
+  #onAckOutcome(msgId: string, outcome: AckOutcome): void {
+    if (outcome.kind !== 'counted') {
+      this.ignoredAcks.add(outcome.kind)
+      // Another ACK (or process) finished it: a waiting publish() learns the outcome; events were emitted then.
+      if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(msgId)) this.#settle(msgId, false)
+      return
+    }
+    if (outcome.state === DeliveryState.Acked) this.#sampleRtt(msgId)
+    if (outcome.state !== DeliveryState.Pending) this.#settle(msgId, true)
   }
 
   /**
@@ -323,13 +343,29 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     const sample = this.#clock.now() - msg.createdAt
     if (sample < 0 || sample > this.#backoff.capMs) return
     this.#srttMs = this.#srttMs === undefined ? sample : 0.875 * this.#srttMs + 0.125 * sample
+    this.#rtoBackoff = 1
   }
 
-  /** The backoff for a message due within `windowMs`: the base never below twice the smoothed ACK time. */
+  /**
+   * The other half of Karn's algorithm: when first sends time out, later
+   * messages start with a doubled base (at most once per base period, up to
+   * the cap) until one is acknowledged without a resend. Otherwise, once ACKs
+   * take longer than the base (an overloaded recipient), every message is
+   * resent before its ACK arrives, no clean sample ever comes, and the
+   * resends add to the load that caused them.
+   */
+  #timedOut(now: number): void {
+    const base = this.#policy(0).baseMs
+    if (now - this.#rtoBackedOffAt < base) return
+    this.#rtoBackedOffAt = now
+    this.#rtoBackoff = Math.min(this.#rtoBackoff * 2, MAX_RTO_BACKOFF)
+  }
+
+  /** The backoff for a message due within `windowMs`: the base never below twice the smoothed ACK time, times the timeout backoff. */
   #policy(windowMs: number): BackoffPolicy {
     const p = policyFor(this.#backoff, windowMs)
-    if (this.#srttMs === undefined) return p
-    return { ...p, baseMs: Math.min(p.capMs, Math.max(p.baseMs, 2 * this.#srttMs)) }
+    const base = Math.max(p.baseMs, 2 * (this.#srttMs ?? 0)) * this.#rtoBackoff
+    return base === p.baseMs ? p : { ...p, baseMs: Math.min(p.capMs, base) }
   }
 
   /**
@@ -396,6 +432,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       await this.#expireDue(now)
       for (const m of this.#store.due(now, RESEND_BATCH)) {
         if (this.#closing) return
+        if (m.attempts === 1) this.#timedOut(now)
         this.#store.markAttempt(m.msgId, now + backoffDelay(this.#policy(m.deadline - m.createdAt), m.attempts, this.#random))
         this.resends++
         for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)

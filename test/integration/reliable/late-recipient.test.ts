@@ -71,6 +71,9 @@ function seenCount(a: App, msgId: string): number {
 
 /** Reads the publisher's outbox through a second connection (WAL allows it while the publisher has it open). */
 async function readOutbox<T>(read: (store: SqliteOutboxStore) => T): Promise<T> {
+  // publish() resolves before the receipt's batch commits (at the end of this turn); opening a second
+  // connection in this process before that would wait on the publisher's own write lock, blocking its commit.
+  await new Promise((resolve) => setImmediate(resolve))
   const store = SqliteOutboxStore.open(join(dir, 'pub.outbox.db'))
   try {
     return read(store)

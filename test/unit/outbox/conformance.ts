@@ -159,6 +159,21 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(store.get(m.msgId)?.state).toBe('pending')
       })
 
+      it('onRecorded gets the outcome at once, while reads already see the write, before the promise settles', async () => {
+        const m = newMessage({ recipients: ['alice'] })
+        await store.add(m)
+        const seen: unknown[] = []
+        let settled = false
+        const done = store
+          .recordAck(ackOf(m, 'alice'), (outcome) => seen.push({ outcome, state: store.get(m.msgId)?.state, settled }))
+          .then((o) => ((settled = true), o))
+        expect(seen).toEqual([{ outcome: { kind: 'counted', state: 'acked', missing: [] }, state: 'acked', settled: false }])
+        await expect(done).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
+        const refused: unknown[] = []
+        await store.recordAck(ackOf(m, 'alice'), (o) => refused.push(o))
+        expect(refused).toEqual([{ kind: 'not_pending', state: 'acked' }])
+      })
+
       it('counts ACKs, shrinking the missing list, then acks the message when all are in', async () => {
         const m = newMessage({ recipients: ['alice', 'bob', 'carol'] })
         await store.add(m)

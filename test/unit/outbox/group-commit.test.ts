@@ -3,33 +3,52 @@ import type Database from 'better-sqlite3'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { ClosedError, ErrorCode, GilmsgError } from '../../../src/errors.js'
 import { OutboxError } from '../../../src/outbox/errors.js'
-import { GroupCommit } from '../../../src/outbox/group-commit.js'
+import { GroupCommit, type Durability } from '../../../src/outbox/group-commit.js'
 import { openSqlite } from '../../../src/outbox/sqlite-common.js'
+import type { WalSync } from '../../../src/outbox/wal-sync.js'
 import { tempDir } from './helpers.js'
 
 const tmp = tempDir('group-commit')
 afterAll(() => tmp.remove())
 
 let files = 0
-const open: Database.Database[] = []
-afterEach(() => {
-  for (const db of open.splice(0)) if (db.open) db.close()
+const open: { db: Database.Database; walSync: WalSync | undefined }[] = []
+afterEach(async () => {
+  for (const { db, walSync } of open.splice(0)) {
+    await walSync?.close()
+    if (db.open) db.close()
+  }
 })
 
-function setup(maxOps = 512): { db: Database.Database; batch: GroupCommit; insert: (k: string) => void; count: () => number } {
+interface Setup {
+  db: Database.Database
+  batch: GroupCommit
+  insert: (k: string) => void
+  count: () => number
+}
+
+/** A store file opened FULL (the default): its batches are made durable by the real WalSync unless `durability` replaces it. */
+function setup(maxOps = 512, durability?: Durability): Setup {
   files += 1
-  const { db } = openSqlite('outbox', join(tmp.dir, `${files}.db`), {}, [
+  const { db, walSync } = openSqlite('outbox', join(tmp.dir, `${files}.db`), {}, [
     { version: 1, up: (d) => d.exec('CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)') },
   ])
-  open.push(db)
+  open.push({ db, walSync })
   const ins = db.prepare('INSERT INTO kv (k, v) VALUES (?, 1)')
   const cnt = db.prepare('SELECT COUNT(*) FROM kv').pluck()
+  const d = durability ?? walSync
   return {
     db,
-    batch: new GroupCommit(db, `outbox ${files}.db`, { maxOps, busyTimeoutMs: 10 }),
+    batch: new GroupCommit(db, `outbox ${files}.db`, { maxOps, busyTimeoutMs: 10, ...(d ? { durability: d } : {}) }),
     insert: (k) => void ins.run(k),
     count: () => cnt.get() as number,
   }
+}
+
+/** A Durability whose syncs the test resolves or fails by hand. */
+function manualDurability(): { durability: Durability; pending: { resolve: () => void; reject: (e: Error) => void }[] } {
+  const pending: { resolve: () => void; reject: (e: Error) => void }[] = []
+  return { pending, durability: { sync: () => new Promise<void>((resolve, reject) => pending.push({ resolve, reject })) } }
 }
 
 describe('GroupCommit', () => {
@@ -45,7 +64,7 @@ describe('GroupCommit', () => {
     await Promise.all([a, b])
     expect(settled).toEqual(['A', 'B'])
     expect(db.inTransaction).toBe(false)
-    expect(batch.stats).toEqual({ commits: 1, ops: 2, failedBatches: 0, largestBatch: 2 })
+    expect(batch.stats).toEqual({ commits: 1, ops: 2, failedBatches: 0, largestBatch: 2, syncs: 1 })
   })
 
   it('a constraint error rolls back and rejects that write only', async () => {
@@ -105,7 +124,7 @@ describe('GroupCommit', () => {
     expect(batch.stats.commits).toBe(1)
     expect(db.inTransaction).toBe(true)
     await Promise.all(ps)
-    expect(batch.stats).toEqual({ commits: 2, ops: 4, failedBatches: 0, largestBatch: 3 })
+    expect(batch.stats).toEqual({ commits: 2, ops: 4, failedBatches: 0, largestBatch: 3, syncs: 2 })
   })
 
   it('runDetached joins the batch and throws its own error synchronously', async () => {
@@ -137,5 +156,59 @@ describe('GroupCommit', () => {
     await expect(batch.run(() => insert('b'))).rejects.toBeInstanceOf(ClosedError)
     expect(() => batch.runDetached(() => insert('b'))).toThrow(ClosedError)
     expect(() => batch.flush()).not.toThrow()
+  })
+
+  it('a FULL store commits without fsync on the event loop and syncs its WAL once per batch', () => {
+    const { db } = setup()
+    expect(db.pragma('synchronous', { simple: true })).toBe(1) // NORMAL: the WAL sync is WalSync's job
+    const entry = open.at(-1)
+    expect(entry?.walSync).toBeDefined()
+  })
+
+  it('with a Durability, writes settle only after the sync that follows their commit, in order', async () => {
+    const { durability, pending } = manualDurability()
+    const { db, batch, insert, count } = setup(512, durability)
+    const settled: string[] = []
+    const a = batch.run(() => (insert('a'), 'A')).then((v) => settled.push(v))
+    batch.flush()
+    expect(db.inTransaction).toBe(false)
+    expect(count()).toBe(1) // committed and visible to reads...
+    const b = batch.run(() => (insert('b'), 'B')).then((v) => settled.push(v))
+    batch.flush()
+    await new Promise((r) => setImmediate(r))
+    expect(settled).toEqual([]) // ...but not settled before its sync
+    expect(pending).toHaveLength(2)
+    pending[0]?.resolve()
+    await a
+    expect(settled).toEqual(['A'])
+    pending[1]?.resolve()
+    await b
+    expect(settled).toEqual(['A', 'B'])
+  })
+
+  it('a failed sync rejects the writes of its batch (its own error kept) and close() still resolves', async () => {
+    const { durability, pending } = manualDurability()
+    const { batch, insert } = setup(512, durability)
+    const a = batch.run(() => insert('a'))
+    const dup = batch.run(() => insert('a'))
+    const closed = batch.close()
+    pending[0]?.reject(new Error('fdatasync failed: EIO'))
+    await expect(a).rejects.toThrow(/EIO/)
+    await expect(dup).rejects.toThrow(/UNIQUE constraint failed/)
+    await expect(closed).resolves.toBeUndefined()
+    expect(batch.stats.failedBatches).toBe(1)
+  })
+
+  it('close() resolves only once the last batch is durable', async () => {
+    const { durability, pending } = manualDurability()
+    const { batch, insert } = setup(512, durability)
+    void batch.run(() => insert('a'))
+    let closed = false
+    const c = batch.close().then(() => (closed = true))
+    await new Promise((r) => setImmediate(r))
+    expect(closed).toBe(false)
+    pending[0]?.resolve()
+    await c
+    expect(closed).toBe(true)
   })
 })

@@ -55,7 +55,7 @@ describe('SqliteOutboxStore', () => {
       await store.recordAck(ackOf(m, 'alice'))
       store.markAttempt(m.msgId, 1)
       await store.expire(m.msgId, 2)
-      expect(store.stats).toEqual({ commits: 3, ops: 4, failedBatches: 0, largestBatch: 2 })
+      expect(store.stats).toEqual({ commits: 3, ops: 4, failedBatches: 0, largestBatch: 2, syncs: 3 })
     } finally {
       await store.close()
     }
@@ -115,10 +115,23 @@ describe('SqliteOutboxStore', () => {
     }
   })
 
-  it('defaults to synchronous FULL', async () => {
+  it('defaults to synchronous FULL: the connection commits NORMAL and every commit is then synced off the event loop', async () => {
     const store = SqliteOutboxStore.open(newPath())
-    expect(store.database.pragma('synchronous', { simple: true })).toBe(2)
+    expect(store.database.pragma('synchronous', { simple: true })).toBe(1)
+    await store.add(newMessage())
+    await Promise.all([store.add(newMessage()), store.add(newMessage())])
+    expect(store.stats).toMatchObject({ commits: 2, syncs: 2 })
     await store.close()
+  })
+
+  it('NORMAL and OFF commit without a sync of their own', async () => {
+    for (const synchronous of ['NORMAL', 'OFF'] as const) {
+      const store = SqliteOutboxStore.open(newPath(), { synchronous })
+      expect(store.database.pragma('synchronous', { simple: true })).toBe(synchronous === 'NORMAL' ? 1 : 0)
+      await store.add(newMessage())
+      expect(store.stats).toMatchObject({ commits: 1, syncs: 0 })
+      await store.close()
+    }
   })
 
   it('the hot queries use the partial indexes', async () => {

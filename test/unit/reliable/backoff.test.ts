@@ -1,0 +1,120 @@
+/**
+ * The publisher's resend timing: the first resend waits about twice the
+ * smoothed ACK time, learnt only from messages acknowledged without a resend
+ * (Karn's rule), and after timeouts later messages start with a doubled base
+ * until one is acknowledged cleanly (Karn's algorithm), so that an overloaded
+ * recipient is not buried under resends.
+ */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { Bus } from '../../../src/bus/bus.js'
+import { createTestPki, type TestPki } from '../../../src/crypto/certs.js'
+import { createSigner } from '../../../src/crypto/signer.js'
+import { createVerifier } from '../../../src/crypto/verifier.js'
+import type { Verifier } from '../../../src/crypto/types.js'
+import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
+import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
+import { backoffDelay, DEFAULT_BACKOFF } from '../../../src/reliable/backoff.js'
+import { Gilmsg } from '../../../src/reliable/gilmsg.js'
+import { MemoryHub, MemoryTransport } from '../../../src/transport/memory.js'
+import { FakeClock, settle } from '../../support/fake-clock.js'
+
+const TOPIC = { topicPrefix: 'org.test', environment: 'unit' }
+const ACK_TOPIC = 'org.test.unit.gilmsg.ack'
+/** Every random draw at the top of its range: each delay is its ceiling. */
+const CEILING = (): number => 0.999999
+
+let pki: TestPki
+let verifier: Verifier
+beforeAll(async () => {
+  pki = await createTestPki(join(mkdtempSync(join(tmpdir(), 'gilmsg-backoff-')), 'pki'), [
+    { name: 'publisher', key: 'ec' },
+    { name: 'alice', key: 'ec' },
+  ])
+  verifier = await createVerifier({ caPem: pki.caPem, crlPem: pki.crlPem })
+}, 60_000)
+
+const open: Gilmsg[] = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((g) => g.close()))
+})
+
+async function world(): Promise<{ clock: FakeClock; hub: MemoryHub; store: MemoryOutboxStore; pub: Gilmsg; holdAcks: (hold: boolean) => void }> {
+  const clock = new FakeClock()
+  const hub = new MemoryHub()
+  let hold = false
+  hub.setGate((d) => (hold && d.topic === ACK_TOPIC ? 'hold' : 'deliver'))
+  const bus = (name: string): Bus => {
+    const leaf = pki.leaf(name)
+    const signer = createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
+    return new Bus({ transport: new MemoryTransport(hub, name), signer, verifier, topic: TOPIC, maxJsonDepth: 64, clock })
+  }
+  const store = new MemoryOutboxStore(new MemoryOutboxData())
+  const pub = await Gilmsg.open({ bus: bus('publisher'), outbox: store, clock, random: CEILING, awaitSubscriberMs: 0 })
+  const alice = await Gilmsg.open({ bus: bus('alice'), inbox: new MemoryInboxStore(new MemoryInboxData()), clock })
+  open.push(pub, alice)
+  const sub = await alice.subscribe('org.test.unit.app.')
+  void (async () => {
+    for await (const _ of sub);
+  })()
+  await settle()
+  return { clock, hub, store, pub, holdAcks: (h) => void (hold = h) }
+}
+
+/** How long after its first send a freshly enqueued message is first resent. */
+async function firstResendDelay(w: { pub: Gilmsg; store: MemoryOutboxStore }): Promise<number> {
+  const publisher = w.pub.publisher
+  if (publisher === undefined) throw new Error('no publisher')
+  const { msgId } = await publisher.enqueue('one', { n: 1 }, { recipients: ['alice'], deadline: 60_000, modname: 'app' })
+  const m = w.store.get(msgId)
+  if (m === undefined) throw new Error('not in the outbox')
+  return m.nextAttemptAt - m.createdAt
+}
+
+describe('resend timing', () => {
+  const base = backoffDelay(DEFAULT_BACKOFF, 1, CEILING)
+
+  it('doubles the first-resend base after a timeout, again after the next, and resets on a clean ACK', async () => {
+    const w = await world()
+    w.holdAcks(true)
+    expect(await firstResendDelay(w)).toBeCloseTo(base, 0)
+    await w.clock.advance(base + 1) // its ACK is held: resent, a timeout
+    expect(await firstResendDelay(w)).toBeCloseTo(2 * base, 0)
+    await w.clock.advance(2 * base + 1) // that one times out too
+    expect(await firstResendDelay(w)).toBeCloseTo(4 * base, 0)
+    await w.clock.advance(4 * base + 1)
+    expect(w.store.list().every((m) => m.attempts > 1)).toBe(true)
+
+    // The held ACKs come in: every one was for a resent message, so they teach nothing and the base stays up.
+    w.holdAcks(false)
+    w.hub.releaseAll()
+    await settle()
+    expect(w.store.counts().pending).toBe(0)
+    expect(await firstResendDelay(w)).toBeCloseTo(8 * base, 0)
+    // ...until that one is acknowledged without a resend (at once here: a round trip of 0 ms).
+    await settle()
+    expect(await firstResendDelay(w)).toBeCloseTo(base, 0)
+  })
+
+  it('doubles at most once per base period, however many messages time out together', async () => {
+    const w = await world()
+    w.holdAcks(true)
+    const publisher = w.pub.publisher
+    for (let i = 0; i < 20; i++) await publisher?.enqueue('one', { i }, { recipients: ['alice'], deadline: 60_000, modname: 'app' })
+    await w.clock.advance(base + 1)
+    expect(publisher?.resends).toBe(20)
+    expect(await firstResendDelay(w)).toBeCloseTo(2 * base, 0)
+  })
+
+  it('never starts beyond the cap', async () => {
+    const w = await world()
+    w.holdAcks(true)
+    for (let i = 0; i < 12; i++) {
+      await firstResendDelay(w)
+      await w.clock.advance(DEFAULT_BACKOFF.capMs + 1)
+    }
+    expect(await firstResendDelay(w)).toBeLessThanOrEqual(DEFAULT_BACKOFF.capMs)
+  })
+})
