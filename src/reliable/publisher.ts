@@ -28,6 +28,8 @@ export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
 const ACKS_IN_FLIGHT = 256
 /** How many due messages one resend pass sends at most. */
 const RESEND_BATCH = 256
+/** Once the round trip is known, a first resend waits the retransmission timeout plus up to this fraction of it. */
+const FIRST_RESEND_JITTER = 0.25
 /** The first-resend base grows at most this many times over after timeouts (and never past the cap). */
 const MAX_RTO_BACKOFF = 64
 
@@ -125,6 +127,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   #resending = false
   #closing: Promise<void> | undefined
   #srttMs: number | undefined
+  #rttvarMs = 0
   /** Multiplies the first-resend base after timeouts until a clean RTT sample (Karn's algorithm). */
   #rtoBackoff = 1
   #rtoBackedOffAt = -Infinity
@@ -225,7 +228,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], now: number, deadline: number): Promise<void> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
-    const nextAttemptAt = now + backoffDelay(this.#policy(deadline - now), 1, this.#random)
+    const nextAttemptAt = now + this.#firstResendDelay(deadline - now)
     await this.#store.add({
       msgId: sealed.msgId,
       topic: sealed.topic,
@@ -332,9 +335,10 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   }
 
   /**
-   * Learns how long full acknowledgement takes (an EWMA, as TCP's smoothed
-   * RTT, from messages acknowledged without a resend), so that resends wait
-   * about twice that: under load the first resend is not spurious.
+   * Learns how long full acknowledgement takes, as TCP does (RFC 6298: a
+   * smoothed RTT and its mean deviation, from messages acknowledged without a
+   * resend), so that a first resend waits for the retransmission timeout
+   * `srtt + 4 * rttvar` and is not spurious under load.
    */
   #sampleRtt(msgId: string): void {
     const msg = this.#store.get(msgId)
@@ -342,7 +346,13 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (msg === undefined || msg.attempts !== 1) return
     const sample = this.#clock.now() - msg.createdAt
     if (sample < 0 || sample > this.#backoff.capMs) return
-    this.#srttMs = this.#srttMs === undefined ? sample : 0.875 * this.#srttMs + 0.125 * sample
+    if (this.#srttMs === undefined) {
+      this.#srttMs = sample
+      this.#rttvarMs = sample / 2
+    } else {
+      this.#rttvarMs = 0.75 * this.#rttvarMs + 0.25 * Math.abs(this.#srttMs - sample)
+      this.#srttMs = 0.875 * this.#srttMs + 0.125 * sample
+    }
     this.#rtoBackoff = 1
   }
 
@@ -361,11 +371,24 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#rtoBackoff = Math.min(this.#rtoBackoff * 2, MAX_RTO_BACKOFF)
   }
 
-  /** The backoff for a message due within `windowMs`: the base never below twice the smoothed ACK time, times the timeout backoff. */
+  /** The backoff for a message due within `windowMs`: the base never below the retransmission timeout, times the timeout backoff. */
   #policy(windowMs: number): BackoffPolicy {
     const p = policyFor(this.#backoff, windowMs)
-    const base = Math.max(p.baseMs, 2 * (this.#srttMs ?? 0)) * this.#rtoBackoff
+    const rto = this.#srttMs === undefined ? 0 : this.#srttMs + Math.max(1, 4 * this.#rttvarMs)
+    const base = Math.max(p.baseMs, rto) * this.#rtoBackoff
     return base === p.baseMs ? p : { ...p, baseMs: Math.min(p.capMs, base) }
+  }
+
+  /**
+   * When a new message is first resent. Until a round trip was measured:
+   * full jitter below the base (a lost first send is resent soon). After:
+   * never before the retransmission timeout (earlier is spurious), jittered
+   * up to a quarter above it.
+   */
+  #firstResendDelay(windowMs: number): number {
+    const p = this.#policy(windowMs)
+    if (this.#srttMs === undefined) return backoffDelay(p, 1, this.#random)
+    return Math.min(p.capMs, p.baseMs * (1 + FIRST_RESEND_JITTER * this.#random()))
   }
 
   /**
