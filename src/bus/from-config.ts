@@ -82,6 +82,16 @@ export function socketOptionsFromConfig(config: GilmsgConfig): ZmqSocketOptions 
           },
         }
       : {}),
+    ...(config.zmq_tcp_maxrt !== undefined && config.zmq_tcp_maxrt > 0 ? { tcpMaxRetransmitMs: config.zmq_tcp_maxrt } : {}),
+    ...(config.zmq_heartbeat_ivl !== undefined && config.zmq_heartbeat_ivl > 0
+      ? {
+          heartbeat: {
+            intervalMs: config.zmq_heartbeat_ivl,
+            ...(config.zmq_heartbeat_timeout !== undefined ? { timeoutMs: config.zmq_heartbeat_timeout } : {}),
+            ...(config.zmq_heartbeat_ttl !== undefined ? { ttlMs: config.zmq_heartbeat_ttl } : {}),
+          },
+        }
+      : {}),
   }
 }
 

@@ -41,6 +41,12 @@ export interface GilmsgConfig {
   readonly zmq_tcp_keepalive_cnt: number | undefined
   readonly zmq_tcp_keepalive_idle: number | undefined
   readonly zmq_tcp_keepalive_intvl: number | undefined
+  /** ZMQ_TCP_MAXRT, ms: drop and re-make a connection stuck retransmitting this long. */
+  readonly zmq_tcp_maxrt: number | undefined
+  /** ZMTP heartbeats, ms: interval (enables them), timeout, time-to-live. */
+  readonly zmq_heartbeat_ivl: number | undefined
+  readonly zmq_heartbeat_timeout: number | undefined
+  readonly zmq_heartbeat_ttl: number | undefined
   readonly crypto_backend: CryptoMode
   readonly crypto_validate_backends: readonly CryptoMode[]
   readonly max_message_bytes: number
@@ -84,6 +90,10 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   zmq_tcp_keepalive_cnt: 'integer',
   zmq_tcp_keepalive_idle: 'integer',
   zmq_tcp_keepalive_intvl: 'integer',
+  zmq_tcp_maxrt: 'integer',
+  zmq_heartbeat_ivl: 'integer',
+  zmq_heartbeat_timeout: 'integer',
+  zmq_heartbeat_ttl: 'integer',
   crypto_backend: 'mode',
   crypto_validate_backends: 'modes',
   max_message_bytes: 'integer',
@@ -126,6 +136,10 @@ export function defaultConfig(): GilmsgConfig {
     zmq_tcp_keepalive_cnt: undefined,
     zmq_tcp_keepalive_idle: undefined,
     zmq_tcp_keepalive_intvl: undefined,
+    zmq_tcp_maxrt: undefined,
+    zmq_heartbeat_ivl: undefined,
+    zmq_heartbeat_timeout: undefined,
+    zmq_heartbeat_ttl: undefined,
     crypto_backend: D.DEFAULT_CRYPTO_BACKEND,
     crypto_validate_backends: [...D.DEFAULT_CRYPTO_VALIDATE_BACKENDS],
     max_message_bytes: D.DEFAULT_MAX_MESSAGE_BYTES,

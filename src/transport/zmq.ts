@@ -59,6 +59,20 @@ export interface TcpKeepaliveOptions {
   readonly intervalSec?: number
 }
 
+/**
+ * ZMTP heartbeats (ZMQ_HEARTBEAT_*): a PING every `intervalMs` on each
+ * connection; one that hears nothing back within `timeoutMs` is closed and
+ * re-made, which also resets TCP's retransmission back-off after a partition.
+ */
+export interface HeartbeatOptions {
+  /** ZMQ_HEARTBEAT_IVL, ms (> 0). */
+  readonly intervalMs: number
+  /** ZMQ_HEARTBEAT_TIMEOUT, ms. Default: libzmq's (the interval). */
+  readonly timeoutMs?: number
+  /** ZMQ_HEARTBEAT_TTL, ms (rounded down to 100 ms by libzmq): how long the peer waits for traffic before closing. Default: libzmq's (none). */
+  readonly ttlMs?: number
+}
+
 /** Socket options shared by {@link ZmqTransport} and the relay. */
 export interface ZmqSocketOptions {
   /** Messages queued per peer before PUB drops (0 = no limit). Default {@link DEFAULT_HIGH_WATER_MARK}. */
@@ -71,6 +85,16 @@ export interface ZmqSocketOptions {
   readonly reconnectIvlMaxMs?: number
   /** Default: not set (the OS default, normally off). */
   readonly tcpKeepalive?: TcpKeepaliveOptions
+  /**
+   * ZMQ_TCP_MAXRT, ms: a connection whose unacknowledged data has been
+   * retransmitted for this long is dropped and re-made (TCP_USER_TIMEOUT).
+   * Bounds the stalls of heavy packet loss, where TCP's retransmission timeout
+   * doubles up to minutes. What was queued on it is lost (gilmsg resends it).
+   * Default: not set (the OS default, ~15 minutes on Linux).
+   */
+  readonly tcpMaxRetransmitMs?: number
+  /** Default: not set (no heartbeats). */
+  readonly heartbeat?: HeartbeatOptions
   /** Largest accepted message (topic + body bytes). Default {@link DEFAULT_MAX_MESSAGE_BYTES}. */
   readonly maxMessageBytes?: number
 }
@@ -100,6 +124,8 @@ export interface ResolvedSocketOptions {
   readonly reconnectIvlMs: number
   readonly reconnectIvlMaxMs: number
   readonly tcpKeepalive: TcpKeepaliveOptions | undefined
+  readonly tcpMaxRetransmitMs: number | undefined
+  readonly heartbeat: HeartbeatOptions | undefined
   readonly maxMessageBytes: number
 }
 
@@ -111,6 +137,8 @@ export function defaultSocketOptions(): ResolvedSocketOptions {
     reconnectIvlMs: DEFAULT_RECONNECT_IVL_MS,
     reconnectIvlMaxMs: DEFAULT_RECONNECT_IVL_MAX_MS,
     tcpKeepalive: undefined,
+    tcpMaxRetransmitMs: undefined,
+    heartbeat: undefined,
     maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   }
 }
@@ -126,6 +154,9 @@ export function resolveSocketOptions(options: ZmqSocketOptions): ResolvedSocketO
     reconnectIvlMs: checkInteger('reconnectIvlMs', options.reconnectIvlMs ?? d.reconnectIvlMs, -1, INT32_MAX),
     reconnectIvlMaxMs: checkInteger('reconnectIvlMaxMs', options.reconnectIvlMaxMs ?? d.reconnectIvlMaxMs, 0, INT32_MAX),
     tcpKeepalive: options.tcpKeepalive ?? d.tcpKeepalive,
+    tcpMaxRetransmitMs:
+      options.tcpMaxRetransmitMs === undefined ? d.tcpMaxRetransmitMs : checkInteger('tcpMaxRetransmitMs', options.tcpMaxRetransmitMs, 1, INT32_MAX),
+    heartbeat: options.heartbeat ?? d.heartbeat,
     maxMessageBytes: checkInteger('maxMessageBytes', options.maxMessageBytes ?? d.maxMessageBytes, 1),
   }
   const k = o.tcpKeepalive
@@ -136,6 +167,12 @@ export function resolveSocketOptions(options: ZmqSocketOptions): ResolvedSocketO
     if (k.count !== undefined) checkInteger('tcpKeepalive.count', k.count, 1, INT32_MAX)
     if (k.idleSec !== undefined) checkInteger('tcpKeepalive.idleSec', k.idleSec, 1, INT32_MAX)
     if (k.intervalSec !== undefined) checkInteger('tcpKeepalive.intervalSec', k.intervalSec, 1, INT32_MAX)
+  }
+  const h = o.heartbeat
+  if (h !== undefined) {
+    checkInteger('heartbeat.intervalMs', h.intervalMs, 1, INT32_MAX)
+    if (h.timeoutMs !== undefined) checkInteger('heartbeat.timeoutMs', h.timeoutMs, 1, INT32_MAX)
+    if (h.ttlMs !== undefined) checkInteger('heartbeat.ttlMs', h.ttlMs, 100, 6_553_500)
   }
   return o
 }
@@ -156,6 +193,13 @@ export function applySocketOptions(socket: ZmqSocket, o: ResolvedSocketOptions):
     if (k.count !== undefined) socket.tcpKeepaliveCount = k.count
     if (k.idleSec !== undefined) socket.tcpKeepaliveIdle = k.idleSec
     if (k.intervalSec !== undefined) socket.tcpKeepaliveInterval = k.intervalSec
+  }
+  if (o.tcpMaxRetransmitMs !== undefined) socket.tcpMaxRetransmitTimeout = o.tcpMaxRetransmitMs
+  const h = o.heartbeat
+  if (h !== undefined) {
+    socket.heartbeatInterval = h.intervalMs
+    if (h.timeoutMs !== undefined) socket.heartbeatTimeout = h.timeoutMs
+    if (h.ttlMs !== undefined) socket.heartbeatTimeToLive = h.ttlMs
   }
 }
 

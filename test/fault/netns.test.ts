@@ -41,7 +41,9 @@
  * For experiments:
  * GILMSG_NETNS_EXTRA_CASE="<percent>,<both|egress>,<count>,<intervalMs>,<deadlineMs>"
  * adds one more loss case (e.g. "30,both,100,25,30000");
- * GILMSG_NETNS_BACKOFF="<baseMs>,<capMs>" gives the publisher another resend backoff.
+ * GILMSG_NETNS_BACKOFF="<baseMs>,<capMs>" gives the publisher another resend backoff;
+ * GILMSG_NETNS_ZMQ='{"zmq_tcp_maxrt":2000}' adds config keys to every process's config
+ * (the relay's too).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -53,6 +55,15 @@ import { CLI } from '../support/cli.js'
 import { APP_PREFIX, relayConfig, sleep, waitUntil, writeConfigFile } from '../support/reliable-net.js'
 import { Lab, probeNetns, removeStaleDirs, removeStaleNamespaces, type LinkCounters, type LinkLoss, type NsProcess } from './support/netns.js'
 import { distribution, formatDistribution } from './support/stats.js'
+
+/** GILMSG_NETNS_ZMQ: more config keys for every process (a JSON object), for experiments. */
+function zmqOverrides(): Record<string, unknown> {
+  const raw = process.env['GILMSG_NETNS_ZMQ']
+  if (raw === undefined || raw === '') return {}
+  const parsed = JSON.parse(raw) as unknown
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`GILMSG_NETNS_ZMQ: expected a JSON object, got ${raw}`)
+  return parsed as Record<string, unknown>
+}
 
 const WORKER = fileURLToPath(new URL('./support/publish-worker.mjs', import.meta.url))
 const HOSTS = ['pub', 'relay', 'r1', 'r2'] as const
@@ -161,6 +172,8 @@ if (!support.ok) {
   let env: NodeJS.ProcessEnv
   let net: { inbound: string; outbound: string }
   let relay: NsProcess | undefined
+  /** The relay's config: only its socket options are used (the addresses are flags). */
+  let relayConfigPath: string
   let worker: NsProcess
   const tails = new Map<string, NsProcess>()
   const events: WorkerEvent[] = []
@@ -193,10 +206,11 @@ if (!support.ok) {
     // Reconnect quickly should a connection be lost. No TCP keepalive: it cannot end a
     // connection that has data in flight (a stalled one), and under heavy loss its probes
     // could end a healthy idle one.
-    const extra = { zmq_reconnect_ivl: 100, zmq_reconnect_ivl_max: 500 }
+    const extra = { zmq_reconnect_ivl: 100, zmq_reconnect_ivl_max: 500, ...zmqOverrides() }
     const configs = Object.fromEntries(
       ['pub', ...RECIPIENTS].map((name) => [name, writeConfigFile(dir as string, name, relayConfig(pki, net, dir as string, name, extra))]),
     ) as Record<string, string>
+    relayConfigPath = writeConfigFile(dir, 'relay', { ...relayConfig(pki, net, dir, 'relay', extra), active: false })
 
     await startRelay()
     for (const r of RECIPIENTS) {
@@ -226,7 +240,7 @@ if (!support.ok) {
   }, 30_000)
 
   async function startRelay(): Promise<void> {
-    relay = theLab().spawn('relay', 'relay', [process.execPath, CLI, 'relay', '--inbound', net.inbound, '--outbound', net.outbound], { env, cwd: dir as string })
+    relay = theLab().spawn('relay', 'relay', [process.execPath, CLI, 'relay', '--config', relayConfigPath, '--inbound', net.inbound, '--outbound', net.outbound], { env, cwd: dir as string })
     await relay.waitFor(/^outbound tcp:/, 'stdout', 15_000)
   }
 

@@ -5,7 +5,7 @@ import type { Relay } from '../../../src/transport/relay.js'
 import { startRelay } from '../../../src/transport/relay.js'
 import type { PubSocket, RawMessage, SubSocket } from '../../../src/transport/transport.js'
 import type { ZmqTransportOptions } from '../../../src/transport/zmq.js'
-import { ZmqTransport } from '../../../src/transport/zmq.js'
+import { applySocketOptions, resolveSocketOptions, ZmqTransport } from '../../../src/transport/zmq.js'
 import { PROBE_PREFIX, removeIpcFiles, take, TRANSPORTS, waitForJoin } from './helpers.js'
 
 const cleanups: (() => Promise<void> | void)[] = []
@@ -120,6 +120,29 @@ describe('ZmqTransport', () => {
       'maxMessageBytes: expected an integer >= 1, got 1.5',
     )
     expect(() => new ZmqTransport({ subscribeTo: 'tcp://x:1' as unknown as string[] })).toThrow(ConfigError)
+  })
+
+  it('sets ZMQ_TCP_MAXRT and the ZMTP heartbeat options on the socket, and validates them', () => {
+    const socket = new Publisher()
+    try {
+      applySocketOptions(socket, resolveSocketOptions({ tcpMaxRetransmitMs: 2000, heartbeat: { intervalMs: 250, timeoutMs: 750, ttlMs: 1500 } }))
+      expect(socket.tcpMaxRetransmitTimeout).toBe(2000)
+      expect(socket.heartbeatInterval).toBe(250)
+      expect(socket.heartbeatTimeout).toBe(750)
+      expect(socket.heartbeatTimeToLive).toBe(1500)
+    } finally {
+      socket.close()
+    }
+    expect(() => resolveSocketOptions({ heartbeat: { intervalMs: 0 } })).toThrow('heartbeat.intervalMs: expected an integer in [1, 2147483647], got 0')
+    expect(() => resolveSocketOptions({ tcpMaxRetransmitMs: -5 })).toThrow(ConfigError)
+  })
+
+  it('delivers with heartbeats and a retransmission limit set on both ends', async () => {
+    const { pub, it } = await connectedPair('tcp://127.0.0.1:*', { tcpMaxRetransmitMs: 2000, heartbeat: { intervalMs: 50, timeoutMs: 200 } })
+    await new Promise((resolve) => setTimeout(resolve, 300)) // heartbeats went back and forth: the connection stays up
+    await pub.send('a.b', 'hello')
+    const got = await take(it, 1)
+    expect(got.map((m) => m.body.toString())).toEqual(['hello'])
   })
 
   it('noDrop with a small high-water mark waits instead of dropping', async () => {

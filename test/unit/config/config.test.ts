@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { defaultConfig, loadConfig, nearest, parseConfig } from '../../../src/config/config.js'
 import { ConfigError } from '../../../src/errors.js'
+import { socketOptionsFromConfig } from '../../../src/bus/from-config.js'
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_TOPIC_PREFIX } from '../../../src/config/defaults.js'
 
 function tempDir(): string {
@@ -32,6 +33,15 @@ describe('parseConfig', () => {
     expect(c.endpoints['relay_outbound']).toEqual(['tcp://127.0.0.1:9941'])
     expect(c.relay_inbound).toEqual(['tcp://127.0.0.1:9942'])
     expect(c.routing_policy['org.fedoraproject.dev.x.y']).toEqual(['a', 'b'])
+  })
+
+  it('maps the retransmission limit and ZMTP heartbeat keys to socket options (0 or absent: off)', () => {
+    const c = parseConfig({ zmq_tcp_maxrt: 2000, zmq_heartbeat_ivl: 250, zmq_heartbeat_timeout: 750, zmq_heartbeat_ttl: 1500 })
+    expect(socketOptionsFromConfig(c)).toMatchObject({ tcpMaxRetransmitMs: 2000, heartbeat: { intervalMs: 250, timeoutMs: 750, ttlMs: 1500 } })
+    const off = socketOptionsFromConfig(parseConfig({ zmq_tcp_maxrt: 0, zmq_heartbeat_timeout: 750 }))
+    expect(off.tcpMaxRetransmitMs).toBeUndefined()
+    expect(off.heartbeat).toBeUndefined()
+    expect(() => parseConfig({ zmq_heartbeat_ivl: -1 })).toThrow(/"zmq_heartbeat_ivl": expected an integer >= 0, got number -1/)
   })
 
   it('names the nearest valid key for an unknown one', () => {
