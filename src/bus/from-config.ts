@@ -83,6 +83,7 @@ export function socketOptionsFromConfig(config: GilmsgConfig): ZmqSocketOptions 
         }
       : {}),
     ...(config.zmq_tcp_maxrt !== undefined && config.zmq_tcp_maxrt > 0 ? { tcpMaxRetransmitMs: config.zmq_tcp_maxrt } : {}),
+    ...(config.zmq_connect_timeout !== undefined && config.zmq_connect_timeout > 0 ? { connectTimeoutMs: config.zmq_connect_timeout } : {}),
     ...(config.zmq_heartbeat_ivl !== undefined && config.zmq_heartbeat_ivl > 0
       ? {
           heartbeat: {

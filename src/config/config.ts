@@ -43,6 +43,8 @@ export interface GilmsgConfig {
   readonly zmq_tcp_keepalive_intvl: number | undefined
   /** ZMQ_TCP_MAXRT, ms: drop and re-make a connection stuck retransmitting this long. */
   readonly zmq_tcp_maxrt: number | undefined
+  /** ZMQ_CONNECT_TIMEOUT, ms: abandon and retry a connection attempt not made by then. */
+  readonly zmq_connect_timeout: number | undefined
   /** ZMTP heartbeats, ms: interval (enables them), timeout, time-to-live. */
   readonly zmq_heartbeat_ivl: number | undefined
   readonly zmq_heartbeat_timeout: number | undefined
@@ -91,6 +93,7 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   zmq_tcp_keepalive_idle: 'integer',
   zmq_tcp_keepalive_intvl: 'integer',
   zmq_tcp_maxrt: 'integer',
+  zmq_connect_timeout: 'integer',
   zmq_heartbeat_ivl: 'integer',
   zmq_heartbeat_timeout: 'integer',
   zmq_heartbeat_ttl: 'integer',
@@ -137,6 +140,7 @@ export function defaultConfig(): GilmsgConfig {
     zmq_tcp_keepalive_idle: undefined,
     zmq_tcp_keepalive_intvl: undefined,
     zmq_tcp_maxrt: undefined,
+    zmq_connect_timeout: undefined,
     zmq_heartbeat_ivl: undefined,
     zmq_heartbeat_timeout: undefined,
     zmq_heartbeat_ttl: undefined,

@@ -122,11 +122,12 @@ describe('ZmqTransport', () => {
     expect(() => new ZmqTransport({ subscribeTo: 'tcp://x:1' as unknown as string[] })).toThrow(ConfigError)
   })
 
-  it('sets ZMQ_TCP_MAXRT and the ZMTP heartbeat options on the socket, and validates them', () => {
+  it('sets ZMQ_TCP_MAXRT, ZMQ_CONNECT_TIMEOUT and the ZMTP heartbeat options on the socket, and validates them', () => {
     const socket = new Publisher()
     try {
-      applySocketOptions(socket, resolveSocketOptions({ tcpMaxRetransmitMs: 2000, heartbeat: { intervalMs: 250, timeoutMs: 750, ttlMs: 1500 } }))
+      applySocketOptions(socket, resolveSocketOptions({ tcpMaxRetransmitMs: 2000, connectTimeoutMs: 500, heartbeat: { intervalMs: 250, timeoutMs: 750, ttlMs: 1500 } }))
       expect(socket.tcpMaxRetransmitTimeout).toBe(2000)
+      expect(socket.connectTimeout).toBe(500)
       expect(socket.heartbeatInterval).toBe(250)
       expect(socket.heartbeatTimeout).toBe(750)
       expect(socket.heartbeatTimeToLive).toBe(1500)

@@ -36,8 +36,8 @@ describe('parseConfig', () => {
   })
 
   it('maps the retransmission limit and ZMTP heartbeat keys to socket options (0 or absent: off)', () => {
-    const c = parseConfig({ zmq_tcp_maxrt: 2000, zmq_heartbeat_ivl: 250, zmq_heartbeat_timeout: 750, zmq_heartbeat_ttl: 1500 })
-    expect(socketOptionsFromConfig(c)).toMatchObject({ tcpMaxRetransmitMs: 2000, heartbeat: { intervalMs: 250, timeoutMs: 750, ttlMs: 1500 } })
+    const c = parseConfig({ zmq_tcp_maxrt: 2000, zmq_connect_timeout: 500, zmq_heartbeat_ivl: 250, zmq_heartbeat_timeout: 750, zmq_heartbeat_ttl: 1500 })
+    expect(socketOptionsFromConfig(c)).toMatchObject({ tcpMaxRetransmitMs: 2000, connectTimeoutMs: 500, heartbeat: { intervalMs: 250, timeoutMs: 750, ttlMs: 1500 } })
     const off = socketOptionsFromConfig(parseConfig({ zmq_tcp_maxrt: 0, zmq_heartbeat_timeout: 750 }))
     expect(off.tcpMaxRetransmitMs).toBeUndefined()
     expect(off.heartbeat).toBeUndefined()
