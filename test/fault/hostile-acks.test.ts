@@ -43,7 +43,7 @@ import type { Signer } from '../../src/crypto/types.js'
 import { createVerifier, type X509Verifier } from '../../src/crypto/verifier.js'
 import { buildEnvelope, envelopeField, openEnvelope, sealEnvelope } from '../../src/envelope/envelope.js'
 import { AckTimeoutError } from '../../src/errors.js'
-import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
+import type { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
 import { openGilmsg } from '../../src/reliable/from-config.js'
 import type { Gilmsg } from '../../src/reliable/gilmsg.js'
 import type { DeliveryReceipt } from '../../src/reliable/publisher.js'
@@ -54,6 +54,7 @@ import {
   APP_MODNAME,
   APP_PREFIX,
   ENVIRONMENT,
+  readOutboxFile,
   relayConfig,
   sleep,
   startLoopbackRelay,
@@ -227,13 +228,8 @@ function printedBy(p: CliProcess, msgId: string): number {
   return p.stdoutLines.filter((l) => l.includes(`"msg_id":"${msgId}"`)).length
 }
 
-async function readOutbox<T>(read: (store: SqliteOutboxStore) => T): Promise<T> {
-  const store = SqliteOutboxStore.open(join(dir, 'pub.outbox.db'))
-  try {
-    return read(store)
-  } finally {
-    await store.close()
-  }
+function readOutbox<T>(read: (store: SqliteOutboxStore) => T): Promise<T> {
+  return readOutboxFile(join(dir, 'pub.outbox.db'), read)
 }
 
 const publisherAccounted = (): number => pub.bus.drops.total + (pub.publisher?.ignoredAcks.total ?? 0)

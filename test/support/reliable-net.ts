@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import type { TestPki } from '../../src/crypto/certs.js'
 import { sleep } from '../../bench/lib/timing.js'
 import { startRelay, type Relay } from '../../src/transport/relay.js'
+import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
 
 export { sleep, withTimeout } from '../../bench/lib/timing.js'
 
@@ -73,3 +74,20 @@ export async function waitUntil(condition: () => boolean, ms: number, what: stri
   }
 }
 
+
+/**
+ * Reads an outbox through a second connection (WAL allows it while a publisher
+ * has the file open). publish() resolves before its receipt's batch commits
+ * (at the end of that turn); opening a second connection in the publisher's
+ * own process before then would wait on the publisher's write lock while
+ * blocking the very commit that releases it, so this yields one turn first.
+ */
+export async function readOutboxFile<T>(path: string, read: (store: SqliteOutboxStore) => T): Promise<T> {
+  await new Promise((resolve) => setImmediate(resolve))
+  const store = SqliteOutboxStore.open(path)
+  try {
+    return read(store)
+  } finally {
+    await store.close()
+  }
+}

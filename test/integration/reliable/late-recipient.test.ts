@@ -13,12 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../../src/config/config.js'
 import { createTestPki, type TestPki } from '../../../src/crypto/certs.js'
 import { AckTimeoutError, DeliveryRejectedError } from '../../../src/errors.js'
-import { SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
+import type { SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
 import type { Delivery } from '../../../src/reliable/consumer.js'
 import { openGilmsg } from '../../../src/reliable/from-config.js'
 import type { Gilmsg } from '../../../src/reliable/gilmsg.js'
 import type { Relay } from '../../../src/transport/relay.js'
-import { APP_MODNAME, APP_PREFIX, relayConfig, sleep, startLoopbackRelay, waitUntil, withTimeout } from '../../support/reliable-net.js'
+import { APP_MODNAME, APP_PREFIX, readOutboxFile, relayConfig, sleep, startLoopbackRelay, waitUntil, withTimeout } from '../../support/reliable-net.js'
 
 let dir: string
 let pki: TestPki
@@ -69,17 +69,9 @@ function seenCount(a: App, msgId: string): number {
   return a.seen.filter((d) => d.msgId === msgId).length
 }
 
-/** Reads the publisher's outbox through a second connection (WAL allows it while the publisher has it open). */
-async function readOutbox<T>(read: (store: SqliteOutboxStore) => T): Promise<T> {
-  // publish() resolves before the receipt's batch commits (at the end of this turn); opening a second
-  // connection in this process before that would wait on the publisher's own write lock, blocking its commit.
-  await new Promise((resolve) => setImmediate(resolve))
-  const store = SqliteOutboxStore.open(join(dir, 'pub.outbox.db'))
-  try {
-    return read(store)
-  } finally {
-    await store.close()
-  }
+/** Reads the publisher's outbox through a second connection. */
+function readOutbox<T>(read: (store: SqliteOutboxStore) => T): Promise<T> {
+  return readOutboxFile(join(dir, 'pub.outbox.db'), read)
 }
 
 beforeAll(async () => {
