@@ -6,10 +6,12 @@ import {
   openEnvelope,
   osUsername,
   sealEnvelope,
+  sealEnvelopeAsync,
   type OpenedMessage,
   type SealedMessage,
 } from '../envelope/envelope.js'
 import { fullTopic, type TopicParts } from '../envelope/topic.js'
+import type { JsonObject } from '../json/value.js'
 import type { PubSocket, SubSocket, Transport, WaitForSubscribersOptions } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { ReasonCounter } from '../util/counters.js'
@@ -120,7 +122,26 @@ export class Bus {
 
   /** Builds and signs an envelope without sending it. */
   seal(topic: string, msg: unknown, options: PublishOptions = {}): SealedMessage {
-    const env = buildEnvelope({
+    return sealEnvelope(this.#envelope(topic, msg, options), this.#opts.signer)
+  }
+
+  /**
+   * As {@link seal}, signing on libuv's thread pool when the signer prefers it
+   * (RSA keys): the event loop goes on meanwhile. The envelope (its `i` and
+   * timestamp) is built at the call, so `i` follows the order of the calls.
+   */
+  sealAsync(topic: string, msg: unknown, options: PublishOptions = {}): Promise<SealedMessage> {
+    try {
+      const env = this.#envelope(topic, msg, options)
+      const signer = this.#opts.signer
+      return signer?.prefersThreadPool === true ? sealEnvelopeAsync(env, signer) : Promise.resolve(sealEnvelope(env, signer))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  #envelope(topic: string, msg: unknown, options: PublishOptions): JsonObject {
+    return buildEnvelope({
       topic: this.fullTopic(topic, options.modname),
       msg,
       i: ++this.#i,
@@ -129,7 +150,6 @@ export class Bus {
       maxDepth: this.#opts.maxJsonDepth,
       ...(options.extra ? { extra: options.extra } : {}),
     })
-    return sealEnvelope(env, this.#opts.signer)
   }
 
   /**

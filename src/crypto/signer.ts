@@ -120,6 +120,7 @@ class KeySigner implements Signer {
   readonly mode: CryptoMode
   readonly cn: string
   readonly certificateField: string
+  readonly prefersThreadPool: boolean
   readonly #key: KeyObject
   readonly #digest: string | null
 
@@ -129,6 +130,7 @@ class KeySigner implements Signer {
     this.certificateField = field
     this.#key = key
     this.#digest = digest
+    this.prefersThreadPool = key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss'
   }
 
   sign(canonical: Buffer): string {

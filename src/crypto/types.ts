@@ -38,6 +38,12 @@ export interface Signer {
   sign(canonical: Buffer): string
   /** As `sign`, computed on the libuv thread pool. */
   signAsync(canonical: Buffer): Promise<string>
+  /**
+   * True when a signature costs enough CPU (RSA: about a millisecond) that
+   * signing on the thread pool, leaving the event loop free, is worth the hop;
+   * false for EC and Ed25519 keys (tens of microseconds).
+   */
+  readonly prefersThreadPool: boolean
 }
 
 /** What a verifier is asked to check: the fields of one envelope. */

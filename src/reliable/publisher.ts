@@ -191,7 +191,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       return { msgId: sealed.msgId, digest: sealed.digest, topic: sealed.topic, recipients: [] }
     }
     const started = this.#clock.now()
-    const sealed = this.#bus.seal(topic, msg, { ...modname, extra: reliableFields(recipients) })
+    const sealed = await this.#bus.sealAsync(topic, msg, { ...modname, extra: reliableFields(recipients) })
+    throwIfAborted(options.signal, 'publish')
     const timeoutError = new AckTimeoutError(sealed.msgId, [], recipients, 0)
     const done = new Promise<DeliveryReceipt>((resolve, reject) => {
       this.#waiters.set(sealed.msgId, { startedAt: started, resolve, reject })
@@ -217,7 +218,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   async enqueue(topic: string, msg: unknown, options: EnqueueOptions): Promise<Enqueued> {
     const recipients = checkRecipients(options.recipients, false)
     const deadline = checkPositive(options.deadline ?? DEFAULT_DEADLINE_MS, 'deadline')
-    const sealed = this.#bus.seal(topic, msg, {
+    const sealed = await this.#bus.sealAsync(topic, msg, {
       ...(options.modname !== undefined ? { modname: options.modname } : {}),
       extra: reliableFields(recipients),
     })
