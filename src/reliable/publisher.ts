@@ -454,7 +454,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     try {
       const now = this.#clock.now()
       await this.#expireDue(now)
-      for (const m of this.#store.due(now, RESEND_BATCH)) {
+      const due = this.#store.due(now, RESEND_BATCH)
+      // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
+      const first = due[0]
+      if (first !== undefined && this.#awaitSubscriberMs > 0) await this.#bus.waitForSubscribers(first.topic, { timeoutMs: this.#awaitSubscriberMs })
+      for (const m of due) {
         if (this.#closing) return
         if (m.attempts === 1) this.#timedOut(now)
         this.#store.markAttempt(m.msgId, now + backoffDelay(this.#policy(m.deadline - m.createdAt), m.attempts, this.#random))
