@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto'
 import { userInfo } from 'node:os'
 import { v4 as uuidv4 } from 'uuid'
-import { canonicalize } from '../json/canonical.js'
+import { canonicalize, canonicalizeWithout, canonicalMember, canonicalMembers, joinMembers, type CanonicalMember } from '../json/canonical.js'
 import { DEFAULT_MAX_DEPTH, parseJson } from '../json/parse.js'
 import { fromPlain, toPlain } from '../json/plain.js'
 import { isJsonNumber, jsonInt, Lossless, type JsonObject, type JsonValue } from '../json/value.js'
 import { InvalidReason, type Signer, type Verifier, type VerifyOptions } from '../crypto/types.js'
 
 /** Fields a signature covers never include these two. */
-const SIGNATURE_FIELDS = ['signature', 'certificate'] as const
+const SIGNATURE_FIELDS: ReadonlySet<string> = new Set(['signature', 'certificate'])
 
 /** A new fedmsg `msg_id`: `<year>-<uuid4>` (UTC year). */
 export function newMsgId(nowMs: number): string {
@@ -84,8 +84,8 @@ function sealWith(env: JsonObject, canonicalText: string): Omit<SealedMessage, '
  */
 export function sealEnvelope(env: JsonObject, signer: Signer | undefined): SealedMessage {
   if (signer === undefined) return sealUnsigned(env)
-  const { sealed, wire } = toSign(env, signer)
-  return withSignature(sealed, wire, signer, signer.sign(sealed.canonical))
+  const { sealed, members } = toSign(env, signer)
+  return withSignature(sealed, members, signer, signer.sign(sealed.canonical))
 }
 
 /**
@@ -95,8 +95,8 @@ export function sealEnvelope(env: JsonObject, signer: Signer | undefined): Seale
  */
 export async function sealEnvelopeAsync(env: JsonObject, signer: Signer | undefined): Promise<SealedMessage> {
   if (signer === undefined) return sealUnsigned(env)
-  const { sealed, wire } = toSign(env, signer)
-  return withSignature(sealed, wire, signer, await signer.signAsync(sealed.canonical))
+  const { sealed, members } = toSign(env, signer)
+  return withSignature(sealed, members, signer, await signer.signAsync(sealed.canonical))
 }
 
 function sealUnsigned(env: JsonObject): SealedMessage {
@@ -104,16 +104,16 @@ function sealUnsigned(env: JsonObject): SealedMessage {
   return { ...sealWith(env, text), body: text }
 }
 
-function toSign(env: JsonObject, signer: Signer): { readonly sealed: Omit<SealedMessage, 'body'>; readonly wire: JsonObject } {
+/** The signed bytes, and the members of the wire form (which adds the signature and certificate without serialising the rest again). */
+function toSign(env: JsonObject, signer: Signer): { readonly sealed: Omit<SealedMessage, 'body'>; readonly members: CanonicalMember[] } {
   env.set('crypto', signer.mode)
-  const sealed = sealWith(env, canonicalize(env))
-  return { sealed, wire: new Map(env) }
+  const members = canonicalMembers(env, SIGNATURE_FIELDS)
+  return { sealed: sealWith(env, joinMembers(members)), members }
 }
 
-function withSignature(sealed: Omit<SealedMessage, 'body'>, wire: JsonObject, signer: Signer, signature: string): SealedMessage {
-  wire.set('signature', signature)
-  wire.set('certificate', signer.certificateField)
-  return { ...sealed, body: canonicalize(wire) }
+function withSignature(sealed: Omit<SealedMessage, 'body'>, members: readonly CanonicalMember[], signer: Signer, signature: string): SealedMessage {
+  const body = joinMembers([...members, canonicalMember('signature', signature), canonicalMember('certificate', signer.certificateField)])
+  return { ...sealed, body }
 }
 
 /** Why an incoming message was dropped by the envelope layer (beyond the verifier's reasons). */
@@ -169,9 +169,7 @@ export function openEnvelope(frameTopic: string, body: string, options: OpenOpti
     return { ok: false, reason: InvalidReason.TopicMismatch, detail: `frame 0 "${frameTopic}" is not the signed topic "${topic}"` }
   }
   if (typeof msgId !== 'string') return { ok: false, reason: EnvelopeDropReason.MissingField, detail: 'envelope has no string "msg_id"' }
-  const unsigned = new Map(value)
-  for (const f of SIGNATURE_FIELDS) unsigned.delete(f)
-  const canonical = Buffer.from(canonicalize(unsigned), 'latin1')
+  const canonical = Buffer.from(canonicalizeWithout(value, SIGNATURE_FIELDS), 'latin1')
   let signer: string | undefined
   let fingerprint: string | undefined
   if (options.verifier !== undefined) {

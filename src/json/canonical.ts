@@ -82,15 +82,21 @@ export function compareCodePoints(a: string, b: string): number {
   return (a.codePointAt(i) as number) - (b.codePointAt(i) as number)
 }
 
-function writeObject(map: JsonObject): string {
-  if (map.size === 0) return '{}'
+function sortedKeys(map: JsonObject): string[] {
   const keys = Array.from(map.keys())
   for (const k of keys) if (typeof k !== 'string') throw new JsonError(`object key ${String(k)} is not a string`)
-  keys.sort(compareCodePoints)
+  return keys.sort(compareCodePoints)
+}
+
+function writeObject(map: JsonObject, omit?: ReadonlySet<string>): string {
+  if (map.size === 0) return '{}'
+  const keys = sortedKeys(map)
   let out = '{'
-  for (let i = 0; i < keys.length; i++) {
-    const k = keys[i] as string
-    out += (i === 0 ? '' : ',') + quote(k) + ':' + write(map.get(k) as JsonValue)
+  let first = true
+  for (const k of keys) {
+    if (omit?.has(k) === true) continue
+    out += (first ? '' : ',') + quote(k) + ':' + write(map.get(k) as JsonValue)
+    first = false
   }
   return out + '}'
 }
@@ -124,6 +130,38 @@ function write(v: JsonValue): string {
  */
 export function canonicalize(value: JsonValue): string {
   return write(value)
+}
+
+/** {@link canonicalize} of an object without the members `omit` names (no copy of the object). */
+export function canonicalizeWithout(map: JsonObject, omit: ReadonlySet<string>): string {
+  return writeObject(map, omit)
+}
+
+/** One member of a canonical object: its key and its `"key":value` text. */
+export interface CanonicalMember {
+  readonly key: string
+  readonly text: string
+}
+
+/**
+ * The members of an object as {@link canonicalize} writes them, leaving out
+ * `omit`: {@link joinMembers} then writes the object, or the object with a
+ * few members more, without serialising the values again.
+ */
+export function canonicalMembers(map: JsonObject, omit?: ReadonlySet<string>): CanonicalMember[] {
+  const out: CanonicalMember[] = []
+  for (const key of sortedKeys(map)) if (omit?.has(key) !== true) out.push(canonicalMember(key, map.get(key) as JsonValue))
+  return out
+}
+
+export function canonicalMember(key: string, value: JsonValue): CanonicalMember {
+  return { key, text: quote(key) + ':' + write(value) }
+}
+
+/** The canonical object of `members` (in any order; keys must be distinct), as {@link canonicalize} would write it. */
+export function joinMembers(members: readonly CanonicalMember[]): string {
+  const sorted = [...members].sort((a, b) => compareCodePoints(a.key, b.key))
+  return '{' + sorted.map((m) => m.text).join(',') + '}'
 }
 
 /** {@link canonicalize}d text as bytes (ASCII, hence also UTF-8). */

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { canonicalize, pythonFloatRepr } from '../../../src/json/canonical.js'
+import { canonicalize, canonicalizeWithout, canonicalMember, canonicalMembers, joinMembers, pythonFloatRepr } from '../../../src/json/canonical.js'
 import { parseJson } from '../../../src/json/parse.js'
 import { fromPlain } from '../../../src/json/plain.js'
 import { jsonFloat, type JsonValue } from '../../../src/json/value.js'
@@ -32,6 +32,20 @@ describe('canonical form properties', () => {
       fc.property(withFloats, (x) => {
         const once = canonicalize(x)
         expect(canonicalize(parseJson(once, { maxDepth: 1000 }))).toBe(once)
+      }),
+    )
+  })
+
+  it('members and omissions write exactly what canonicalize writes of the same object', () => {
+    const object = fc.array(fc.tuple(fc.string({ unit: 'binary', maxLength: 4 }), withFloats), { maxLength: 8 }).map((e) => new Map(e))
+    fc.assert(
+      fc.property(object, fc.string({ unit: 'binary', maxLength: 4 }), withFloats, (map, key, value) => {
+        expect(joinMembers(canonicalMembers(map))).toBe(canonicalize(map))
+        const without = new Map(map)
+        without.delete(key)
+        expect(canonicalizeWithout(map, new Set([key]))).toBe(canonicalize(without))
+        const added = new Map(without).set(key, value)
+        expect(joinMembers([...canonicalMembers(map, new Set([key])), canonicalMember(key, value)])).toBe(canonicalize(added))
       }),
     )
   })
