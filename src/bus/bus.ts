@@ -126,18 +126,13 @@ export class Bus {
   }
 
   /**
-   * As {@link seal}, signing on libuv's thread pool when the signer prefers it
-   * (RSA keys): the event loop goes on meanwhile. The envelope (its `i` and
-   * timestamp) is built at the call, so `i` follows the order of the calls.
+   * As {@link seal}, with the signature from `Signer.signAsync` (on libuv's
+   * thread pool for RSA keys): the event loop goes on meanwhile. The envelope
+   * (its `i` and timestamp) is built at the call, so `i` follows the order of
+   * the calls.
    */
-  sealAsync(topic: string, msg: unknown, options: PublishOptions = {}): Promise<SealedMessage> {
-    try {
-      const env = this.#envelope(topic, msg, options)
-      const signer = this.#opts.signer
-      return signer?.prefersThreadPool === true ? sealEnvelopeAsync(env, signer) : Promise.resolve(sealEnvelope(env, signer))
-    } catch (e) {
-      return Promise.reject(e)
-    }
+  async sealAsync(topic: string, msg: unknown, options: PublishOptions = {}): Promise<SealedMessage> {
+    return sealEnvelopeAsync(this.#envelope(topic, msg, options), this.#opts.signer)
   }
 
   #envelope(topic: string, msg: unknown, options: PublishOptions): JsonObject {

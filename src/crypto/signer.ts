@@ -120,9 +120,10 @@ class KeySigner implements Signer {
   readonly mode: CryptoMode
   readonly cn: string
   readonly certificateField: string
-  readonly prefersThreadPool: boolean
   readonly #key: KeyObject
   readonly #digest: string | null
+  /** RSA: signing costs about a millisecond, worth the thread-pool hop. */
+  readonly #onThreadPool: boolean
 
   constructor(mode: CryptoMode, cn: string, field: string, key: KeyObject, digest: string | null) {
     this.mode = mode
@@ -130,7 +131,7 @@ class KeySigner implements Signer {
     this.certificateField = field
     this.#key = key
     this.#digest = digest
-    this.prefersThreadPool = key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss'
+    this.#onThreadPool = keyKind(key) === 'rsa'
   }
 
   sign(canonical: Buffer): string {
@@ -142,6 +143,13 @@ class KeySigner implements Signer {
   }
 
   signAsync(canonical: Buffer): Promise<string> {
+    if (!this.#onThreadPool) {
+      try {
+        return Promise.resolve(this.sign(canonical))
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
     return new Promise((resolve, reject) => {
       try {
         sign(this.#digest, canonical, this.#key, (err, signature) => {

@@ -36,14 +36,12 @@ export interface Signer {
   readonly certificateField: string
   /** The envelope's `signature` field for these canonical bytes (wrapped base64). */
   sign(canonical: Buffer): string
-  /** As `sign`, computed on the libuv thread pool. */
-  signAsync(canonical: Buffer): Promise<string>
   /**
-   * True when a signature costs enough CPU (RSA: about a millisecond) that
-   * signing on the thread pool, leaving the event loop free, is worth the hop;
-   * false for EC and Ed25519 keys (tens of microseconds).
+   * As `sign`, on libuv's thread pool when a signature costs enough CPU for
+   * the hop to pay (RSA: about a millisecond, which the event loop then does
+   * not spend); EC and Ed25519 keys (tens of microseconds) sign inline.
    */
-  readonly prefersThreadPool: boolean
+  signAsync(canonical: Buffer): Promise<string>
 }
 
 /** What a verifier is asked to check: the fields of one envelope. */
