@@ -33,12 +33,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { leafSigner } from '../support/memory-bus.js'
 import { Bus } from '../../src/bus/bus.js'
 import type { BusMessage, Subscription } from '../../src/bus/bus.js'
 import { Subscriber } from 'zeromq'
 import { parseConfig } from '../../src/config/config.js'
 import { createTestPki, revokeCert, type TestPki } from '../../src/crypto/certs.js'
-import { createSigner } from '../../src/crypto/signer.js'
 import type { Signer } from '../../src/crypto/types.js'
 import { createVerifier, type X509Verifier } from '../../src/crypto/verifier.js'
 import { buildEnvelope, envelopeField, openEnvelope, sealEnvelope } from '../../src/envelope/envelope.js'
@@ -275,14 +275,13 @@ beforeAll(async () => {
     { name: 'alice-expired', cn: 'alice', key: 'ec', notBefore: new Date(now - 30 * day), notAfter: new Date(now - day) },
   ])
   const other = await createTestPki(join(dir, 'other-ca'), [{ name: 'alice', key: 'ec' }])
-  const signer = (leaf: { keyPem: string; certPem: string }): Signer => createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
   s = {
-    alice: signer(pki.leaf('alice')),
-    aliceOtherCa: signer(other.leaf('alice')),
-    aliceRevoked: signer(pki.leaf('alice-old')),
-    aliceExpired: signer(pki.leaf('alice-expired')),
-    bob: signer(pki.leaf('bob')),
-    mallory: signer(pki.leaf('mallory')),
+    alice: leafSigner(pki.leaf('alice')),
+    aliceOtherCa: leafSigner(other.leaf('alice')),
+    aliceRevoked: leafSigner(pki.leaf('alice-old')),
+    aliceExpired: leafSigner(pki.leaf('alice-expired')),
+    bob: leafSigner(pki.leaf('bob')),
+    mallory: leafSigner(pki.leaf('mallory')),
   }
   net = await startLoopbackRelay()
 

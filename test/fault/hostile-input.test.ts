@@ -32,9 +32,9 @@ import { isUtf8 } from 'node:buffer'
 import fc from 'fast-check'
 import { Publisher, Subscriber } from 'zeromq'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { leafSigner } from '../support/memory-bus.js'
 import { parseConfig } from '../../src/config/config.js'
 import { createTestPki, revokeCert, type TestPki } from '../../src/crypto/certs.js'
-import { createSigner } from '../../src/crypto/signer.js'
 import type { Signer } from '../../src/crypto/types.js'
 import { createVerifier } from '../../src/crypto/verifier.js'
 import { buildEnvelope, envelopeField, openEnvelope, sealEnvelope } from '../../src/envelope/envelope.js'
@@ -532,14 +532,13 @@ beforeAll(async () => {
   await revokeCert(pki.dir, 'gone')
   const other = join(dir, 'other-ca')
   const otherPki = await createTestPki(other, [{ name: 'pub', key: 'ec' }], { cn: 'gilmsg CA' })
-  const signer = (leaf: { certPem: string; keyPem: string }): Signer => createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
   signers = {
-    pub: signer(pki.leaf('pub')),
-    otherCaPub: signer(otherPki.leaf('pub')),
-    expired: signer(pki.leaf('old')),
-    future: signer(pki.leaf('early')),
-    revoked: signer(pki.leaf('gone')),
-    mallory: signer(pki.leaf('mallory')),
+    pub: leafSigner(pki.leaf('pub')),
+    otherCaPub: leafSigner(otherPki.leaf('pub')),
+    expired: leafSigner(pki.leaf('old')),
+    future: leafSigner(pki.leaf('early')),
+    revoked: leafSigner(pki.leaf('gone')),
+    mallory: leafSigner(pki.leaf('mallory')),
   }
 }, 60_000)
 

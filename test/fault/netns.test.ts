@@ -58,7 +58,7 @@ import { createTestPki } from '../../src/crypto/certs.js'
 import { CLI } from '../support/cli.js'
 import { APP_PREFIX, relayConfig, sleep, waitUntil, writeConfigFile } from '../support/reliable-net.js'
 import { Lab, probeNetns, removeStaleDirs, removeStaleNamespaces, type LinkCounters, type LinkLoss, type NsProcess } from './support/netns.js'
-import { distribution, formatDistribution } from './support/stats.js'
+import { formatDistribution } from './support/stats.js'
 
 /** Connection limits for a lossy network (README, Configuration): see the header. */
 const LOSSY_NETWORK = { zmq_tcp_maxrt: 2000, zmq_connect_timeout: 1000, zmq_heartbeat_ivl: 500, zmq_heartbeat_timeout: 2000 }
@@ -316,11 +316,11 @@ if (!support.ok) {
 
   /** The checks every case makes; prints its summary lines first, so that they show even on failure. */
   async function check(c: Case, r: CaseResult, what: string, links: string): Promise<void> {
-    const perRecipient = RECIPIENTS.map((cn) => `${cn} ${formatDistribution(distribution(r.acked.map((a) => a.acks[cn] ?? Number.NaN)))}`).join('; ')
+    const perRecipient = RECIPIENTS.map((cn) => `${cn} ${formatDistribution(r.acked.map((a) => a.acks[cn] ?? Number.NaN))}`).join('; ')
     say(
       `netns ${what}: ${r.acked.length}/${c.count} acked by r1+r2 within the ${c.ackTimeoutMs} ms deadline` +
         (r.failed.length > 0 ? ` (${r.failed.length} FAILED)` : '') +
-        `, time to full ack ${formatDistribution(distribution(r.acked.map((a) => a.ms)))}`,
+        `, time to full ack ${formatDistribution(r.acked.map((a) => a.ms))}`,
     )
     say(`netns ${what}: per-recipient ACK ${perRecipient}; resends ${r.done.resends} (${RECIPIENTS.map((cn) => `to ${cn} ${r.done.resendsTo[cn] ?? 0}`).join(', ')}); ${links}`)
 
@@ -421,8 +421,8 @@ if (!support.ok) {
         expect(a.sentAtMs + (a.acks['r1'] ?? 0), `message ${a.n}: r1's ACK came after the heal`).toBeGreaterThan(PARTITION_AT + PARTITION_MS - 100)
       }
       say(
-        `netns partition: the ${cut.length} messages sent while r1 was cut off: r1 ACK ${formatDistribution(distribution(cut.map((a) => a.acks['r1'] ?? Number.NaN)))}; ` +
-          `r2 ACK ${formatDistribution(distribution(cut.map((a) => a.acks['r2'] ?? Number.NaN)))}`,
+        `netns partition: the ${cut.length} messages sent while r1 was cut off: r1 ACK ${formatDistribution(cut.map((a) => a.acks['r1'] ?? Number.NaN))}; ` +
+          `r2 ACK ${formatDistribution(cut.map((a) => a.acks['r2'] ?? Number.NaN))}`,
       )
     }, 60_000)
 

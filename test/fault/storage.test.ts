@@ -112,6 +112,16 @@ async function kill(child: ChildProcess): Promise<void> {
   }
 }
 
+/** What opening the outbox at `path` throws (undefined if it opened: then it is closed again). */
+function openError(path: string, options?: { busyTimeoutMs: number }): unknown {
+  try {
+    void SqliteOutboxStore.open(path, options).close()
+    return undefined
+  } catch (e) {
+    return e
+  }
+}
+
 async function rejection(p: Promise<unknown>): Promise<Error> {
   return p.then(
     () => {
@@ -173,13 +183,7 @@ describe('the outbox locked by another process', () => {
     expectStorageError(e2, path, /locked/)
     expect(performance.now() - started).toBeLessThan(3000)
     // A second opener fails the same way, naming the file.
-    let openError: unknown
-    try {
-      SqliteOutboxStore.open(path, { busyTimeoutMs: BUSY_MS })
-    } catch (e) {
-      openError = e
-    }
-    expectStorageError(openError, path, /locked by another connection/)
+    expectStorageError(openError(path, { busyTimeoutMs: BUSY_MS }), path, /locked by another connection/)
 
     await kill(locker)
     const after = await g.enqueue('locked', { n: 6 }, { recipients: ['alice'], modname: APP_MODNAME })
@@ -195,13 +199,7 @@ describe('the outbox locked by another process', () => {
     mkdirSync(join(path, '..'), { recursive: true })
     const locker = await lockInAnotherProcess(path)
     const started = performance.now()
-    let error: unknown
-    try {
-      SqliteOutboxStore.open(path, { busyTimeoutMs: BUSY_MS })
-    } catch (e) {
-      error = e
-    }
-    expectStorageError(error, path, /locked by another connection/)
+    expectStorageError(openError(path, { busyTimeoutMs: BUSY_MS }), path, /locked by another connection/)
     expect(performance.now() - started).toBeLessThan(3000)
     await kill(locker)
     const store = SqliteOutboxStore.open(path, { busyTimeoutMs: BUSY_MS })
@@ -275,13 +273,7 @@ describe('a corrupt or truncated outbox', () => {
   }
 
   async function openFails(path: string, what: RegExp): Promise<void> {
-    let error: unknown
-    try {
-      SqliteOutboxStore.open(path)
-    } catch (e) {
-      error = e
-    }
-    expectStorageError(error, path, what)
+    expectStorageError(openError(path), path, what)
     // Through the public API too: openGilmsg rejects with the same error (and leaves nothing open).
     const e2 = await rejection(openGilmsg(config('pub', { outbox_path: path }), { inbox: false }))
     expectStorageError(e2, path, what)

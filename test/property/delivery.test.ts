@@ -16,17 +16,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { leafSigner, memoryBus } from '../support/memory-bus.js'
 import { Bus } from '../../src/bus/bus.js'
 import { createTestPki, type TestPki } from '../../src/crypto/certs.js'
-import { createSigner } from '../../src/crypto/signer.js'
 import { createVerifier } from '../../src/crypto/verifier.js'
-import type { Verifier } from '../../src/crypto/types.js'
+import type { Signer, Verifier } from '../../src/crypto/types.js'
 import { AckTimeoutError, DeliveryRejectedError } from '../../src/errors.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../src/inbox/memory.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../src/outbox/memory.js'
 import { Gilmsg } from '../../src/reliable/gilmsg.js'
 import type { DeliveryReceipt } from '../../src/reliable/publisher.js'
-import { MemoryHub, MemoryTransport } from '../../src/transport/memory.js'
+import { MemoryHub } from '../../src/transport/memory.js'
 import { FakeClock, settle } from '../support/fake-clock.js'
 import { seededRandom } from '../support/random.js'
 
@@ -48,9 +48,8 @@ beforeAll(async () => {
   verifier = await createVerifier({ caPem: pki.caPem, crlPem: pki.crlPem })
 }, 60_000)
 
-function signerFor(p: TestPki, name: string) {
-  const leaf = p.leaf(name)
-  return createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
+function signerFor(p: TestPki, name: string): Signer {
+  return leafSigner(p.leaf(name))
 }
 
 
@@ -94,7 +93,7 @@ class World {
   }
 
   bus(name: string, signer = signerFor(pki, name)): Bus {
-    return new Bus({ transport: new MemoryTransport(this.hub, name), signer, verifier, topic: TOPIC, maxJsonDepth: 64, clock: this.clock })
+    return memoryBus({ hub: this.hub, verifier, topic: TOPIC, clock: this.clock }, pki, name, signer)
   }
 
   outbox(): MemoryOutboxStore {

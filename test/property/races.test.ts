@@ -12,9 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { Bus } from '../../src/bus/bus.js'
+import { memoryBus } from '../support/memory-bus.js'
 import { createTestPki, type TestPki } from '../../src/crypto/certs.js'
-import { createSigner } from '../../src/crypto/signer.js'
 import { createVerifier } from '../../src/crypto/verifier.js'
 import type { Verifier } from '../../src/crypto/types.js'
 import { AckTimeoutError } from '../../src/errors.js'
@@ -23,7 +22,7 @@ import { MemoryOutboxStore } from '../../src/outbox/memory.js'
 import type { OutboxStore } from '../../src/outbox/store.js'
 import { Gilmsg } from '../../src/reliable/gilmsg.js'
 import type { DeliveryReceipt } from '../../src/reliable/publisher.js'
-import { MemoryHub, MemoryTransport } from '../../src/transport/memory.js'
+import { MemoryHub } from '../../src/transport/memory.js'
 import type { Clock } from '../../src/util/clock.js'
 
 let pki: TestPki
@@ -115,11 +114,7 @@ describe('publish races (fc.scheduler)', () => {
           queueMicrotask(pump)
           return 'hold'
         })
-        const bus = (name: string) => {
-          const leaf = pki.leaf(name)
-          const signer = createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
-          return new Bus({ transport: new MemoryTransport(hub, name), signer, verifier, topic: { topicPrefix: 'org.test', environment: 'race' }, maxJsonDepth: 64, clock })
-        }
+        const bus = (name: string) => memoryBus({ hub, verifier, topic: { topicPrefix: 'org.test', environment: 'race' }, clock }, pki, name)
         const outbox = new MemoryOutboxStore()
         let racing = false
         const publisher = await Gilmsg.open({ bus: bus('publisher'), outbox: scheduledWrites(outbox, s, () => racing), clock, awaitSubscriberMs: 0, random: () => 0.5 })

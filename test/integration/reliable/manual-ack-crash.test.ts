@@ -8,15 +8,14 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Bus } from '../../../src/bus/bus.js'
+import { memoryBus } from '../../support/memory-bus.js'
 import { createTestPki, type TestPki } from '../../../src/crypto/certs.js'
-import { createSigner } from '../../../src/crypto/signer.js'
 import { createVerifier } from '../../../src/crypto/verifier.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { SqliteInboxStore } from '../../../src/inbox/sqlite.js'
 import { MemoryOutboxStore } from '../../../src/outbox/memory.js'
 import { Gilmsg } from '../../../src/reliable/gilmsg.js'
-import { MemoryHub, MemoryTransport } from '../../../src/transport/memory.js'
+import { MemoryHub } from '../../../src/transport/memory.js'
 import { FakeClock, settle } from '../../support/fake-clock.js'
 
 let dir: string
@@ -38,11 +37,7 @@ describe('manual ACK mode across a consumer crash', () => {
   it('redelivers a message processed but not acknowledged before the crash, then acknowledges it once', async () => {
     const clock = new FakeClock()
     const hub = new MemoryHub()
-    const bus = (name: string) => {
-      const leaf = pki.leaf(name)
-      const signer = createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
-      return new Bus({ transport: new MemoryTransport(hub, name), signer, verifier, topic: { topicPrefix: 'org.test', environment: 'crash' }, maxJsonDepth: 64, clock })
-    }
+    const bus = (name: string) => memoryBus({ hub, verifier, topic: { topicPrefix: 'org.test', environment: 'crash' }, clock }, pki, name)
     const inboxPath = join(dir, 'alice.inbox.db')
     const publisher = await Gilmsg.open({ bus: bus('pub'), outbox: new MemoryOutboxStore(), clock, awaitSubscriberMs: 0 })
     open.push(publisher)

@@ -2,9 +2,9 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { leafSigner } from '../../support/memory-bus.js'
 import { createTestPki, revokeCert, type TestPki } from '../../../src/crypto/certs.js'
 import { fileCrlCache } from '../../../src/crypto/crl-cache.js'
-import { createSigner } from '../../../src/crypto/signer.js'
 import { createVerifier, type CrlCache, type CrlSummary } from '../../../src/crypto/verifier.js'
 
 let pki: TestPki
@@ -15,7 +15,7 @@ beforeAll(async () => {
 
 function fieldsFor(name: string) {
   const leaf = pki.leaf(name)
-  const signer = createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
+  const signer = leafSigner(leaf)
   const canonical = Buffer.from('{"topic":"t"}')
   return { crypto: 'x509_sha256', topic: 't', canonical, signature: signer.sign(canonical), certificate: signer.certificateField }
 }

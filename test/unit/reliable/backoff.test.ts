@@ -10,16 +10,16 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { memoryBus } from '../../support/memory-bus.js'
 import { Bus } from '../../../src/bus/bus.js'
 import { createTestPki, type TestPki } from '../../../src/crypto/certs.js'
-import { createSigner } from '../../../src/crypto/signer.js'
 import { createVerifier } from '../../../src/crypto/verifier.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
 import { backoffDelay, DEFAULT_BACKOFF } from '../../../src/reliable/backoff.js'
 import { Gilmsg } from '../../../src/reliable/gilmsg.js'
-import { MemoryHub, MemoryTransport } from '../../../src/transport/memory.js'
+import { MemoryHub } from '../../../src/transport/memory.js'
 import { FakeClock, settle } from '../../support/fake-clock.js'
 
 const TOPIC = { topicPrefix: 'org.test', environment: 'unit' }
@@ -47,11 +47,7 @@ async function world(): Promise<{ clock: FakeClock; hub: MemoryHub; store: Memor
   const hub = new MemoryHub()
   let hold = false
   hub.setGate((d) => (hold && d.topic === ACK_TOPIC ? 'hold' : 'deliver'))
-  const bus = (name: string): Bus => {
-    const leaf = pki.leaf(name)
-    const signer = createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
-    return new Bus({ transport: new MemoryTransport(hub, name), signer, verifier, topic: TOPIC, maxJsonDepth: 64, clock })
-  }
+  const bus = (name: string): Bus => memoryBus({ hub, verifier, topic: TOPIC, clock }, pki, name)
   const store = new MemoryOutboxStore(new MemoryOutboxData())
   const pub = await Gilmsg.open({ bus: bus('publisher'), outbox: store, clock, random: CEILING, awaitSubscriberMs: 0 })
   const alice = await Gilmsg.open({ bus: bus('alice'), inbox: new MemoryInboxStore(new MemoryInboxData()), clock })
