@@ -12,7 +12,7 @@ export interface GroupCommitStats {
   readonly failedBatches: number
   /** Most writes in one committed transaction. */
   readonly largestBatch: number
-  /** Commits made durable by a sync off the event loop (`synchronous: 'FULL'`; 0 otherwise). */
+  /** Commits made durable by a sync off the event loop (`synchronous: 'FULL'`; 0 otherwise; none for a batch that changed nothing or that nobody waits for). */
   readonly syncs: number
 }
 
@@ -77,6 +77,8 @@ export class GroupCommit {
   #failedBatches = 0
   #largestBatch = 0
   #syncs = 0
+  /** `total_changes()` when the current batch began: a batch that changed nothing needs no sync. */
+  #changesAtBegin = 0
 
   constructor(
     db: Database.Database,
@@ -150,7 +152,9 @@ export class GroupCommit {
   flush(): void {
     if (!this.#inBatch) return
     const { waiters, ops } = this.#endBatch()
+    let changed: boolean
     try {
+      changed = this.#totalChanges.get() !== this.#changesAtBegin
       this.#commit.run()
     } catch (error) {
       this.#fail(waiters, error)
@@ -160,6 +164,17 @@ export class GroupCommit {
     this.#largestBatch = Math.max(this.#largestBatch, ops)
     if (this.#durability === undefined) {
       for (const w of waiters) w.resolve()
+      return
+    }
+    if (!changed || waiters.length === 0) {
+      // Nothing of its own to make durable (its writes changed nothing), or nobody waits for it
+      // (fire-and-forget writes: the next sync covers them): no fdatasync; what it read is
+      // durable once the syncs before it are.
+      if (waiters.length > 0) {
+        this.#lastSync = this.#lastSync.then(() => {
+          for (const w of waiters) w.resolve()
+        })
+      }
       return
     }
     this.#syncs += 1
@@ -219,6 +234,7 @@ export class GroupCommit {
       }
       this.#inBatch = true
       this.#batches += 1
+      this.#changesAtBegin = this.#totalChanges.get() ?? -1 // unknown: counts as changed
       this.#timer = setImmediate(() => this.flush())
     }
     this.#ops += 1

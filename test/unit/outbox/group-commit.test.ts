@@ -199,6 +199,27 @@ describe('GroupCommit', () => {
     expect(batch.stats.failedBatches).toBe(1)
   })
 
+  it('no sync for a batch that changed nothing (it settles after the syncs before it) or that nobody awaits', async () => {
+    const { durability, pending } = manualDurability()
+    const { db, batch, insert } = setup(512, durability)
+    const count = db.prepare('SELECT COUNT(*) FROM kv').pluck()
+    const a = batch.run(() => insert('a'))
+    batch.flush()
+    expect(pending).toHaveLength(1)
+    let readSettled = false
+    const read = batch.run(() => count.get()).then((n) => ((readSettled = true), n)) // a write that changes nothing
+    batch.flush()
+    batch.runDetached(() => insert('b')) // fire and forget
+    batch.flush()
+    expect(pending).toHaveLength(1)
+    expect(batch.stats).toMatchObject({ commits: 3, syncs: 1 })
+    await new Promise((r) => setImmediate(r))
+    expect(readSettled).toBe(false) // it read what the first batch wrote, not durable yet
+    pending[0]?.resolve()
+    await a
+    await expect(read).resolves.toBe(1)
+  })
+
   it('close() resolves only once the last batch is durable', async () => {
     const { durability, pending } = manualDurability()
     const { batch, insert } = setup(512, durability)
