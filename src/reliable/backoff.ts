@@ -25,12 +25,12 @@ export function policyFor(policy: BackoffPolicy, windowMs: number): BackoffPolic
 
 /**
  * Delay before resend number `attempt` (1 = the first resend): uniform in
- * [baseMs/4, min(capMs, baseMs * 2^(attempt-1))] (full jitter with a small
- * floor, so resends never spin). `random` returns [0, 1).
+ * [floorMs, min(capMs, baseMs * 2^(attempt-1))] (full jitter with a floor,
+ * by default baseMs/4, so resends never spin). `random` returns [0, 1).
  */
-export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random, floorMs = policy.baseMs / 4): number {
   const exponent = Number.isNaN(attempt) ? 0 : Math.min(Math.max(Math.floor(attempt) - 1, 0), 30)
   const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** exponent)
-  const floor = Math.min(policy.baseMs / 4, ceiling)
+  const floor = Math.min(floorMs, ceiling)
   return floor + random() * (ceiling - floor)
 }

@@ -150,7 +150,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#random = options.random ?? Math.random
     this.#legacy = options.acceptLegacyAcks ?? false
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
-    this.#awaitSubscriberMs = options.awaitSubscriberMs ?? DEFAULT_AWAIT_SUBSCRIBER_MS
+    const wait = options.awaitSubscriberMs ?? DEFAULT_AWAIT_SUBSCRIBER_MS
+    if (!Number.isInteger(wait) || wait < 0 || wait > 2 ** 31 - 1) {
+      throw new InvalidArgumentError(`awaitSubscriberMs: expected an integer number of milliseconds >= 0, got ${String(wait)}`)
+    }
+    this.#awaitSubscriberMs = wait
     this.#ackTopic = options.bus.fullTopic(ACK_TOPIC, ACK_MODNAME)
   }
 
@@ -200,7 +204,10 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     const cancelTimeout = this.#clock.setTimer(() => void this.#giveUp(sealed.msgId, timeoutError), ackTimeout)
     const removeAbort = onAbort(options.signal, (reason) => void this.#giveUp(sealed.msgId, new AbortedError('publish was aborted', { cause: reason })))
     try {
-      await this.#commitAndSend(sealed, recipients, started, started + ackTimeout)
+      // Settled early (timeout, abort, close): a message not committed yet is not committed at all.
+      const cancel = new AbortController()
+      done.catch(() => cancel.abort())
+      await this.#commitAndSend(sealed, recipients, started + ackTimeout, cancel.signal)
       return await done
     } finally {
       cancelTimeout()
@@ -222,13 +229,19 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       ...(options.modname !== undefined ? { modname: options.modname } : {}),
       extra: reliableFields(recipients),
     })
-    const now = this.#clock.now()
-    await this.#commitAndSend(sealed, recipients, now, now + deadline)
+    await this.#commitAndSend(sealed, recipients, this.#clock.now() + deadline)
     return { msgId: sealed.msgId, digest: sealed.digest, topic: sealed.topic }
   }
 
-  async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], now: number, deadline: number): Promise<void> {
+  /** Commits and sends, unless `cancel` fires while waiting for a first subscriber (publish() timed out, was aborted or closed). */
+  async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], deadline: number, cancel?: AbortSignal): Promise<void> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
+    // Waited for before the commit: the resend timer starts when the message can really leave, and the
+    // round trip is measured from there.
+    await this.#awaitSubscriber(sealed.topic, cancel)
+    if (cancel?.aborted === true) return
+    if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
+    const now = this.#clock.now()
     const nextAttemptAt = now + this.#firstResendDelay(deadline - now)
     await this.#store.add({
       msgId: sealed.msgId,
@@ -241,14 +254,25 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       nextAttemptAt,
     })
     this.#arm(nextAttemptAt)
-    if (this.#awaitSubscriberMs > 0) await this.#bus.waitForSubscribers(sealed.topic, { timeoutMs: this.#awaitSubscriberMs })
     await this.#bus.send(sealed)
+  }
+
+  /** Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into the void of a fresh socket. */
+  async #awaitSubscriber(topic: string, signal?: AbortSignal): Promise<void> {
+    if (this.#awaitSubscriberMs > 0) await this.#bus.waitForSubscribers(topic, { timeoutMs: this.#awaitSubscriberMs, ...(signal ? { signal } : {}) })
   }
 
   /** Expires a waited-for message (timeout or abort) unless an ACK settled it first. */
   async #giveUp(msgId: string, error: AckTimeoutError | AbortedError): Promise<void> {
     const waiter = this.#waiters.get(msgId)
     if (waiter === undefined) return
+    if (this.#store.get(msgId) === undefined) {
+      // Not committed yet (still waiting for a first subscriber): it now never will be.
+      this.#waiters.delete(msgId)
+      const elapsed = this.#clock.now() - waiter.startedAt
+      waiter.reject(error instanceof AckTimeoutError ? new AckTimeoutError(msgId, [], error.missing, elapsed) : error)
+      return
+    }
     let expired: boolean
     try {
       expired = await this.#store.expire(msgId, this.#clock.now())
@@ -393,13 +417,26 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   }
 
   /**
+   * When a message being resent is resent next: exponential backoff with
+   * jitter; once the round trip is known, never sooner than the
+   * retransmission timeout (the base), in [base, 2^n base].
+   */
+  #resendDelay(m: OutboxMessage): number {
+    const p = this.#policy(m.deadline - m.createdAt)
+    if (this.#srttMs === undefined) return backoffDelay(p, m.attempts, this.#random)
+    return backoffDelay(p, m.attempts + 1, this.#random, p.baseMs)
+  }
+
+  /**
    * Resolves or rejects the waiter of a message that left `pending`; with
    * `emit`, also emits its event (only the ACK that changed its state does).
    */
   #settle(msgId: string, emit: boolean): void {
+    const waiter = this.#waiters.get(msgId)
+    // Nobody to tell (enqueue() without listeners): skip reading the message and its receipts.
+    if (waiter === undefined && !(emit && (this.listens('delivered') || this.listens('rejected')))) return
     const msg = this.#store.get(msgId)
     if (msg === undefined || msg.state === DeliveryState.Pending) return
-    const waiter = this.#waiters.get(msgId)
     const statuses = this.#store.recipients(msgId)
     if (msg.state === DeliveryState.Acked) {
       const receipt = this.#receipt(msg, statuses)
@@ -452,16 +489,15 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (this.#resending || this.#closing) return
     this.#resending = true
     try {
+      // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
+      const next = this.#store.due(this.#clock.now(), 1)[0]
+      if (next !== undefined) await this.#awaitSubscriber(next.topic)
       const now = this.#clock.now()
       await this.#expireDue(now)
-      const due = this.#store.due(now, RESEND_BATCH)
-      // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
-      const first = due[0]
-      if (first !== undefined && this.#awaitSubscriberMs > 0) await this.#bus.waitForSubscribers(first.topic, { timeoutMs: this.#awaitSubscriberMs })
-      for (const m of due) {
+      for (const m of this.#store.due(now, RESEND_BATCH)) {
         if (this.#closing) return
         if (m.attempts === 1) this.#timedOut(now)
-        this.#store.markAttempt(m.msgId, now + backoffDelay(this.#policy(m.deadline - m.createdAt), m.attempts, this.#random))
+        this.#store.markAttempt(m.msgId, now + this.#resendDelay(m))
         this.resends++
         for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)
         await this.#bus.send(m)

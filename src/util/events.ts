@@ -12,6 +12,11 @@ export class Emitter<Events extends { [K in keyof Events]: (...args: never[]) =>
     }
   }
 
+  /** True when `event` has at least one listener. */
+  listens(event: keyof Events): boolean {
+    return (this.#listeners.get(event)?.size ?? 0) > 0
+  }
+
   /** Calls every listener of `event`; a listener that throws does not stop the others and is reported on the next tick. */
   emit<K extends keyof Events>(event: K, ...args: Parameters<Events[K]>): void {
     const set = this.#listeners.get(event)

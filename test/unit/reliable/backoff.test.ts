@@ -19,6 +19,8 @@ import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
 import { backoffDelay, DEFAULT_BACKOFF } from '../../../src/reliable/backoff.js'
 import { Gilmsg } from '../../../src/reliable/gilmsg.js'
+import { AbortedError, AckTimeoutError } from '../../../src/errors.js'
+import { systemClock } from '../../../src/util/clock.js'
 import { MemoryHub } from '../../../src/transport/memory.js'
 import { FakeClock, settle } from '../../support/fake-clock.js'
 
@@ -69,6 +71,31 @@ async function firstResendDelay(w: { pub: Gilmsg; store: MemoryOutboxStore }): P
   if (m === undefined) throw new Error('not in the outbox')
   return m.nextAttemptAt - m.createdAt
 }
+
+describe('waiting for a first subscriber', () => {
+  it('a publish() that times out (or is aborted) while waiting commits nothing and rejects at its ackTimeout', async () => {
+    const hub = new MemoryHub() // nobody ever subscribes to the application topic
+    const store = new MemoryOutboxStore(new MemoryOutboxData())
+    const leafBus = memoryBus({ hub, verifier, topic: TOPIC, clock: systemClock }, pki, 'publisher')
+    const pub = await Gilmsg.open({ bus: leafBus, outbox: store, clock: systemClock, awaitSubscriberMs: 5000 })
+    open.push(pub)
+    const started = performance.now()
+    const timedOut = pub.publisher?.publish('one', { n: 1 }, { recipients: ['alice'], ackTimeout: 50, modname: 'app' })
+    await expect(timedOut).rejects.toBeInstanceOf(AckTimeoutError)
+    const aborted = pub.publisher?.publish('one', { n: 2 }, { recipients: ['alice'], signal: AbortSignal.timeout(50), modname: 'app' })
+    await expect(aborted).rejects.toBeInstanceOf(AbortedError)
+    expect(performance.now() - started).toBeLessThan(2000)
+    await new Promise((r) => setTimeout(r, 20))
+    expect(store.list()).toEqual([])
+  })
+
+  it('refuses an awaitSubscriberMs that is not an integer >= 0', async () => {
+    const bus = memoryBus({ hub: new MemoryHub(), verifier, topic: TOPIC, clock: systemClock }, pki, 'publisher')
+    for (const bad of [-1, 2.5, Number.NaN]) {
+      await expect(Gilmsg.open({ bus, outbox: new MemoryOutboxStore(), awaitSubscriberMs: bad })).rejects.toThrow(/awaitSubscriberMs: expected an integer/)
+    }
+  })
+})
 
 describe('resend timing', () => {
   const base = backoffDelay(DEFAULT_BACKOFF, 1, CEILING)
