@@ -9,6 +9,7 @@ import {
   emptyCounts,
   messageStateAfter,
   recipientStateAfter,
+  recordNow,
   refuseAck,
 } from './rules.js'
 import { DeliveryState } from './store.js'
@@ -149,10 +150,7 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome> {
-    let recorded: AckOutcome | undefined
-    const done = this.#write((): AckOutcome => (recorded = this.#recordAck(ack)))
-    if (recorded !== undefined) onRecorded?.(recorded)
-    return done
+    return recordNow((apply) => this.#write(apply), () => this.#recordAck(ack), onRecorded)
   }
 
   #recordAck(ack: AckRecord): AckOutcome {

@@ -120,3 +120,19 @@ export function messageStateAfter(disposition: Disposition, missing: number): De
 export function emptyCounts(): Record<DeliveryState, number> {
   return { pending: 0, acked: 0, expired: 0, rejected: 0 }
 }
+
+/**
+ * `recordAck`'s contract for a store whose writes apply at once and resolve
+ * on commit: `write` runs `apply` now; `onRecorded` hears the outcome as
+ * soon as it is known, before the returned promise settles.
+ */
+export function recordNow(
+  write: (apply: () => AckOutcome) => Promise<AckOutcome>,
+  apply: () => AckOutcome,
+  onRecorded: ((outcome: AckOutcome) => void) | undefined,
+): Promise<AckOutcome> {
+  let recorded: AckOutcome | undefined
+  const done = write(() => (recorded = apply()))
+  if (recorded !== undefined) onRecorded?.(recorded)
+  return done
+}

@@ -1,6 +1,5 @@
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
-import { homedir } from 'node:os'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { ErrorCode, GilmsgError } from '../errors.js'
 import { stateDir } from '../util/paths.js'
@@ -163,14 +162,6 @@ function migrate(db: Database.Database, migrations: readonly Migration[], label:
 }
 
 /**
- * Opens (creating it and its directory if missing) a SQLite file for a store:
- * WAL mode, foreign keys on, `synchronous` and busy timeout as given, schema
- * migrated to the latest of `migrations` inside a write transaction (so a file
- * another process is writing fails here, after the busy timeout). A new
- * directory gets mode 0700 and a new file 0600. Throws an {@link OutboxError}
- * naming the path and what to do, or a `GILMSG_USAGE` error for bad options.
- */
-/**
  * A database file is a whole number of pages; one cut inside its last page
  * still opens (SQLite reads the missing bytes as zeros) and would hand back
  * damaged message bodies, so it is refused.
@@ -186,6 +177,16 @@ function checkWholePages(db: Database.Database, path: string, label: string): vo
   }
 }
 
+/**
+ * Opens (creating it and its directory if missing) a SQLite file for a store:
+ * WAL mode, foreign keys on, `synchronous` and busy timeout as given, schema
+ * migrated to the latest of `migrations` inside a write transaction (so a file
+ * another process is writing fails here, after the busy timeout). A new
+ * directory gets mode 0700 and a new file 0600. With `synchronous: 'FULL'` on
+ * a file, the connection runs `NORMAL` and `walSync` does the sync FULL adds
+ * (see `WalSync`). Throws an {@link OutboxError}
+ * naming the path and what to do, or a `GILMSG_USAGE` error for bad options.
+ */
 export function openSqlite(
   kind: 'outbox' | 'inbox',
   path: string,

@@ -11,6 +11,7 @@ import {
   emptyCounts,
   messageStateAfter,
   recipientStateAfter,
+  recordNow,
   refuseAck,
 } from './rules.js'
 import { ContentIds } from './sqlite-dedupe.js'
@@ -275,10 +276,7 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome> {
-    let recorded: AckOutcome | undefined
-    const done = this.#batch.run((): AckOutcome => (recorded = this.#recordAck(ack)))
-    if (recorded !== undefined) onRecorded?.(recorded)
-    return done
+    return recordNow((apply) => this.#batch.run(apply), () => this.#recordAck(ack), onRecorded)
   }
 
   #recordAck(ack: AckRecord): AckOutcome {

@@ -66,7 +66,7 @@ export class AckBatcher {
     try {
       const acks = batch.map((p) => p.ack)
       const body = acks.length === 1 ? (acks[0] as AckBody) : batchAckBody(acks)
-      const sealed = this.#bus.seal(ACK_TOPIC, body, { modname: ACK_MODNAME })
+      const sealed = await this.#bus.sealAsync(ACK_TOPIC, body, { modname: ACK_MODNAME })
       await this.#persist(acks, sealed)
       await this.#bus.send(sealed)
       for (const p of batch) p.resolve(sealed)
