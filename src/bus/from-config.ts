@@ -96,47 +96,50 @@ export function socketOptionsFromConfig(config: GilmsgConfig): ZmqSocketOptions 
   }
 }
 
+/** Where this process's publisher goes: it binds, it connects to a relay, or it cannot publish (why). */
+type PublishTarget = { readonly bind: readonly string[] } | { readonly connect: readonly string[] } | { readonly cannot: string }
+
+function publishTarget(config: GilmsgConfig): PublishTarget {
+  if (config.active) {
+    return config.relay_inbound.length > 0 ? { connect: config.relay_inbound } : { cannot: `${config.source}: "active" is true but "relay_inbound" is not set` }
+  }
+  const bind = config.name === undefined ? undefined : config.endpoints[config.name]
+  if (bind !== undefined) return { bind }
+  return {
+    cannot:
+      `${config.source}: nowhere to publish: ` +
+      (config.name === undefined ? 'no "name" is set' : `"endpoints" has no entry "${config.name}"`) +
+      ' (give this process an endpoint with "name" and "endpoints", or connect to a relay with "active": true and "relay_inbound")',
+  }
+}
+
 /**
  * Why this process cannot publish (and so cannot send ACKs) with this config,
  * or undefined when it can: it needs `endpoints[name]` to bind, or
  * `active: true` and `relay_inbound` to connect to.
  */
 export function whyCannotPublish(config: GilmsgConfig): string | undefined {
-  if (config.active) return config.relay_inbound.length === 0 ? `${config.source}: "active" is true but "relay_inbound" is not set` : undefined
-  if (config.name !== undefined && config.endpoints[config.name] !== undefined) return undefined
-  return (
-    `${config.source}: nowhere to publish: ` +
-    (config.name === undefined ? 'no "name" is set' : `"endpoints" has no entry "${config.name}"`) +
-    ' (give this process an endpoint with "name" and "endpoints", or connect to a relay with "active": true and "relay_inbound")'
-  )
+  const target = publishTarget(config)
+  return 'cannot' in target ? target.cannot : undefined
 }
 
 /**
- * The ZeroMQ transport the config describes. A publisher binds
- * `endpoints[name]`, or with `active: true` connects to `relay_inbound`; when
- * neither is possible, opening the publisher rejects with a `ConfigError`
- * saying why (subscribing still works).
+ * The ZeroMQ transport the config describes (`overrides.bind` replaces where
+ * the publisher goes). A publisher binds `endpoints[name]`, or with
+ * `active: true` connects to `relay_inbound`; when neither is possible,
+ * opening the publisher rejects with a `ConfigError` saying why (subscribing
+ * still works).
  */
 export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: readonly string[] } = {}): Transport {
-  let bind: readonly string[] | undefined = overrides.bind
-  let connect: readonly string[] | undefined
-  if (bind === undefined) {
-    if (config.active) {
-      if (config.relay_inbound.length === 0) throw new ConfigError(`${config.source}: "active" is true but "relay_inbound" is not set`)
-      connect = config.relay_inbound
-    } else if (config.name !== undefined && config.endpoints[config.name] !== undefined) {
-      bind = config.endpoints[config.name]
-    }
-  }
+  const target: PublishTarget = overrides.bind !== undefined ? { bind: overrides.bind } : publishTarget(config)
   const zmq = new ZmqTransport({
-    ...(bind ? { bind } : {}),
-    ...(connect ? { connect } : {}),
+    ...('bind' in target ? { bind: target.bind } : {}),
+    ...('connect' in target ? { connect: target.connect } : {}),
     subscribeTo: subscribeEndpoints(config),
     ...socketOptionsFromConfig(config),
   })
-
-  const cannot = bind === undefined ? whyCannotPublish(config) : undefined
-  if (cannot === undefined) return zmq
+  if (!('cannot' in target)) return zmq
+  const cannot = target.cannot
   return {
     openPublisher: () => Promise.reject(new ConfigError(cannot)),
     openSubscriber: (options) => zmq.openSubscriber(options),
