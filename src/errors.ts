@@ -131,3 +131,8 @@ export class DeliveryRejectedError extends GilmsgError {
     super(ErrorCode.DeliveryRejected, `${recipient} rejected ${msgId}: ${reason}`)
   }
 }
+
+/** The message of a thrown value, whatever was thrown. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

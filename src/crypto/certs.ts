@@ -14,9 +14,10 @@ import { constants, createPrivateKey, createPublicKey, generateKeyPair, privateE
 import type { KeyObject } from 'node:crypto'
 import { access, chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CertificateError } from '../errors.js'
+import { CertificateError, errorMessage } from '../errors.js'
 import { derToPem, pemToDer } from './pem.js'
 import { canonicalSerial } from './x509-fields.js'
+import { readCaCrl } from './crl.js'
 
 /** Key types `issueCert` can create. Only `rsa` works with Python fedmsg (crypto `x509`). */
 export type CertKeyType = 'rsa' | 'ec' | 'ed25519'
@@ -145,10 +146,6 @@ interface RevokedEntry {
   readonly serialNumber: string
   readonly revocationDate: Date
   readonly reason?: x509.X509CrlReason
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -327,18 +324,8 @@ function decodeCrlNumber(der: Buffer): bigint {
 
 async function readCrlEntries(crlPath: string, ca: Ca): Promise<{ entries: RevokedEntry[]; number: bigint }> {
   if (!(await exists(crlPath))) return { entries: [], number: 0n }
-  const pem = await readText(crlPath, 'CRL')
-  let crl: x509.X509Crl
-  try {
-    crl = new x509.X509Crl(pemToDer(pem, pem.includes('-----BEGIN X509 CRL-----') ? 'X509 CRL' : 'CRL'))
-  } catch (err) {
-    throw new CertificateError(`cannot parse the CRL ${crlPath}: ${errorMessage(err)}`, { cause: err })
-  }
-  if (!(await crl.verify({ publicKey: ca.peculiar.publicKey }, provider))) {
-    throw new CertificateError(`the CRL ${crlPath} is not signed by the CA`)
-  }
-  // @peculiar/x509 loses the entries of a CRL without nextUpdate: re-signing it would unrevoke them.
-  if (crl.nextUpdate === undefined) throw new CertificateError(`the CRL ${crlPath} has no nextUpdate`)
+  // Re-signing a CRL without nextUpdate would unrevoke its entries (@peculiar/x509 loses them): readCaCrl refuses it.
+  const crl = await readCaCrl(x509, await readText(crlPath, 'CRL'), ca.peculiar, `the CRL ${crlPath}`)
   const numberExt = crl.getExtension(OID_CRL_NUMBER)
   let number: bigint
   try {

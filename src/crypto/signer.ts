@@ -6,7 +6,7 @@ import { createPrivateKey, createPublicKey, sign, X509Certificate } from 'node:c
 import type { KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CertificateError, SigningError } from '../errors.js'
+import { CertificateError, errorMessage, SigningError } from '../errors.js'
 import { describeKey, digestFor, keyKind } from './algorithms.js'
 import { certificateField, derToPem, pemToDer, wrapBase64 } from './pem.js'
 import { CRYPTO_MODES } from './types.js'
@@ -28,10 +28,6 @@ export interface LoadSignerOptions {
   /** Directory holding `<certname>.crt` and `<certname>.key`. */
   readonly ssldir: string
   readonly certname: string
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }
 
 function spki(key: KeyObject): Buffer {

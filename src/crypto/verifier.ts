@@ -3,15 +3,16 @@
  * validity, CRL, signature, routing policy.
  */
 import type * as X509 from '@peculiar/x509'
-import { createHash, verify as cryptoVerify, webcrypto, X509Certificate } from 'node:crypto'
+import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
-import { CertificateError, ConfigError } from '../errors.js'
+import { CertificateError, ConfigError, errorMessage } from '../errors.js'
 import { digestFor, keyKind } from './algorithms.js'
 import type { KeyKind } from './algorithms.js'
 import { pemFromCertificateField, pemToDer, unwrapBase64 } from './pem.js'
 import { CRYPTO_MODES, InvalidReason } from './types.js'
 import type { CryptoMode, SignedFields, Verifier, VerifyOptions, VerifyResult } from './types.js'
 import { canonicalSerial, certificateValidity, subjectCommonName } from './x509-fields.js'
+import { readCaCrl } from './crl.js'
 import type { Validity } from './x509-fields.js'
 
 /** Default number of validated certificates a verifier remembers. */
@@ -119,10 +120,6 @@ function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
-}
-
 function iso(ms: number): string {
   return new Date(ms).toISOString()
 }
@@ -209,27 +206,13 @@ async function loadCrl(crlPem: string, ca: CaState, cache: CrlCache | undefined)
 
 async function checkCrl(crlPem: string, ca: CaState): Promise<CrlSummary> {
   const x509 = await peculiar()
-  let crl: X509.X509Crl
   let caCert: X509.X509Certificate
   try {
-    crl = new x509.X509Crl(pemToDer(crlPem, crlPem.includes('-----BEGIN X509 CRL-----') ? 'X509 CRL' : 'CRL'))
     caCert = new x509.X509Certificate(ca.der)
   } catch (err) {
-    throw new CertificateError(`cannot parse the CRL: ${errorMessage(err)}`, { cause: err })
+    throw new CertificateError(`cannot read the CA certificate: ${errorMessage(err)}`, { cause: err })
   }
-  let issuerMatches: boolean
-  let signed: boolean
-  try {
-    issuerMatches = crl.issuerName.toString() === caCert.subjectName.toString()
-    // A PublicKey (not the certificate) makes @peculiar/x509 use the CRL's own hash.
-    signed = issuerMatches && (await crl.verify({ publicKey: caCert.publicKey }, webcrypto))
-  } catch (err) {
-    throw new CertificateError(`cannot check the CRL's signature: ${errorMessage(err)}`, { cause: err })
-  }
-  if (!issuerMatches) throw new CertificateError(`the CRL's issuer (${crl.issuer}) is not the CA (${ca.subject})`)
-  if (!signed) throw new CertificateError(`the CRL is not signed by the CA (${ca.subject})`)
-  // RFC 5280 requires nextUpdate; @peculiar/x509 also loses the entries of a CRL without one.
-  if (crl.nextUpdate === undefined) throw new CertificateError('the CRL has no nextUpdate')
+  const crl = await readCaCrl(x509, crlPem, caCert)
   try {
     return {
       thisUpdate: crl.thisUpdate.getTime(),

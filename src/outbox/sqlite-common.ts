@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
-import { ErrorCode, GilmsgError } from '../errors.js'
+import { ErrorCode, errorMessage, GilmsgError } from '../errors.js'
 import { stateDir } from '../util/paths.js'
 import { OutboxError } from './errors.js'
 import { WalSync } from './wal-sync.js'
@@ -96,7 +96,7 @@ export function isStatementError(error: unknown): boolean {
 /** What a SQLite error means for the user, and what to do about it. */
 function explain(error: unknown, busyTimeoutMs: number): string {
   const code = sqliteCode(error)
-  const message = error instanceof Error ? error.message : String(error)
+  const message = errorMessage(error)
   if (code === undefined) return message
   if (code === 'SQLITE_FULL') return `disk is full (SQLITE_FULL): free space on the disk that holds it`
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
@@ -130,7 +130,7 @@ export function storageError(label: string, error: unknown, busyTimeoutMs: numbe
 
 function fsError(label: string, what: string, error: unknown): OutboxError {
   const raw = (error as { code?: unknown } | null)?.code
-  const code = typeof raw === 'string' ? raw : error instanceof Error ? error.message : String(error)
+  const code = typeof raw === 'string' ? raw : errorMessage(error)
   const hint =
     code === 'EISDIR'
       ? 'the path is a directory; give the path of a file'

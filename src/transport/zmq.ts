@@ -1,5 +1,5 @@
 import { Publisher, Subscriber, XPublisher } from 'zeromq'
-import { ClosedError, ConfigError, TransportError } from '../errors.js'
+import { ClosedError, ConfigError, errorMessage, TransportError } from '../errors.js'
 import { checkAddresses, checkInteger, DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
 import { SubscriptionCounts, SubscriptionWaiters } from './subscriptions.js'
 import type {
@@ -214,9 +214,6 @@ export function applySocketOptions(socket: ZmqSocket, o: ResolvedSocketOptions):
   }
 }
 
-function reasonOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
-}
 
 function codeOf(err: unknown): unknown {
   return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
@@ -234,7 +231,7 @@ export async function bindAll(socket: ZmqSocket, addresses: readonly string[]): 
     try {
       await socket.bind(address)
     } catch (err) {
-      throw new TransportError(`cannot bind ${address}: ${reasonOf(err)}`, { cause: err })
+      throw new TransportError(`cannot bind ${address}: ${errorMessage(err)}`, { cause: err })
     }
     bound.push(socket.lastEndpoint ?? address)
   }
@@ -251,7 +248,7 @@ export function connectAll(socket: ZmqSocket, addresses: readonly string[]): voi
     try {
       socket.connect(address)
     } catch (err) {
-      throw new TransportError(`cannot connect ${address}: ${reasonOf(err)}`, { cause: err })
+      throw new TransportError(`cannot connect ${address}: ${errorMessage(err)}`, { cause: err })
     }
   }
 }
@@ -350,7 +347,7 @@ class ZmqPubSocket implements PubSocket {
       } catch (err) {
         if (this.#socket.closed) throw new ClosedError('ZmqTransport publisher')
         if (!(this.#noDrop && codeOf(err) === 'EAGAIN')) {
-          throw new TransportError(`cannot send on ${this.endpoints.join(', ')}: ${reasonOf(err)}`, { cause: err })
+          throw new TransportError(`cannot send on ${this.endpoints.join(', ')}: ${errorMessage(err)}`, { cause: err })
         }
       }
       await new Promise<void>((resolve) => {
@@ -465,7 +462,7 @@ class ZmqSubSocket implements SubSocket {
         frames = await this.#socket.receive()
       } catch (err) {
         if (this.#socket.closed) return DONE
-        throw new TransportError(`ZmqTransport subscriber: receive failed: ${reasonOf(err)}`, { cause: err })
+        throw new TransportError(`ZmqTransport subscriber: receive failed: ${errorMessage(err)}`, { cause: err })
       }
       const result = validateFrames(frames, this.#maxMessageBytes)
       if (typeof result !== 'string') return { done: false, value: result }
