@@ -50,6 +50,9 @@ function prepareStatements(db: Database.Database) {
     ackIdOf: db.prepare<[string], number | null>(`SELECT ack_id FROM inbox WHERE msg_id = ?`).pluck(),
     findAck: db.prepare<[Buffer], number>(`SELECT id FROM inbox_acks WHERE hash = ?`).pluck(),
     insertAck: db.prepare<unknown[]>(`INSERT INTO inbox_acks (hash, topic, body) VALUES (?, ?, ?)`),
+    insert: db.prepare<[string, string, number, number | null]>(
+      `INSERT INTO inbox (msg_id, digest, received_at, ack_id) VALUES (?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
+    ),
     put: db.prepare<[string, string, number, number | null]>(
       `INSERT INTO inbox (msg_id, digest, received_at, ack_id) VALUES (?, ?, ?, ?)
        ON CONFLICT (msg_id) DO UPDATE SET digest = excluded.digest, received_at = excluded.received_at, ack_id = excluded.ack_id`,
@@ -140,6 +143,8 @@ export class SqliteInboxStore implements InboxStore {
       const s = this.#s
       const { ackTopic, ackBody } = entry
       const ackId = ackTopic === undefined && ackBody === undefined ? null : this.#acks.idOf([ackTopic ?? null, ackBody ?? null])
+      // A consumer puts each msg_id once: one statement; replacing an entry (and its ACK) is the rare path.
+      if (s.insert.run(entry.msgId, entry.digest, entry.receivedAt, ackId).changes > 0) return
       const previous = s.ackIdOf.get(entry.msgId)
       s.put.run(entry.msgId, entry.digest, entry.receivedAt, ackId)
       if (previous != null && previous !== ackId && s.deleteUnusedAck.run(previous).changes > 0) this.#acks.forget()
