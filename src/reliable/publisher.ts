@@ -355,8 +355,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(msgId)) this.#settle(msgId, false)
       return
     }
-    if (outcome.state === DeliveryState.Acked) this.#sampleRtt(msgId)
-    if (outcome.state !== DeliveryState.Pending) this.#settle(msgId, true)
+    if (outcome.state === DeliveryState.Pending) return
+    const msg = this.#store.get(msgId)
+    if (msg === undefined) return
+    if (outcome.state === DeliveryState.Acked) this.#sampleRtt(msg)
+    this.#settle(msgId, true, msg)
   }
 
   /**
@@ -365,10 +368,9 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * resend), so that a first resend waits for the retransmission timeout
    * `srtt + 4 * rttvar` and is not spurious under load.
    */
-  #sampleRtt(msgId: string): void {
-    const msg = this.#store.get(msgId)
+  #sampleRtt(msg: OutboxMessage): void {
     // Karn's rule: a message that was resent says nothing clear about the round trip.
-    if (msg === undefined || msg.attempts !== 1) return
+    if (msg.attempts !== 1) return
     const sample = this.#clock.now() - msg.createdAt
     if (sample < 0 || sample > this.#backoff.capMs) return
     if (this.#srttMs === undefined) {
@@ -429,13 +431,13 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   /**
    * Resolves or rejects the waiter of a message that left `pending`; with
-   * `emit`, also emits its event (only the ACK that changed its state does).
+   * `emit`, also emits its event (only the ACK that changed its state does). `read`: the message, if already read.
    */
-  #settle(msgId: string, emit: boolean): void {
+  #settle(msgId: string, emit: boolean, read?: OutboxMessage): void {
     const waiter = this.#waiters.get(msgId)
     // Nobody to tell (enqueue() without listeners): skip reading the message and its receipts.
     if (waiter === undefined && !(emit && (this.listens('delivered') || this.listens('rejected')))) return
-    const msg = this.#store.get(msgId)
+    const msg = read ?? this.#store.get(msgId)
     if (msg === undefined || msg.state === DeliveryState.Pending) return
     const statuses = this.#store.recipients(msgId)
     if (msg.state === DeliveryState.Acked) {
