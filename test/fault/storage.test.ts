@@ -259,6 +259,51 @@ describe('a full disk (SQLITE_FULL through max_page_count)', () => {
     await g2.close()
     await alice.close()
   }, 40_000)
+
+  it("a recipient's inbox full: no ACK is sent and nothing is handed over; once space is back every message is delivered, once to the app", async () => {
+    const inboxPath = join(dir, 'full-inbox', 'alice.inbox.db')
+    const aliceConfig = config('alice')
+    const openAlice = async (full: boolean) => {
+      const inbox = SqliteInboxStore.open(inboxPath)
+      if (full) inbox.database.pragma(`max_page_count = ${String(inbox.database.pragma('page_count', { simple: true }))}`)
+      const errors: string[] = []
+      const g = await Gilmsg.open({ bus: await busFromConfig(aliceConfig), inbox, onConsumerError: (e) => errors.push(String(e)) })
+      const sub = await g.subscribe(APP_PREFIX)
+      const seen: string[] = []
+      const loop = (async () => {
+        for await (const d of sub) seen.push(d.msgId)
+      })()
+      const close = async (): Promise<void> => {
+        await sub.close()
+        await withTimeout(loop, 5000, "alice's loop to end")
+        await g.close()
+      }
+      closers.push(close)
+      return { g, seen, errors, close }
+    }
+    const full = await openAlice(true)
+    const { g, store } = await openPublisher(join(dir, 'full-inbox', 'pub.outbox.db'))
+    // Each inbox row holds its signed ACK (about 1 KB with the certificate): 20 cannot fit in the file's free space.
+    const sent = await Promise.all(Array.from({ length: 20 }, (_, n) => g.enqueue('inbox-full', { n }, { recipients: ['alice'], modname: APP_MODNAME })))
+    await waitUntil(() => (full.g.consumer?.stats.snapshot()['ack_failures'] ?? 0) > 0, 15_000, 'an ACK to fail on the full inbox')
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    // Handed over only what was acknowledged (committed to the inbox, then sent): never the others.
+    const ackedWhileFull = store.list().filter((m) => m.state === 'acked').map((m) => m.msgId).sort()
+    expect([...full.seen].sort()).toEqual(ackedWhileFull)
+    expect(ackedWhileFull.length, 'some messages could not be acknowledged').toBeLessThan(sent.length)
+    expect(full.errors.join('\n')).toMatch(/disk is full \(SQLITE_FULL\)/)
+    const failures = full.g.consumer?.stats.snapshot()['ack_failures']
+    await full.close()
+
+    // Space is back (a new connection has no max_page_count): the resends deliver the rest.
+    const back = await openAlice(false)
+    await waitUntil(() => store.counts().acked === sent.length, 30_000, 'every message to be acked', () => JSON.stringify(store.counts()))
+    const handed = [...full.seen, ...back.seen]
+    expect(handed.sort()).toEqual(sent.map((s) => s.msgId).sort())
+    console.log(`inbox full: ${ackedWhileFull.length} of ${sent.length} acked and handed over while full (${failures} ACK failures); the rest after space was back, each handed over once`)
+    await back.close()
+    await g.close()
+  }, 60_000)
 })
 
 describe('a corrupt or truncated outbox', () => {
