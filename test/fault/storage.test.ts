@@ -260,6 +260,33 @@ describe('a full disk (SQLITE_FULL through max_page_count)', () => {
     await alice.close()
   }, 40_000)
 
+  it('the outbox full when the ACKs come: each failed record is a background:error, the rows stay pending; a restarted publisher gets the stored ACKs again, the app gets each message once', async () => {
+    const path = join(dir, 'full-acks', 'pub.outbox.db')
+    const { g, store } = await openPublisher(path)
+    const sent = await Promise.all(Array.from({ length: 20 }, (_, n) => g.enqueue('full-acks', { n }, { recipients: ['alice'], modname: APP_MODNAME })))
+    const errors: Error[] = []
+    g.on('background:error', (e) => errors.push(e))
+    const db = store.database
+    db.pragma(`max_page_count = ${String(db.pragma('page_count', { simple: true }))}`)
+    // alice acknowledges all 20 (about 1 KB of signed ACK per row to record: more than the file's free space).
+    const alice = await startRecipient('alice')
+    await waitUntil(() => alice.seen.length === sent.length, 15_000, 'alice to get every message', () => `${alice.seen.length}`)
+    await waitUntil(() => errors.length > 0, 10_000, 'a failed ACK record to be reported')
+    expect(errors.map((e) => e.message).join('\n')).toMatch(/disk is full \(SQLITE_FULL\)/)
+    const acked = store.counts().acked
+    expect(acked, 'not every ACK could be recorded').toBeLessThan(sent.length)
+    await g.close()
+
+    // Space is back: the new publisher resumes the pending rows; alice answers their resends with her stored ACKs.
+    const { g: g2, store: store2 } = await openPublisher(path)
+    await waitUntil(() => store2.counts().acked === sent.length, 30_000, 'every message to be acked', () => JSON.stringify(store2.counts()))
+    expect(store2.recipients(sent[0]?.msgId as string).map((r) => [r.cn, r.state, r.ackBody !== undefined])).toEqual([['alice', 'acked', true]])
+    expect(alice.seen.map((d) => d.msgId).sort(), 'each handed to the app once').toEqual(sent.map((s) => s.msgId).sort())
+    console.log(`outbox full: ${acked} of ${sent.length} ACKs recorded while full (${errors.length} background errors); the rest recorded after the restart, 0 handed over twice`)
+    await g2.close()
+    await alice.close()
+  }, 60_000)
+
   it("a recipient's inbox full: no ACK is sent and nothing is handed over; once space is back every message is delivered, once to the app", async () => {
     const inboxPath = join(dir, 'full-inbox', 'alice.inbox.db')
     const aliceConfig = config('alice')
