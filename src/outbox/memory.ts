@@ -174,13 +174,21 @@ export class MemoryOutboxStore implements OutboxStore {
     return { kind: 'counted', state, missing }
   }
 
-  due(now: number, limit: number): OutboxMessage[] {
+  due(now: number, limit: number, deadlineBy?: number): OutboxMessage[] {
     this.#checkOpen()
     checkTime('due(now)', now)
     checkLimit('due(limit)', limit)
+    if (deadlineBy === undefined) {
+      return this.#pending()
+        .filter((m) => m.nextAttemptAt <= now)
+        .sort(byNextAttempt)
+        .slice(0, limit)
+        .map(toMessage)
+    }
+    checkTime('due(deadlineBy)', deadlineBy)
     return this.#pending()
-      .filter((m) => m.nextAttemptAt <= now)
-      .sort(byNextAttempt)
+      .filter((m) => m.nextAttemptAt <= now && m.deadline <= deadlineBy)
+      .sort(byDeadline)
       .slice(0, limit)
       .map(toMessage)
   }

@@ -142,6 +142,10 @@ function prepareStatements(db: Database.Database) {
       `SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES}
        WHERE m.state = 'pending' AND m.next_attempt_at <= ? ORDER BY m.next_attempt_at, m.msg_id LIMIT ?`,
     ),
+    dueBy: db.prepare<[number, number, number], MessageSqlRow>(
+      `SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES}
+       WHERE m.state = 'pending' AND m.deadline <= ? AND m.next_attempt_at <= ? ORDER BY m.deadline, m.msg_id LIMIT ?`,
+    ),
     nextDueAt: db.prepare<[], number | null>(`SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending'`).pluck(),
     markAttempt: db.prepare<[number, string]>(
       `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ? WHERE msg_id = ? AND state = 'pending'`,
@@ -301,11 +305,13 @@ export class SqliteOutboxStore implements OutboxStore {
     return { kind: 'counted', state, missing }
   }
 
-  due(now: number, limit: number): OutboxMessage[] {
+  due(now: number, limit: number, deadlineBy?: number): OutboxMessage[] {
     return this.#file.read(() => {
       checkTime('due(now)', now)
       checkLimit('due(limit)', limit)
-      return this.#s.due.all(now, limit).map((row) => this.#toMessage(row))
+      if (deadlineBy === undefined) return this.#s.due.all(now, limit).map((row) => this.#toMessage(row))
+      checkTime('due(deadlineBy)', deadlineBy)
+      return this.#s.dueBy.all(deadlineBy, now, limit).map((row) => this.#toMessage(row))
     })
   }
 

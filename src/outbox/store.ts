@@ -121,8 +121,12 @@ export interface OutboxStore {
    * and is resent and re-acknowledged).
    */
   recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome>
-  /** Pending messages with `nextAttemptAt <= now`, earliest first, at most `limit`. */
-  due(now: number, limit: number): OutboxMessage[]
+  /**
+   * Pending messages with `nextAttemptAt <= now`, earliest first, at most
+   * `limit`. With `deadlineBy`: only those whose deadline is <= `deadlineBy`,
+   * earliest deadline first (the urgent ones, resent before any backlog).
+   */
+  due(now: number, limit: number, deadlineBy?: number): OutboxMessage[]
   /** The earliest `nextAttemptAt` of a pending message, or undefined if none. */
   nextDueAt(): number | undefined
   /** Counts a resend and sets when the next is due. Not necessarily durable (a crash repeats a resend, harmlessly). */

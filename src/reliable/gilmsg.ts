@@ -28,6 +28,8 @@ export interface GilmsgOptions {
   readonly acceptLegacyAcks?: boolean
   /** See `ReliablePublisherOptions.awaitSubscriberMs` (default 250). */
   readonly awaitSubscriberMs?: number
+  /** See `ReliablePublisherOptions.resendRate` (default 200 resends/s while nobody acknowledges). */
+  readonly resendRate?: number
   /** Called when a received message could not be acknowledged (see `ReliableConsumerOptions.onError`). */
   readonly onConsumerError?: (error: unknown) => void
 }
@@ -60,6 +62,7 @@ export class Gilmsg implements AsyncDisposable {
         ...(options.random ? { random: options.random } : {}),
         ...(options.acceptLegacyAcks !== undefined ? { acceptLegacyAcks: options.acceptLegacyAcks } : {}),
         ...(options.awaitSubscriberMs !== undefined ? { awaitSubscriberMs: options.awaitSubscriberMs } : {}),
+        ...(options.resendRate !== undefined ? { resendRate: options.resendRate } : {}),
       })
     }
     if (options.inbox) {

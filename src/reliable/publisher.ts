@@ -15,6 +15,7 @@ import type { Clock } from '../util/clock.js'
 import { ReasonCounter } from '../util/counters.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
+import { ResendBudget } from './resend-budget.js'
 import { backoffDelay, DEFAULT_BACKOFF, policyFor, type BackoffPolicy } from './backoff.js'
 import { ACK_MODNAME, ACK_TOPIC, parseAcks, reliableFields } from './protocol.js'
 
@@ -91,10 +92,24 @@ export interface ReliablePublisherOptions {
    * into the void and wait for a resend. 0 disables. Default 250.
    */
   readonly awaitSubscriberMs?: number
+  /**
+   * Resends per second while no ACK comes back (see {@link ResendBudget}):
+   * each counted ACK pays for one more, up to a burst of
+   * {@link RESEND_BURST}. Messages whose deadline is less than the backoff's
+   * `longAfterMs` (5 min) away are never held back. `Infinity` disables the
+   * limit. Default {@link DEFAULT_RESEND_RATE}.
+   */
+  readonly resendRate?: number
 }
 
 /** Default of {@link ReliablePublisherOptions.awaitSubscriberMs}. */
 export const DEFAULT_AWAIT_SUBSCRIBER_MS = 250
+/** Default of {@link ReliablePublisherOptions.resendRate}. */
+export const DEFAULT_RESEND_RATE = 200
+/** Resends the budget can hold: what goes out at once after a quiet spell. */
+export const RESEND_BURST = 2 * RESEND_BATCH
+/** While the budget holds resends back, the resend timer wakes at most this often. */
+const BUDGET_WAKE_MS = 100
 
 interface Waiter {
   readonly startedAt: number
@@ -118,6 +133,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #legacy: boolean
   readonly #retentionMs: number
   readonly #awaitSubscriberMs: number
+  /** Undefined: no limit. */
+  readonly #budget: ResendBudget | undefined
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
   #ackSub: Subscription | undefined
@@ -135,6 +152,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly ignoredAcks = new ReasonCounter()
   /** Resends performed (not counting first sends). */
   resends = 0
+  /** Resend passes that stopped because the resend budget was spent (nobody acknowledging). */
+  resendsHeldBack = 0
   /** Resends by recipient CN: how often a message was resent while that recipient's ACK was missing. */
   readonly resendsTo = new ReasonCounter()
 
@@ -155,6 +174,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       throw new InvalidArgumentError(`awaitSubscriberMs: expected an integer number of milliseconds >= 0, got ${String(wait)}`)
     }
     this.#awaitSubscriberMs = wait
+    const rate = options.resendRate ?? DEFAULT_RESEND_RATE
+    if (typeof rate !== 'number' || Number.isNaN(rate) || rate <= 0) {
+      throw new InvalidArgumentError(`resendRate: expected a number of resends per second > 0 (or Infinity), got ${String(rate)}`)
+    }
+    this.#budget = rate === Infinity ? undefined : new ResendBudget(rate, RESEND_BURST, this.#clock.now())
     this.#ackTopic = options.bus.fullTopic(ACK_TOPIC, ACK_MODNAME)
   }
 
@@ -349,6 +373,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   }
 
   #onAckOutcome(msgId: string, outcome: AckOutcome): void {
+    if (outcome.kind === 'counted') this.#budget?.credit()
     if (outcome.kind !== 'counted') {
       this.ignoredAcks.add(outcome.kind)
       // Another ACK (or process) finished it: a waiting publish() learns the outcome; events were emitted then.
@@ -490,26 +515,45 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   async #resendDue(): Promise<void> {
     if (this.#resending || this.#closing) return
     this.#resending = true
+    let heldBackUntil: number | undefined
     try {
       // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
       const next = this.#store.due(this.#clock.now(), 1)[0]
       if (next !== undefined) await this.#awaitSubscriber(next.topic)
       const now = this.#clock.now()
       await this.#expireDue(now)
+      // Urgent first (deadline near: publish() calls waiting), never held back by the budget nor queued behind a backlog.
+      const urgent = this.#budget === undefined ? [] : this.#store.due(now, RESEND_BATCH, now + this.#backoff.longAfterMs)
+      for (const m of urgent) {
+        if (this.#closing) return
+        this.#budget?.spend(now)
+        await this.#resend(m, now)
+      }
+      const sent = new Set(urgent.map((m) => m.msgId))
       for (const m of this.#store.due(now, RESEND_BATCH)) {
         if (this.#closing) return
-        if (m.attempts === 1) this.#timedOut(now)
-        this.#store.markAttempt(m.msgId, now + this.#resendDelay(m))
-        this.resends++
-        for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)
-        await this.#bus.send(m)
+        if (sent.has(m.msgId)) continue
+        if (this.#budget !== undefined && !this.#budget.take(now)) {
+          heldBackUntil = now + Math.max(BUDGET_WAKE_MS, this.#budget.waitMs(now))
+          this.resendsHeldBack++
+          break
+        }
+        await this.#resend(m, now)
       }
     } catch (e) {
       this.emit('background:error', asGilmsgError(e, 'resending failed'))
     } finally {
       this.#resending = false
-      this.#arm()
+      this.#arm(heldBackUntil)
     }
+  }
+
+  async #resend(m: OutboxMessage, now: number): Promise<void> {
+    if (m.attempts === 1) this.#timedOut(now)
+    this.#store.markAttempt(m.msgId, now + this.#resendDelay(m))
+    this.resends++
+    for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)
+    await this.#bus.send(m)
   }
 
   async #expireDue(now: number): Promise<void> {

@@ -320,6 +320,22 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(store.due(T0 + 10, 10)[0]).toEqual({ ...first, state: 'pending', attempts: 1, finishedAt: undefined })
       })
 
+      it('due with deadlineBy: only due messages whose deadline is <= deadlineBy, earliest deadline first (ties by msgId)', async () => {
+        const backlog = newMessage({ nextAttemptAt: T0 + 1, deadline: T0 + 86_400_000 })
+        const soonLate = newMessage({ nextAttemptAt: T0 + 5, deadline: T0 + 9_000 })
+        const soonest = newMessage({ nextAttemptAt: T0 + 8, deadline: T0 + 5_000 })
+        const tieB = newMessage({ msgId: 'tie-b', nextAttemptAt: T0 + 2, deadline: T0 + 7_000 })
+        const tieA = newMessage({ msgId: 'tie-a', nextAttemptAt: T0 + 3, deadline: T0 + 7_000 })
+        const notDue = newMessage({ nextAttemptAt: T0 + 50, deadline: T0 + 1_000 })
+        for (const m of [backlog, soonLate, soonest, tieB, tieA, notDue]) await store.add(m)
+        expect(store.due(T0 + 10, 100, T0 + 10_000).map((m) => m.msgId)).toEqual([soonest.msgId, 'tie-a', 'tie-b', soonLate.msgId])
+        expect(store.due(T0 + 10, 2, T0 + 10_000).map((m) => m.msgId)).toEqual([soonest.msgId, 'tie-a'])
+        expect(store.due(T0 + 10, 100, T0 + 7_000).map((m) => m.msgId)).toEqual([soonest.msgId, 'tie-a', 'tie-b'])
+        expect(store.due(T0 + 10, 100, T0 + 1_000)).toEqual([])
+        expect(store.due(T0 + 10, 100).map((m) => m.msgId)).toEqual([backlog.msgId, 'tie-b', 'tie-a', soonLate.msgId, soonest.msgId])
+        expect(() => store.due(T0, 1, Number.NaN)).toThrow(GilmsgError)
+      })
+
       it('due rejects a negative or fractional limit (usage)', () => {
         expect(() => store.due(T0, -1)).toThrow(GilmsgError)
         expect(() => store.due(T0, 1.5)).toThrow(/non-negative integer/)
