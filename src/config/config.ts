@@ -63,6 +63,8 @@ export interface GilmsgConfig {
   readonly store_synchronous: 'FULL' | 'NORMAL' | 'OFF'
   /** Count ACKs without `ack_digest` (Python gilmsg 0.1.2 consumers). Default false. */
   readonly accept_legacy_acks: boolean
+  /** Resends per second while no ACK comes back (each ACK pays for one more); 0: no limit. Default 200. */
+  readonly resend_rate: number
 }
 
 type Kind = 'sync' | 'string' | 'boolean' | 'number' | 'integer' | 'strings' | 'endpoints' | 'map' | 'policy' | 'mode' | 'modes' | 'path' | 'addrs'
@@ -106,6 +108,7 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   inbox_path: 'path',
   store_synchronous: 'sync',
   accept_legacy_acks: 'boolean',
+  resend_rate: 'number',
 }
 
 /** The valid config keys. */
@@ -153,6 +156,7 @@ export function defaultConfig(): GilmsgConfig {
     inbox_path: undefined,
     store_synchronous: 'FULL',
     accept_legacy_acks: false,
+    resend_rate: D.DEFAULT_RESEND_RATE,
   }
 }
 

@@ -13,3 +13,5 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 export const DEFAULT_MAX_JSON_DEPTH = 64
 export const DEFAULT_CRYPTO_BACKEND = 'x509'
 export const DEFAULT_CRYPTO_VALIDATE_BACKENDS = ['x509', 'x509_sha256'] as const
+/** Resends per second a publisher makes while no ACK comes back (each ACK pays for one more). */
+export const DEFAULT_RESEND_RATE = 200

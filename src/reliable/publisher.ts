@@ -9,6 +9,7 @@ import {
   type RecipientAck,
 } from '../errors.js'
 import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
+import { DEFAULT_RESEND_RATE } from '../config/defaults.js'
 import type { SealedMessage } from '../envelope/envelope.js'
 import { DeliveryState, Disposition, type AckOutcome, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
@@ -104,8 +105,6 @@ export interface ReliablePublisherOptions {
 
 /** Default of {@link ReliablePublisherOptions.awaitSubscriberMs}. */
 export const DEFAULT_AWAIT_SUBSCRIBER_MS = 250
-/** Default of {@link ReliablePublisherOptions.resendRate}. */
-export const DEFAULT_RESEND_RATE = 200
 /** Resends the budget can hold: what goes out at once after a quiet spell. */
 export const RESEND_BURST = 2 * RESEND_BATCH
 /** While the budget holds resends back, the resend timer wakes at most this often. */
