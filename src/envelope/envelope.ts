@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { userInfo } from 'node:os'
-import { v4 as uuidv4 } from 'uuid'
+import { v7 as uuidv7 } from 'uuid'
 import { canonicalize, canonicalizeWithout, canonicalMember, canonicalMembers, joinMembers, type CanonicalMember } from '../json/canonical.js'
 import { DEFAULT_MAX_DEPTH, parseJson } from '../json/parse.js'
 import { fromPlain, toPlain } from '../json/plain.js'
@@ -10,9 +10,15 @@ import { InvalidReason, type Signer, type Verifier, type VerifyOptions } from '.
 /** Fields a signature covers never include these two. */
 const SIGNATURE_FIELDS: ReadonlySet<string> = new Set(['signature', 'certificate'])
 
-/** A new fedmsg `msg_id`: `<year>-<uuid4>` (UTC year). */
+/**
+ * A new fedmsg `msg_id`: `<year>-<uuid>` (UTC year). The UUID is version 7
+ * (RFC 9562: time-ordered, increasing within this process) where fedmsg
+ * uses version 4: ids are opaque to every consumer, and time-ordered keys
+ * let the outbox and inboxes, indexed by msg_id, append instead of writing
+ * to a random page of each index per message.
+ */
 export function newMsgId(nowMs: number): string {
-  return `${new Date(nowMs).getUTCFullYear()}-${uuidv4()}`
+  return `${new Date(nowMs).getUTCFullYear()}-${uuidv7()}`
 }
 
 let cachedUsername: string | undefined

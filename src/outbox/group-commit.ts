@@ -21,6 +21,8 @@ interface Waiter {
   readonly reject: (error: unknown) => void
   /** The write's own rejection (it changed nothing), kept when the batch fails too. */
   readonly ownError: unknown
+  /** Called right after the COMMIT (before the sync), if the write succeeded. */
+  readonly onCommitted: (() => void) | undefined
 }
 
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown }
@@ -119,11 +121,14 @@ export class GroupCommit {
 
   /**
    * Runs `write` now, inside the current batch, and resolves with its result
-   * once the batch is committed. Rejects with its own error (if it refused
-   * before changing anything), with an `OutboxError` if the batch failed, or
-   * with a `ClosedError` after {@link close}.
+   * once the batch is committed (and, with a durability, synced). Rejects
+   * with its own error (if it refused before changing anything), with an
+   * `OutboxError` if the batch failed, or with a `ClosedError` after
+   * {@link close}. `onCommitted` is called as soon as the COMMIT succeeded,
+   * before the sync: the write then survives a crash of this process (not
+   * yet a power loss). It must not throw.
    */
-  run<T>(write: () => T): Promise<T> {
+  run<T>(write: () => T, onCommitted?: () => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let outcome: Outcome<T>
       try {
@@ -134,8 +139,8 @@ export class GroupCommit {
       }
       this.#waiters.push(
         outcome.ok
-          ? { resolve: () => resolve(outcome.value), reject, ownError: undefined }
-          : { resolve: () => reject(outcome.error), reject, ownError: outcome.error },
+          ? { resolve: () => resolve(outcome.value), reject, ownError: undefined, onCommitted }
+          : { resolve: () => reject(outcome.error), reject, ownError: outcome.error, onCommitted: undefined },
       )
       if (this.#opsInBatch >= this.#maxOps) this.flush()
     })
@@ -162,6 +167,7 @@ export class GroupCommit {
     }
     this.#commits += 1
     this.#largestBatch = Math.max(this.#largestBatch, ops)
+    for (const w of waiters) w.onCommitted?.()
     if (this.#durability === undefined) {
       for (const w of waiters) w.resolve()
       return

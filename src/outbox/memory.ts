@@ -96,8 +96,8 @@ export class MemoryOutboxStore implements OutboxStore {
     return new MemoryOutboxStore(this.data)
   }
 
-  add(message: NewOutboxMessage): Promise<void> {
-    return this.#write(() => {
+  add(message: NewOutboxMessage, onCommitted?: () => void): Promise<void> {
+    const added = this.#write(() => {
       checkNewMessage(message)
       const messages = this.data.messages
       if (messages.has(message.msgId)) throw duplicateMessage(message.msgId)
@@ -126,6 +126,8 @@ export class MemoryOutboxStore implements OutboxStore {
         recipients,
       })
     })
+    if (onCommitted !== undefined) void added.then(onCommitted, () => undefined)
+    return added
   }
 
   get(msgId: string): OutboxMessage | undefined {

@@ -247,7 +247,7 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#file.db
   }
 
-  add(message: NewOutboxMessage): Promise<void> {
+  add(message: NewOutboxMessage, onCommitted?: () => void): Promise<void> {
     return this.#batch.run(() => {
       checkNewMessage(message)
       const s = this.#s
@@ -255,7 +255,7 @@ export class SqliteOutboxStore implements OutboxStore {
       s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, message.nextAttemptAt)
       s.insertBody.run(message.msgId, message.body)
       message.recipients.forEach((cn, position) => s.insertRecipient.run(message.msgId, cn, position))
-    })
+    }, onCommitted)
   }
 
   get(msgId: string): OutboxMessage | undefined {

@@ -103,8 +103,15 @@ export interface ListFilter {
 }
 
 export interface OutboxStore {
-  /** Commits a new pending message (state pending, attempts 1) with its recipients. Rejects on a duplicate msgId. */
-  add(message: NewOutboxMessage): Promise<void>
+  /**
+   * Commits a new pending message (state pending, attempts 1) with its
+   * recipients; resolves once it is durable as the store is configured.
+   * Rejects on a duplicate msgId. `onCommitted` (which must not throw) is
+   * called as soon as the message is committed, possibly before it is synced
+   * to disk: from then on it survives a crash of this process, so a
+   * publisher may send it while the sync runs.
+   */
+  add(message: NewOutboxMessage, onCommitted?: () => void): Promise<void>
   get(msgId: string): OutboxMessage | undefined
   recipients(msgId: string): RecipientStatus[]
   /**

@@ -266,18 +266,23 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
     const now = this.#clock.now()
     const nextAttemptAt = now + this.#firstResendDelay(deadline - now)
-    await this.#store.add({
-      msgId: sealed.msgId,
-      topic: sealed.topic,
-      body: sealed.body,
-      digest: sealed.digest,
-      recipients,
-      createdAt: now,
-      deadline,
-      nextAttemptAt,
-    })
-    this.#arm(nextAttemptAt)
-    await this.#bus.send(sealed)
+    // Sent as soon as it is committed (it then survives a crash of this process), while the
+    // store syncs it to disk; resolves once both are done. Not resolved = the caller cannot know.
+    let sent: Promise<unknown> | undefined
+    const send = (): void => {
+      sent = this.#bus.send(sealed).then(
+        () => undefined,
+        (e: unknown) => ({ error: e }),
+      )
+      this.#arm(nextAttemptAt)
+    }
+    await this.#store.add(
+      { msgId: sealed.msgId, topic: sealed.topic, body: sealed.body, digest: sealed.digest, recipients, createdAt: now, deadline, nextAttemptAt },
+      send,
+    )
+    if (sent === undefined) send()
+    const failed = (await sent) as { error: unknown } | undefined
+    if (failed !== undefined) throw failed.error
   }
 
   /** Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into the void of a fresh socket. */

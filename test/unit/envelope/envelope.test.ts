@@ -171,7 +171,7 @@ describe('buildEnvelope', () => {
     const msgId = env.get('msg_id') as string
     expect(msgId).toMatch(/^\d{4}-[0-9a-f-]{36}$/)
     expect(msgId.slice(0, 5)).toBe('2031-')
-    expect(msgId.slice(5)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(msgId.slice(5)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
     expect(env.get('timestamp')).toEqual(jsonInt(BigInt(Math.floor(nowMs / 1000))))
     expect(envelopeInt(env, 'timestamp')).toBe(Math.floor(nowMs / 1000))
     expect(env.get('i')).toEqual(jsonInt(42n))
@@ -180,9 +180,10 @@ describe('buildEnvelope', () => {
     expect(canonicalize(env)).toContain(`"timestamp":${Math.floor(nowMs / 1000)},`)
   })
 
-  it('msg_ids are unique', () => {
-    const ids = new Set(Array.from({ length: 50 }, () => newMsgId(Date.now())))
-    expect(ids.size).toBe(50)
+  it('msg_ids are unique and increase within a process (time-ordered: indexes keyed by them append)', () => {
+    const ids = Array.from({ length: 5000 }, () => newMsgId(Date.now()))
+    expect(new Set(ids).size).toBe(ids.length)
+    expect(ids.every((id, k) => k === 0 || (ids[k - 1] as string) < id)).toBe(true)
   })
 
   it('uses the UTC year, not the local one', () => {

@@ -87,6 +87,19 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         )
       })
 
+      it('add(m, onCommitted): called once, no later than add resolves, with the message readable; never for a refused add', async () => {
+        const m = newMessage()
+        const seen: (string | undefined)[] = []
+        let resolved = false
+        const added = store.add(m, () => seen.push(resolved ? 'after' : store.get(m.msgId)?.msgId)).then(() => (resolved = true))
+        await added
+        expect(seen).toEqual([m.msgId])
+        let calledForDuplicate = false
+        await expect(store.add(m, () => (calledForDuplicate = true))).rejects.toThrow(/already/)
+        await new Promise((r) => setImmediate(r))
+        expect(calledForDuplicate).toBe(false)
+      })
+
       it('keeps the body byte for byte (unicode, large)', async () => {
         const body = `{"msg":"${'é€😀\\u0000'.repeat(2000)}"}`
         const m = newMessage({ body })

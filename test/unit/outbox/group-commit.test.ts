@@ -186,6 +186,34 @@ describe('GroupCommit', () => {
     expect(settled).toEqual(['A', 'B'])
   })
 
+  it('onCommitted is called right after the COMMIT, before the sync; never for a refused write or a failed batch', async () => {
+    const { durability, pending } = manualDurability()
+    const { batch, insert, count } = setup(512, durability)
+    const events: string[] = []
+    const a = batch.run(() => insert('a'), () => events.push(`committed a (${count()} rows)`)).then(() => events.push('settled a'))
+    const dup = batch.run(() => insert('a'), () => events.push('committed dup')).catch(() => events.push('refused dup'))
+    expect(events).toEqual([])
+    batch.flush()
+    await new Promise((r) => setImmediate(r))
+    expect(events).toEqual(['committed a (1 rows)'])
+    pending[0]?.resolve()
+    await Promise.all([a, dup])
+    expect(events).toEqual(['committed a (1 rows)', 'settled a', 'refused dup'])
+
+    // A batch whose COMMIT fails: nobody is told it committed.
+    const failing = setup(512, durability)
+    failing.db.exec('CREATE TRIGGER no_commit BEFORE INSERT ON kv WHEN NEW.k = \'poison\' BEGIN SELECT RAISE(FAIL, \'disk I/O error\'); END')
+    let told = false
+    const b = failing.batch.run(() => failing.insert('b'), () => (told = true))
+    const poisoned = failing.batch.run(() => {
+      failing.insert('c')
+      failing.insert('poison')
+    })
+    await expect(poisoned).rejects.toThrow()
+    await expect(b).rejects.toThrow(/nothing in this batch was committed/)
+    expect(told).toBe(false)
+  })
+
   it('a failed sync rejects the writes of its batch (its own error kept) and close() still resolves', async () => {
     const { durability, pending } = manualDurability()
     const { batch, insert } = setup(512, durability)

@@ -1,0 +1,91 @@
+/**
+ * A new guaranteed message goes out as soon as the outbox has committed it
+ * (it then survives a crash of the process), while the store syncs it to
+ * disk; `enqueue()` resolves only once both are done, and rejects if the
+ * sync fails even though the message was sent. An outbox whose sync the test
+ * releases by hand stands in for a SQLite store opened FULL.
+ */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { memoryBus } from '../../support/memory-bus.js'
+import { createTestPki, type TestPki } from '../../../src/crypto/certs.js'
+import { createVerifier } from '../../../src/crypto/verifier.js'
+import type { Verifier } from '../../../src/crypto/types.js'
+import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
+import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
+import type { NewOutboxMessage } from '../../../src/outbox/store.js'
+import { Gilmsg } from '../../../src/reliable/gilmsg.js'
+import { MemoryHub } from '../../../src/transport/memory.js'
+import { FakeClock, settle } from '../../support/fake-clock.js'
+
+const TOPIC = { topicPrefix: 'org.test', environment: 'unit' }
+
+/** A memory outbox whose add() commits at once but is "synced" only when the test says so. */
+class SlowSyncOutbox extends MemoryOutboxStore {
+  readonly syncs: { release: () => void; fail: (e: Error) => void }[] = []
+
+  override add(message: NewOutboxMessage, onCommitted?: () => void): Promise<void> {
+    return super.add(message).then(() => {
+      onCommitted?.()
+      return new Promise<void>((release, fail) => this.syncs.push({ release, fail }))
+    })
+  }
+}
+
+let pki: TestPki
+let verifier: Verifier
+beforeAll(async () => {
+  pki = await createTestPki(join(mkdtempSync(join(tmpdir(), 'gilmsg-send-commit-')), 'pki'), [
+    { name: 'publisher', key: 'ec' },
+    { name: 'alice', key: 'ec' },
+  ])
+  verifier = await createVerifier({ caPem: pki.caPem, crlPem: pki.crlPem })
+}, 60_000)
+
+const open: Gilmsg[] = []
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((g) => g.close()))
+})
+
+async function world(): Promise<{ outbox: SlowSyncOutbox; pub: Gilmsg; got: string[] }> {
+  const clock = new FakeClock()
+  const hub = new MemoryHub()
+  const outbox = new SlowSyncOutbox(new MemoryOutboxData())
+  const pub = await Gilmsg.open({ bus: memoryBus({ hub, verifier, topic: TOPIC, clock }, pki, 'publisher'), outbox, clock, awaitSubscriberMs: 0 })
+  const alice = await Gilmsg.open({ bus: memoryBus({ hub, verifier, topic: TOPIC, clock }, pki, 'alice'), inbox: new MemoryInboxStore(new MemoryInboxData()), clock })
+  open.push(pub, alice)
+  const got: string[] = []
+  const sub = await alice.subscribe('org.test.unit.app.')
+  void (async () => {
+    for await (const d of sub) got.push(d.msgId)
+  })()
+  await settle()
+  return { outbox, pub, got }
+}
+
+describe('sending on commit', () => {
+  it('the message is delivered and acknowledged while its sync runs; enqueue() resolves only after the sync', async () => {
+    const { outbox, pub, got } = await world()
+    let enqueued: string | undefined
+    const p = pub.enqueue('job', { n: 1 }, { recipients: ['alice'], modname: 'app' }).then((e) => (enqueued = e.msgId))
+    await settle()
+    expect(outbox.syncs).toHaveLength(1)
+    expect(got).toHaveLength(1)
+    expect(outbox.get(got[0] as string)?.state, 'acknowledged before its sync finished').toBe('acked')
+    expect(enqueued).toBeUndefined()
+    outbox.syncs[0]?.release()
+    await p
+    expect(enqueued).toBe(got[0])
+  })
+
+  it('a failed sync rejects enqueue() even though the message went out (the caller cannot count on it)', async () => {
+    const { outbox, pub, got } = await world()
+    const p = pub.enqueue('job', { n: 2 }, { recipients: ['alice'], modname: 'app' })
+    await settle()
+    expect(got).toHaveLength(1)
+    outbox.syncs[0]?.fail(new Error('fdatasync failed: EIO'))
+    await expect(p).rejects.toThrow(/EIO/)
+  })
+})
