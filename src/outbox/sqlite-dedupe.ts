@@ -72,6 +72,12 @@ export class ContentIds {
     return id
   }
 
+  /** The id of `parts` if it was looked up in this transaction already (no statement run), else undefined. */
+  knownId(parts: ContentParts): number | undefined {
+    if (this.#id === undefined || this.#idBatch !== this.#batch.batchNumber || this.#parts === undefined || !sameParts(this.#parts, parts)) return undefined
+    return this.#id
+  }
+
   /** Forgets the remembered id (not the hash): rows of the table may have been deleted. */
   forget(): void {
     this.#id = undefined

@@ -117,7 +117,6 @@ function prepareStatements(db: Database.Database) {
       `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, r.ack_fingerprint
        FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id WHERE r.msg_id = ? ORDER BY r.position`,
     ),
-    exists: db.prepare<[string], number>(`SELECT 1 FROM messages WHERE msg_id = ?`).pluck(),
     insertMessage: db.prepare<[string, string, string, number, number, number]>(
       `INSERT INTO messages (msg_id, topic, digest, created_at, deadline, state, attempts, next_attempt_at, finished_at)
        VALUES (?, ?, ?, ?, ?, 'pending', 1, ?, NULL)`,
@@ -135,6 +134,13 @@ function prepareStatements(db: Database.Database) {
     recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string]>(
       `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = ?
        WHERE msg_id = ? AND cn = ?`,
+    ),
+    // One statement for the common case (a pending recipient of a pending message, digest matching):
+    // the checks of refuseAck folded into the UPDATE; it changes no row when any fails.
+    recordPendingAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string, string, string | null, string | null]>(
+      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = ?
+       WHERE msg_id = ? AND cn = ? AND state = 'pending'
+       AND EXISTS (SELECT 1 FROM messages m WHERE m.msg_id = ? AND m.state = 'pending' AND (? IS NULL OR m.digest = ?))`,
     ),
     missing: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? AND state = 'pending' ORDER BY position`).pluck(),
     finish: db.prepare<[DeliveryState, number, string]>(`UPDATE messages SET state = ?, finished_at = ? WHERE msg_id = ?`),
@@ -251,8 +257,13 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#batch.run(() => {
       checkNewMessage(message)
       const s = this.#s
-      if (s.exists.get(message.msgId) !== undefined) throw duplicateMessage(message.msgId)
-      s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, message.nextAttemptAt)
+      try {
+        s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, message.nextAttemptAt)
+      } catch (e) {
+        // The first statement: a duplicate msg_id changed nothing, and is refused alone.
+        if ((e as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateMessage(message.msgId)
+        throw e
+      }
       s.insertBody.run(message.msgId, message.body)
       message.recipients.forEach((cn, position) => s.insertRecipient.run(message.msgId, cn, position))
     }, onCommitted)
@@ -286,6 +297,17 @@ export class SqliteOutboxStore implements OutboxStore {
   #recordAck(ack: AckRecord): AckOutcome {
     checkAckRecord(ack)
     const s = this.#s
+    // Fast path for the 2nd..nth message of a batched ACK (its body's row is known in this transaction):
+    // one UPDATE that only applies when the ACK counts. Otherwise (or when it did not apply) check first,
+    // so that a refused ACK never stores its body.
+    const knownBody = this.#ackBodies.knownId([ack.ackBody])
+    if (knownBody !== undefined) {
+      const state = recipientStateAfter(ack.disposition)
+      const reason = ack.reason ?? null
+      const digest = ack.digest ?? null
+      const applied = s.recordPendingAck.run(state, ack.at, ack.disposition, reason, knownBody, ack.fingerprint, ack.msgId, ack.cn, ack.msgId, digest, digest)
+      if (applied.changes === 1) return this.#finishIfDone(ack)
+    }
     const message = s.ackTarget.get(ack.msgId)
     const refused = refuseAck(message, message === undefined ? undefined : s.recipientState.get(ack.msgId, ack.cn), ack)
     if (refused !== undefined) return refused
@@ -299,9 +321,14 @@ export class SqliteOutboxStore implements OutboxStore {
       ack.msgId,
       ack.cn,
     )
-    const missing = s.missing.all(ack.msgId)
+    return this.#finishIfDone(ack)
+  }
+
+  /** After a counted ACK: the message's new state (finished once no recipient is missing, or on a rejection). */
+  #finishIfDone(ack: AckRecord): AckOutcome {
+    const missing = this.#s.missing.all(ack.msgId)
     const state = messageStateAfter(ack.disposition, missing.length)
-    if (state !== DeliveryState.Pending) s.finish.run(state, ack.at, ack.msgId)
+    if (state !== DeliveryState.Pending) this.#s.finish.run(state, ack.at, ack.msgId)
     return { kind: 'counted', state, missing }
   }
 

@@ -153,6 +153,41 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
     })
 
     describe('recordAck', () => {
+      it('one batched ACK body for many messages, recorded together: each outcome as if alone; the body stored once, never for a refused ACK', async () => {
+        const ms = Array.from({ length: 6 }, () => newMessage({ recipients: ['alice', 'bob'] }))
+        for (const m of ms) await store.add(m)
+        await store.recordAck(ackOf(ms[1] as NewOutboxMessage, 'alice', { ackBody: 'earlier' }))
+        const body = '{"acks":"batch"}'
+        const at = (i: number) => ms[i] as NewOutboxMessage
+        const stranger = newMessage()
+        const outcomes = await Promise.all([
+          store.recordAck(ackOf(at(0), 'alice', { ackBody: body })), // counted (the first: looks the body up)
+          store.recordAck(ackOf(at(1), 'alice', { ackBody: body })), // duplicate: alice acked before
+          store.recordAck(ackOf(at(2), 'alice', { ackBody: body, digest: 'other' })), // digest_mismatch
+          store.recordAck(ackOf(at(3), 'mallory', { ackBody: body })), // not_recipient
+          store.recordAck(ackOf(stranger, 'alice', { ackBody: body })), // unknown
+          store.recordAck(ackOf(at(4), 'alice', { ackBody: body })), // counted
+          store.recordAck(ackOf(at(4), 'bob', { ackBody: body })), // counted: finishes it
+          store.recordAck(ackOf(at(4), 'bob', { ackBody: body })), // not_pending
+          store.recordAck(ackOf(at(5), 'bob', { ackBody: body, digest: undefined })), // counted (legacy ACK without digest)
+        ])
+        expect(outcomes).toEqual([
+          { kind: 'counted', state: 'pending', missing: ['bob'] },
+          { kind: 'duplicate' },
+          { kind: 'digest_mismatch' },
+          { kind: 'not_recipient' },
+          { kind: 'unknown' },
+          { kind: 'counted', state: 'pending', missing: ['bob'] },
+          { kind: 'counted', state: 'acked', missing: [] },
+          { kind: 'not_pending', state: 'acked' },
+          { kind: 'counted', state: 'pending', missing: ['alice'] },
+        ])
+        expect(store.recipients(at(1).msgId)[0]?.ackBody).toBe('earlier')
+        expect(store.recipients(at(2).msgId).map((r) => r.state)).toEqual(['pending', 'pending'])
+        expect(store.recipients(at(4).msgId).map((r) => [r.state, r.ackBody])).toEqual([['acked', body], ['acked', body]])
+        expect(store.recipients(at(5).msgId)[1]).toMatchObject({ state: 'acked', ackBody: body, ackFingerprint: 'fp-bob' })
+      })
+
       it('unknown msgId', async () => {
         await expect(store.recordAck(ackOf(newMessage(), 'alice'))).resolves.toEqual({ kind: 'unknown' })
       })

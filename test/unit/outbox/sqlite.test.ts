@@ -155,6 +155,38 @@ describe('SqliteOutboxStore', () => {
     }
   })
 
+  it('the urgent resend query (due with deadlineBy) uses the deadline index', async () => {
+    const store = SqliteOutboxStore.open(newPath())
+    try {
+      const plan = store.database
+        .prepare(`EXPLAIN QUERY PLAN SELECT msg_id FROM messages WHERE state = 'pending' AND deadline <= 5 AND next_attempt_at <= 5 ORDER BY deadline, msg_id LIMIT 10`)
+        .all()
+        .map((r) => (r as { detail: string }).detail)
+        .join('; ')
+      expect(plan).toMatch(/messages_deadline/)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('an ACK body whose every ACK is refused is not stored (nothing that a purge would not find)', async () => {
+    const store = SqliteOutboxStore.open(newPath())
+    try {
+      const m = newMessage({ recipients: ['alice'] })
+      await store.add(m)
+      const body = '{"acks":"nothing for us"}'
+      const outcomes = await Promise.all([
+        store.recordAck(ackOf(newMessage(), 'alice', { ackBody: body })),
+        store.recordAck(ackOf(m, 'mallory', { ackBody: body })),
+        store.recordAck(ackOf(m, 'alice', { ackBody: body, digest: 'other' })),
+      ])
+      expect(outcomes.map((o) => o.kind)).toEqual(['unknown', 'not_recipient', 'digest_mismatch'])
+      expect(store.database.prepare('SELECT COUNT(*) FROM ack_bodies').pluck().get()).toBe(0)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('deletes recipients and bodies with their message (foreign keys cascade)', async () => {
     const store = SqliteOutboxStore.open(newPath())
     try {
