@@ -6,14 +6,10 @@
  * (Karn's algorithm), so that an overloaded recipient is not buried under
  * resends.
  */
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { memoryBus } from '../../support/memory-bus.js'
+import { ecPartiesPki, memoryBus } from '../../support/memory-bus.js'
 import { Bus } from '../../../src/bus/bus.js'
-import { createTestPki, type TestPki } from '../../../src/crypto/certs.js'
-import { createVerifier } from '../../../src/crypto/verifier.js'
+import type { TestPki } from '../../../src/crypto/certs.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
@@ -32,11 +28,7 @@ const CEILING = (): number => 0.999999
 let pki: TestPki
 let verifier: Verifier
 beforeAll(async () => {
-  pki = await createTestPki(join(mkdtempSync(join(tmpdir(), 'gilmsg-backoff-')), 'pki'), [
-    { name: 'publisher', key: 'ec' },
-    { name: 'alice', key: 'ec' },
-  ])
-  verifier = await createVerifier({ caPem: pki.caPem, crlPem: pki.crlPem })
+  ;({ pki, verifier } = await ecPartiesPki('backoff', ['publisher', 'alice']))
 }, 60_000)
 
 const open: Gilmsg[] = []

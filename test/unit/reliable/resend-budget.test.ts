@@ -5,14 +5,10 @@
  * as the CPU goes); a publish() whose deadline is near is never held back
  * behind that backlog; ACKs coming back open the budget again.
  */
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { memoryBus } from '../../support/memory-bus.js'
+import { ecPartiesPki, memoryBus } from '../../support/memory-bus.js'
 import type { Bus } from '../../../src/bus/bus.js'
-import { createTestPki, type TestPki } from '../../../src/crypto/certs.js'
-import { createVerifier } from '../../../src/crypto/verifier.js'
+import type { TestPki } from '../../../src/crypto/certs.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
@@ -55,11 +51,7 @@ describe('ResendBudget', () => {
 let pki: TestPki
 let verifier: Verifier
 beforeAll(async () => {
-  pki = await createTestPki(join(mkdtempSync(join(tmpdir(), 'gilmsg-budget-')), 'pki'), [
-    { name: 'publisher', key: 'ec' },
-    { name: 'alice', key: 'ec' },
-  ])
-  verifier = await createVerifier({ caPem: pki.caPem, crlPem: pki.crlPem })
+  ;({ pki, verifier } = await ecPartiesPki('budget', ['publisher', 'alice']))
 }, 60_000)
 
 const open: Gilmsg[] = []

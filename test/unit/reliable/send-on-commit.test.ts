@@ -5,13 +5,9 @@
  * sync fails even though the message was sent. An outbox whose sync the test
  * releases by hand stands in for a SQLite store opened FULL.
  */
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { memoryBus } from '../../support/memory-bus.js'
-import { createTestPki, type TestPki } from '../../../src/crypto/certs.js'
-import { createVerifier } from '../../../src/crypto/verifier.js'
+import { ecPartiesPki, memoryBus } from '../../support/memory-bus.js'
+import type { TestPki } from '../../../src/crypto/certs.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
@@ -37,11 +33,7 @@ class SlowSyncOutbox extends MemoryOutboxStore {
 let pki: TestPki
 let verifier: Verifier
 beforeAll(async () => {
-  pki = await createTestPki(join(mkdtempSync(join(tmpdir(), 'gilmsg-send-commit-')), 'pki'), [
-    { name: 'publisher', key: 'ec' },
-    { name: 'alice', key: 'ec' },
-  ])
-  verifier = await createVerifier({ caPem: pki.caPem, crlPem: pki.crlPem })
+  ;({ pki, verifier } = await ecPartiesPki('send-commit', ['publisher', 'alice']))
 }, 60_000)
 
 const open: Gilmsg[] = []
