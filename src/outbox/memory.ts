@@ -180,17 +180,10 @@ export class MemoryOutboxStore implements OutboxStore {
     this.#checkOpen()
     checkTime('due(now)', now)
     checkLimit('due(limit)', limit)
-    if (deadlineBy === undefined) {
-      return this.#pending()
-        .filter((m) => m.nextAttemptAt <= now)
-        .sort(byNextAttempt)
-        .slice(0, limit)
-        .map(toMessage)
-    }
-    checkTime('due(deadlineBy)', deadlineBy)
+    if (deadlineBy !== undefined) checkTime('due(deadlineBy)', deadlineBy)
     return this.#pending()
-      .filter((m) => m.nextAttemptAt <= now && m.deadline <= deadlineBy)
-      .sort(byDeadline)
+      .filter((m) => m.nextAttemptAt <= now && (deadlineBy === undefined || m.deadline <= deadlineBy))
+      .sort(deadlineBy === undefined ? byNextAttempt : byDeadline)
       .slice(0, limit)
       .map(toMessage)
   }

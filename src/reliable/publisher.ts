@@ -268,12 +268,10 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     const nextAttemptAt = now + this.#firstResendDelay(deadline - now)
     // Sent as soon as it is committed (it then survives a crash of this process), while the
     // store syncs it to disk; resolves once both are done. Not resolved = the caller cannot know.
-    let sent: Promise<unknown> | undefined
+    let sent: Promise<void> | undefined
     const send = (): void => {
-      sent = this.#bus.send(sealed).then(
-        () => undefined,
-        (e: unknown) => ({ error: e }),
-      )
+      sent = this.#bus.send(sealed)
+      sent.catch(() => undefined) // awaited below, after the sync; not an unhandled rejection meanwhile
       this.#arm(nextAttemptAt)
     }
     await this.#store.add(
@@ -281,8 +279,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       send,
     )
     if (sent === undefined) send()
-    const failed = (await sent) as { error: unknown } | undefined
-    if (failed !== undefined) throw failed.error
+    await sent
   }
 
   /** Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into the void of a fresh socket. */
@@ -533,10 +530,9 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         this.#budget?.spend(now)
         await this.#resend(m, now)
       }
-      const sent = new Set(urgent.map((m) => m.msgId))
+      // (markAttempt applies at once: the urgent ones just resent are no longer due.)
       for (const m of this.#store.due(now, RESEND_BATCH)) {
         if (this.#closing) return
-        if (sent.has(m.msgId)) continue
         if (this.#budget !== undefined && !this.#budget.take(now)) {
           heldBackUntil = now + Math.max(BUDGET_WAKE_MS, this.#budget.waitMs(now))
           this.resendsHeldBack++
