@@ -204,9 +204,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    *
    * It resolves as soon as the last ACK is validated and recorded, without
    * waiting for that record's commit (at the end of the event-loop turn) and
-   * fsync: the ACKs prove delivery either way, and a crash before the receipt
-   * reaches the disk only means the message is resent after restart and
-   * acknowledged again.
+   * fsync, nor for the fsync of the message itself (it was committed before
+   * it was sent): the ACKs prove delivery either way, and a crash before the
+   * receipt reaches the disk only means the message is resent after restart
+   * and acknowledged again. A failed sync of the message rejects it if it
+   * comes first, else it is emitted as `background:error`.
    */
   async publish(topic: string, msg: unknown, options: ReliablePublishOptions = {}): Promise<DeliveryReceipt> {
     throwIfAborted(options.signal, 'publish')
@@ -230,8 +232,14 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       // Settled early (timeout, abort, close): a message not committed yet is not committed at all.
       const cancel = new AbortController()
       done.catch(() => cancel.abort())
-      await this.#commitAndSend(sealed, recipients, started + ackTimeout, cancel.signal)
-      return await done
+      const { durable } = await this.#commitAndSend(sealed, recipients, started + ackTimeout, cancel.signal)
+      // The ACKs prove delivery whether or not the outbox's sync to disk has finished (the message was
+      // committed before it was sent): the receipt does not wait for it. A sync that fails first fails
+      // the publish (the message might not survive a power loss, so resends are not assured).
+      durable.catch((e: unknown) => {
+        if (!this.#waiters.has(sealed.msgId)) this.emit('background:error', asGilmsgError(e, 'syncing the outbox failed'))
+      })
+      return await Promise.race([done, durable.then(() => done)])
     } finally {
       cancelTimeout()
       removeAbort()
@@ -252,34 +260,46 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       ...(options.modname !== undefined ? { modname: options.modname } : {}),
       extra: reliableFields(recipients),
     })
-    await this.#commitAndSend(sealed, recipients, this.#clock.now() + deadline)
+    await (await this.#commitAndSend(sealed, recipients, this.#clock.now() + deadline)).durable
     return { msgId: sealed.msgId, digest: sealed.digest, topic: sealed.topic }
   }
 
-  /** Commits and sends, unless `cancel` fires while waiting for a first subscriber (publish() timed out, was aborted or closed). */
-  async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], deadline: number, cancel?: AbortSignal): Promise<void> {
+  /**
+   * Commits and sends, unless `cancel` fires while waiting for a first
+   * subscriber (publish() timed out, was aborted or closed). Resolves once the
+   * message is committed (it survives a crash of this process) and handed to
+   * the socket, with `durable`: resolves once the outbox synced it to disk (at once for a store without a separate sync), and
+   * rejects if that failed.
+   */
+  async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], deadline: number, cancel?: AbortSignal): Promise<{ readonly durable: Promise<void> }> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
     // Waited for before the commit: the resend timer starts when the message can really leave, and the
     // round trip is measured from there.
     await this.#awaitSubscriber(sealed.topic, cancel)
-    if (cancel?.aborted === true) return
+    if (cancel?.aborted === true) return { durable: Promise.resolve() }
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
     const now = this.#clock.now()
     const nextAttemptAt = now + this.#firstResendDelay(deadline - now)
-    // Sent as soon as it is committed (it then survives a crash of this process), while the
-    // store syncs it to disk; resolves once both are done. Not resolved = the caller cannot know.
+    // Sent as soon as it is committed, while the store syncs it to disk.
     let sent: Promise<void> | undefined
+    let committed: () => void = () => undefined
+    const isCommitted = new Promise<void>((resolve) => (committed = resolve))
     const send = (): void => {
       sent = this.#bus.send(sealed)
-      sent.catch(() => undefined) // awaited below, after the sync; not an unhandled rejection meanwhile
+      sent.catch(() => undefined) // awaited below; not an unhandled rejection meanwhile
       this.#arm(nextAttemptAt)
+      committed()
     }
-    await this.#store.add(
+    const durable = this.#store.add(
       { msgId: sealed.msgId, topic: sealed.topic, body: sealed.body, digest: sealed.digest, recipients, createdAt: now, deadline, nextAttemptAt },
       send,
     )
+    // A refused or failed write rejects `durable` before any commit; a store that does not report its
+    // commits is sent once durable.
+    await Promise.race([isCommitted, durable])
     if (sent === undefined) send()
     await sent
+    return { durable }
   }
 
   /** Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into the void of a fresh socket. */

@@ -2,8 +2,10 @@
  * A new guaranteed message goes out as soon as the outbox has committed it
  * (it then survives a crash of the process), while the store syncs it to
  * disk; `enqueue()` resolves only once both are done, and rejects if the
- * sync fails even though the message was sent. An outbox whose sync the test
- * releases by hand stands in for a SQLite store opened FULL.
+ * sync fails even though the message was sent. `publish()` resolves on the
+ * ACKs without waiting for the sync (they prove delivery), and rejects if the
+ * sync fails first. An outbox whose sync the test releases by hand stands in
+ * for a SQLite store opened FULL.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ecPartiesPki, memoryBus } from '../../support/memory-bus.js'
@@ -79,5 +81,38 @@ describe('sending on commit', () => {
     expect(got).toHaveLength(1)
     outbox.syncs[0]?.fail(new Error('fdatasync failed: EIO'))
     await expect(p).rejects.toThrow(/EIO/)
+  })
+
+  it('publish() resolves on the ACKs while the sync still runs', async () => {
+    const { outbox, pub, got } = await world()
+    const receipt = await pub.publish('job', { n: 3 }, { recipients: ['alice'], modname: 'app', ackTimeout: 5000 })
+    expect(receipt.recipients.map((r) => r.cn)).toEqual(['alice'])
+    await settle()
+    expect(got).toEqual([receipt.msgId])
+    expect(outbox.syncs, 'its sync was never released').toHaveLength(1)
+  })
+
+  it('publish() rejects when the sync fails before every ACK is in', async () => {
+    const { outbox, pub, got } = await world()
+    // bob never acknowledges: the publish is still waiting when the sync fails.
+    const p = pub.publish('job', { n: 4 }, { recipients: ['alice', 'bob'], modname: 'app', ackTimeout: 60_000 })
+    const outcome = p.then(
+      () => 'resolved',
+      (e: Error) => e.message,
+    )
+    await settle()
+    expect(got).toHaveLength(1)
+    outbox.syncs[0]?.fail(new Error('fdatasync failed: EIO'))
+    expect(await outcome).toMatch(/EIO/)
+  })
+
+  it('a sync that fails after publish() resolved is reported as a background:error', async () => {
+    const { outbox, pub } = await world()
+    const errors: Error[] = []
+    pub.on('background:error', (e) => errors.push(e))
+    await pub.publish('job', { n: 5 }, { recipients: ['alice'], modname: 'app', ackTimeout: 5000 })
+    outbox.syncs[0]?.fail(new Error('fdatasync failed: EIO'))
+    await settle()
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/syncing the outbox failed: fdatasync failed: EIO/)])
   })
 })
