@@ -137,9 +137,9 @@ function replicate(db: Database.Database, extra: number, progress: (copied: numb
   db.exec(`DROP TABLE IF EXISTS temp.seed; CREATE TEMP TABLE seed (msg_id TEXT PRIMARY KEY); INSERT INTO temp.seed SELECT msg_id FROM messages`)
   const seed = db.prepare<[], number>(`SELECT COUNT(*) FROM temp.seed`).pluck().get() ?? 0
   if (seed === 0) throw new Error('nothing to copy')
-  const odd = db.prepare<[], number>(`SELECT COUNT(*) FROM temp.seed WHERE msg_id NOT GLOB '*-????????-????-4???-????-????????????'`).pluck().get() ?? 0
-  if (odd > 0) throw new Error(`${odd} msg_ids are not <year>-<uuid4>`)
-  // <year>-<uuid4>: the version nibble (22nd character from the end, always 4) becomes c, so that a
+  const odd = db.prepare<[], number>(`SELECT COUNT(*) FROM temp.seed WHERE msg_id NOT GLOB '*-????????-????-[47]???-????-????????????'`).pluck().get() ?? 0
+  if (odd > 0) throw new Error(`${odd} msg_ids are not <year>-<uuid7> (or uuid4)`)
+  // <year>-<uuid7>: the version nibble (22nd character from the end, 7 or 4) becomes c, so that a
   // copy never equals an original; the last 4 hex digits become the copy number.
   const newId = `substr(msg_id, 1, length(msg_id) - 22) || 'c' || substr(msg_id, length(msg_id) - 20, 17) || printf('%04x', @k)`
   const copies = ordered.map((t) => {

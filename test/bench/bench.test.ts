@@ -58,6 +58,9 @@ describe('bench --quick', () => {
       expect(typeof c.baselineUnit).toBe('string')
       expect(typeof c.details).toBe('object')
     }
+    // The outbox history is mostly copied in SQL (writing it all through the store takes minutes at full size).
+    const history = report.cases.find((c) => c.id === 'outbox.e2e.full.10k')?.details as { fill?: { seeded: number; copied: number } } | undefined
+    expect(history?.fill?.copied, 'rows copied in SQL').toBeGreaterThan(history?.fill?.seeded ?? 0)
   }, 120_000)
 
   it('--help exits 0; an unknown --only case exits 2 naming the valid ones', async () => {
