@@ -11,7 +11,7 @@ import {
 import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
 import { DEFAULT_RESEND_RATE } from '../config/defaults.js'
 import type { SealedMessage } from '../envelope/envelope.js'
-import { DeliveryState, Disposition, type AckOutcome, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
+import { DeliveryState, Disposition, type AckOutcome, type AckRecord, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
 import { ReasonCounter } from '../util/counters.js'
 import { Emitter } from '../util/events.js'
@@ -110,8 +110,18 @@ export const RESEND_BURST = 2 * RESEND_BATCH
 /** While the budget holds resends back, the resend timer wakes at most this often. */
 const BUDGET_WAKE_MS = 100
 
+/** A publish() call waiting for its ACKs, with what its receipt needs (so that settling it reads nothing back from the store). */
 interface Waiter {
   readonly startedAt: number
+  readonly topic: string
+  readonly digest: string
+  readonly recipients: readonly string[]
+  /** When it was committed and first sent; undefined until then. */
+  sentAt: number | undefined
+  /** Resent at least once: its round trip then says nothing clear (Karn's rule). */
+  resent: boolean
+  /** The ACKs counted for it, by CN. */
+  readonly acks: Map<string, RecipientAck>
   resolve(receipt: DeliveryReceipt): void
   reject(error: Error): void
 }
@@ -224,7 +234,17 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     throwIfAborted(options.signal, 'publish')
     const timeoutError = new AckTimeoutError(sealed.msgId, [], recipients, 0)
     const done = new Promise<DeliveryReceipt>((resolve, reject) => {
-      this.#waiters.set(sealed.msgId, { startedAt: started, resolve, reject })
+      this.#waiters.set(sealed.msgId, {
+        startedAt: started,
+        topic: sealed.topic,
+        digest: sealed.digest,
+        recipients,
+        sentAt: undefined,
+        resent: false,
+        acks: new Map(),
+        resolve,
+        reject,
+      })
     })
     const cancelTimeout = this.#clock.setTimer(() => void this.#giveUp(sealed.msgId, timeoutError), ackTimeout)
     const removeAbort = onAbort(options.signal, (reason) => void this.#giveUp(sealed.msgId, new AbortedError('publish was aborted', { cause: reason })))
@@ -285,6 +305,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     let committed: () => void = () => undefined
     const isCommitted = new Promise<void>((resolve) => (committed = resolve))
     const send = (): void => {
+      const waiter = this.#waiters.get(sealed.msgId)
+      if (waiter !== undefined) waiter.sentAt = now
       sent = this.#bus.send(sealed)
       sent.catch(() => undefined) // awaited below; not an unhandled rejection meanwhile
       this.#arm(nextAttemptAt)
@@ -376,7 +398,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         const handle = (outcome: AckOutcome): void => {
           if (handled) return
           handled = true
-          this.#onAckOutcome(ack.ack_msg_id, outcome)
+          this.#onAckOutcome(ack.ack_msg_id, outcome, record)
         }
         const record = {
           msgId: ack.ack_msg_id,
@@ -393,7 +415,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     )
   }
 
-  #onAckOutcome(msgId: string, outcome: AckOutcome): void {
+  #onAckOutcome(msgId: string, outcome: AckOutcome, record: AckRecord): void {
     if (outcome.kind === 'counted') this.#budget?.credit()
     if (outcome.kind !== 'counted') {
       this.ignoredAcks.add(outcome.kind)
@@ -401,10 +423,26 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(msgId)) this.#settle(msgId, false)
       return
     }
+    const waiter = this.#waiters.get(msgId)
+    waiter?.acks.set(record.cn, { cn: record.cn, at: record.at, disposition: record.disposition })
     if (outcome.state === DeliveryState.Pending) return
+    if (outcome.state === DeliveryState.Acked && waiter !== undefined && waiter.acks.size === waiter.recipients.length) {
+      // The common case, settled from what this process saw: every recipient's counted ACK.
+      if (!waiter.resent && waiter.sentAt !== undefined) this.#sampleRtt(waiter.sentAt)
+      const receipt: DeliveryReceipt = {
+        msgId,
+        digest: waiter.digest,
+        topic: waiter.topic,
+        recipients: waiter.recipients.map((cn) => waiter.acks.get(cn) as RecipientAck),
+      }
+      this.#waiters.delete(msgId)
+      waiter.resolve(receipt)
+      this.emit('delivered', receipt)
+      return
+    }
     const msg = this.#store.get(msgId)
     if (msg === undefined) return
-    if (outcome.state === DeliveryState.Acked) this.#sampleRtt(msg)
+    if (outcome.state === DeliveryState.Acked && msg.attempts === 1) this.#sampleRtt(msg.createdAt)
     this.#settle(msgId, true, msg)
   }
 
@@ -412,12 +450,12 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * Learns how long full acknowledgement takes, as TCP does (RFC 6298: a
    * smoothed RTT and its mean deviation, from messages acknowledged without a
    * resend), so that a first resend waits for the retransmission timeout
-   * `srtt + 4 * rttvar` and is not spurious under load.
+   * `srtt + 4 * rttvar` and is not spurious under load. Only for a message
+   * sent once (Karn's rule: a resent one says nothing clear about the round
+   * trip), first sent at `sentAt`.
    */
-  #sampleRtt(msg: OutboxMessage): void {
-    // Karn's rule: a message that was resent says nothing clear about the round trip.
-    if (msg.attempts !== 1) return
-    const sample = this.#clock.now() - msg.createdAt
+  #sampleRtt(sentAt: number): void {
+    const sample = this.#clock.now() - sentAt
     if (sample < 0 || sample > this.#backoff.capMs) return
     if (this.#srttMs === undefined) {
       this.#srttMs = sample
@@ -570,6 +608,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   async #resend(m: OutboxMessage, now: number): Promise<void> {
     if (m.attempts === 1) this.#timedOut(now)
+    const waiter = this.#waiters.get(m.msgId)
+    if (waiter !== undefined) waiter.resent = true
     this.#store.markAttempt(m.msgId, now + this.#resendDelay(m))
     this.resends++
     for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)

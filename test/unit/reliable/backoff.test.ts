@@ -126,6 +126,23 @@ describe('resend timing', () => {
     expect(await firstResendDelay(w)).toBeCloseTo(2 * base, 0)
   })
 
+  it('publish(): an ACK that came after a resend teaches no round trip; a clean one does', async () => {
+    const w = await world()
+    w.holdAcks(true)
+    const p = w.pub.publish('one', { n: 1 }, { recipients: ['alice'], ackTimeout: 60_000, modname: 'app' })
+    await settle()
+    await w.clock.advance(base + 1) // its ACK is held: resent, a timeout
+    expect(w.pub.publisher?.resends).toBe(1)
+    w.holdAcks(false)
+    w.hub.releaseAll()
+    expect((await p).recipients.map((r) => r.cn)).toEqual(['alice'])
+    expect(await firstResendDelay(w), 'base still doubled: nothing learnt from a resent message').toBeCloseTo(2 * base, 0)
+    await settle() // that enqueued one is acknowledged without a resend, in 0 ms
+    const clean = await w.pub.publish('one', { n: 2 }, { recipients: ['alice'], ackTimeout: 60_000, modname: 'app' })
+    expect(clean.recipients.map((r) => r.cn)).toEqual(['alice'])
+    expect(await firstResendDelay(w)).toBeCloseTo(DEFAULT_BACKOFF.baseMs * 1.25, 0)
+  })
+
   it('never starts beyond the cap', async () => {
     const w = await world()
     w.holdAcks(true)
