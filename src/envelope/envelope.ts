@@ -118,8 +118,20 @@ function toSign(env: JsonObject, signer: Signer): { readonly sealed: Omit<Sealed
 }
 
 function withSignature(sealed: Omit<SealedMessage, 'body'>, members: readonly CanonicalMember[], signer: Signer, signature: string): SealedMessage {
-  const body = joinMembers([...members, canonicalMember('signature', signature), canonicalMember('certificate', signer.certificateField)])
+  const body = joinMembers([...members, canonicalMember('signature', signature), certificateMember(signer)])
   return { ...sealed, body }
+}
+
+/** Each signer's `"certificate":"..."` member, serialised once (a kilobyte of PEM whose newlines are escaped on every message otherwise). */
+const certificateMembers = new WeakMap<Signer, CanonicalMember & { readonly field: string }>()
+
+function certificateMember(signer: Signer): CanonicalMember {
+  const field = signer.certificateField
+  const cached = certificateMembers.get(signer)
+  if (cached !== undefined && cached.field === field) return cached
+  const member = { ...canonicalMember('certificate', field), field }
+  certificateMembers.set(signer, member)
+  return member
 }
 
 /** Why an incoming message was dropped by the envelope layer (beyond the verifier's reasons). */
