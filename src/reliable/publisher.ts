@@ -288,8 +288,9 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * Commits and sends, unless `cancel` fires while waiting for a first
    * subscriber (publish() timed out, was aborted or closed). Resolves once the
    * message is committed (it survives a crash of this process) and handed to
-   * the socket, with `durable`: resolves once the outbox synced it to disk (at once for a store without a separate sync), and
-   * rejects if that failed.
+   * the socket, with `durable`: resolves once the outbox synced it to disk
+   * (with the commit, for a store without a separate sync), and rejects if
+   * that failed.
    */
   async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], deadline: number, cancel?: AbortSignal): Promise<{ readonly durable: Promise<void> }> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')

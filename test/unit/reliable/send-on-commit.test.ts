@@ -43,11 +43,13 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((g) => g.close()))
 })
 
-async function world(): Promise<{ outbox: SlowSyncOutbox; pub: Gilmsg; got: string[] }> {
+async function world(options: { failSends?: boolean } = {}): Promise<{ outbox: SlowSyncOutbox; pub: Gilmsg; got: string[] }> {
   const clock = new FakeClock()
   const hub = new MemoryHub()
   const outbox = new SlowSyncOutbox(new MemoryOutboxData())
-  const pub = await Gilmsg.open({ bus: memoryBus({ hub, verifier, topic: TOPIC, clock }, pki, 'publisher'), outbox, clock, awaitSubscriberMs: 0 })
+  const pubBus = memoryBus({ hub, verifier, topic: TOPIC, clock }, pki, 'publisher')
+  if (options.failSends === true) pubBus.send = () => Promise.reject(new Error('socket is gone'))
+  const pub = await Gilmsg.open({ bus: pubBus, outbox, clock, awaitSubscriberMs: 0 })
   const alice = await Gilmsg.open({ bus: memoryBus({ hub, verifier, topic: TOPIC, clock }, pki, 'alice'), inbox: new MemoryInboxStore(new MemoryInboxData()), clock })
   open.push(pub, alice)
   const got: string[] = []
@@ -114,5 +116,17 @@ describe('sending on commit', () => {
     outbox.syncs[0]?.fail(new Error('fdatasync failed: EIO'))
     await settle()
     expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/syncing the outbox failed: fdatasync failed: EIO/)])
+  })
+
+  it('a send that fails, then its sync: publish() rejects with the send error, and nothing is left unhandled', async () => {
+    const { outbox, pub, got } = await world({ failSends: true })
+    const p = pub.publish('job', { n: 6 }, { recipients: ['alice'], modname: 'app', ackTimeout: 60_000 })
+    await expect(p).rejects.toThrow(/socket is gone/)
+    expect(got).toEqual([])
+    // The message was committed: it stays pending for the resends. Its sync failing now is nobody's
+    // rejection to handle (vitest fails the run on an unhandled one).
+    expect(outbox.list().map((m) => m.state)).toEqual(['pending'])
+    outbox.syncs[0]?.fail(new Error('fdatasync failed: EIO'))
+    await settle()
   })
 })
