@@ -35,6 +35,19 @@ export function rawSignRate(keyPem: string, digest: string | null, ms: number, r
   return { rate: median(runs), runs }
 }
 
+/** Raw `crypto.verify` rate of a signature by `keyPem` over 700 bytes, with `certPem`'s public key (one core, this process), as {@link rawSignRate}. */
+export function rawVerifyRate(keyPem: string, certPem: string, digest: string | null, ms: number, reps: number): { rate: number; runs: number[] } {
+  const data = Buffer.alloc(700, 'a')
+  const signature = sign(digest, data, createPrivateKey(keyPem))
+  const publicKey = new X509Certificate(certPem).publicKey
+  const once = (): void => {
+    if (!verify(digest, data, publicKey, signature)) throw new Error('raw verify failed')
+  }
+  opsPerSecond(once, Math.max(20, ms / 4), 4)
+  const runs = Array.from({ length: reps }, () => opsPerSecond(once, ms, 4))
+  return { rate: median(runs), runs }
+}
+
 export const cryptoCase: BenchCase = {
   id: 'crypto',
   title: 'signing and verifying',
