@@ -220,6 +220,18 @@ function codeOf(err: unknown): unknown {
 }
 
 /**
+ * How often a libzmq call interrupted by a signal (EINTR) is tried again.
+ * libzmq checks its command mailbox before doing anything, and a signal that
+ * arrives meanwhile (a profiler's SIGPROF, SIGCHLD, SIGWINCH) fails the call
+ * with EINTR; it did nothing, so trying again is safe.
+ */
+export const EINTR_RETRIES = 16
+
+function interrupted(err: unknown): boolean {
+  return codeOf(err) === 'EINTR'
+}
+
+/**
  * Binds `socket` to each address in turn. Resolves with the real bound
  * addresses (`tcp://127.0.0.1:*` becomes the chosen port). Rejects with
  * {@link TransportError} "cannot bind <address>: <reason>" at the first
@@ -228,10 +240,14 @@ function codeOf(err: unknown): unknown {
 export async function bindAll(socket: ZmqSocket, addresses: readonly string[]): Promise<string[]> {
   const bound: string[] = []
   for (const address of addresses) {
-    try {
-      await socket.bind(address)
-    } catch (err) {
-      throw new TransportError(`cannot bind ${address}: ${errorMessage(err)}`, { cause: err })
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await socket.bind(address)
+        break
+      } catch (err) {
+        if (interrupted(err) && attempt < EINTR_RETRIES) continue
+        throw new TransportError(`cannot bind ${address}: ${errorMessage(err)}`, { cause: err })
+      }
     }
     bound.push(socket.lastEndpoint ?? address)
   }
@@ -240,15 +256,20 @@ export async function bindAll(socket: ZmqSocket, addresses: readonly string[]): 
 
 /**
  * Starts connecting `socket` to each address (the connection completes in the
- * background). Throws {@link TransportError} "cannot connect <address>:
- * <reason>" for an address libzmq rejects; the caller closes the socket.
+ * background), trying again a call interrupted by a signal. Throws
+ * {@link TransportError} "cannot connect <address>: <reason>" for an address
+ * libzmq rejects; the caller closes the socket.
  */
 export function connectAll(socket: ZmqSocket, addresses: readonly string[]): void {
   for (const address of addresses) {
-    try {
-      socket.connect(address)
-    } catch (err) {
-      throw new TransportError(`cannot connect ${address}: ${errorMessage(err)}`, { cause: err })
+    for (let attempt = 1; ; attempt++) {
+      try {
+        socket.connect(address)
+        break
+      } catch (err) {
+        if (interrupted(err) && attempt < EINTR_RETRIES) continue
+        throw new TransportError(`cannot connect ${address}: ${errorMessage(err)}`, { cause: err })
+      }
     }
   }
 }
