@@ -27,11 +27,11 @@ import { join } from 'node:path'
 import { buildEnvelope, createSigner, sealEnvelope, type TestPki } from '../../src/internal.js'
 import { WorkerProcess } from '../lib/proc.js'
 import { APP_PREFIX, certname, startBenchRelay, writeConfig, type BenchRelay, type KeyFamily } from '../lib/setup.js'
+import { fdatasyncLatencies } from '../lib/disk.js'
 import { fmt } from '../lib/format.js'
 import { roundSummary, summarize, type Summary } from '../lib/stats.js'
 import { line, type BenchCase, type BenchContext, type CaseResult } from '../lib/types.js'
 import { samplePayload } from './canonical.js'
-import { fdatasyncLatencies } from '../lib/disk.js'
 import { rawSignRate, rawVerifyRate } from './crypto.js'
 
 /**

@@ -225,17 +225,17 @@ function codeOf(err: unknown): unknown {
  * arrives meanwhile (a profiler's SIGPROF, SIGCHLD, SIGWINCH) fails the call
  * with EINTR; it did nothing, so trying again is safe.
  */
-export const EINTR_RETRIES = 16
+const EINTR_RETRIES = 16
 
 function interrupted(err: unknown): boolean {
   return codeOf(err) === 'EINTR'
 }
 
 /**
- * Binds `socket` to each address in turn. Resolves with the real bound
- * addresses (`tcp://127.0.0.1:*` becomes the chosen port). Rejects with
- * {@link TransportError} "cannot bind <address>: <reason>" at the first
- * failure; the caller closes the socket.
+ * Binds `socket` to each address in turn, trying again a call interrupted by
+ * a signal. Resolves with the real bound addresses (`tcp://127.0.0.1:*`
+ * becomes the chosen port). Rejects with {@link TransportError} "cannot bind
+ * <address>: <reason>" at the first failure; the caller closes the socket.
  */
 export async function bindAll(socket: ZmqSocket, addresses: readonly string[]): Promise<string[]> {
   const bound: string[] = []
