@@ -25,27 +25,28 @@ export const CRYPTO_VARIANTS = [
   { id: 'x509_sha256.ed25519', name: 'x509_sha256 (Ed25519)', mode: 'x509_sha256', cert: ED25519_CERT, digest: null },
 ] as const
 
-/** Raw `crypto.sign` rate of `keyPem` over 700 bytes (one core, this process): the median of `reps` runs of `ms` after a warm-up. */
-export function rawSignRate(keyPem: string, digest: string | null, ms: number, reps: number): { rate: number; runs: number[] } {
-  const key = createPrivateKey(keyPem)
-  const data = Buffer.alloc(700, 'a')
-  const once = (): void => void sign(digest, data, key)
+/** Calls per second of `once` (one core, this process): the median of `reps` runs of `ms` after a warm-up. */
+function rawRate(once: () => void, ms: number, reps: number): { rate: number; runs: number[] } {
   opsPerSecond(once, Math.max(20, ms / 4), 4)
   const runs = Array.from({ length: reps }, () => opsPerSecond(once, ms, 4))
   return { rate: median(runs), runs }
 }
 
-/** Raw `crypto.verify` rate of a signature by `keyPem` over 700 bytes, with `certPem`'s public key (one core, this process), as {@link rawSignRate}. */
+/** Raw `crypto.sign` rate of `keyPem` over 700 bytes, as {@link rawRate}. */
+export function rawSignRate(keyPem: string, digest: string | null, ms: number, reps: number): { rate: number; runs: number[] } {
+  const key = createPrivateKey(keyPem)
+  const data = Buffer.alloc(700, 'a')
+  return rawRate(() => void sign(digest, data, key), ms, reps)
+}
+
+/** Raw `crypto.verify` rate of a signature by `keyPem` over 700 bytes, with `certPem`'s public key, as {@link rawRate}. */
 export function rawVerifyRate(keyPem: string, certPem: string, digest: string | null, ms: number, reps: number): { rate: number; runs: number[] } {
   const data = Buffer.alloc(700, 'a')
   const signature = sign(digest, data, createPrivateKey(keyPem))
   const publicKey = new X509Certificate(certPem).publicKey
-  const once = (): void => {
+  return rawRate(() => {
     if (!verify(digest, data, publicKey, signature)) throw new Error('raw verify failed')
-  }
-  opsPerSecond(once, Math.max(20, ms / 4), 4)
-  const runs = Array.from({ length: reps }, () => opsPerSecond(once, ms, 4))
-  return { rate: median(runs), runs }
+  }, ms, reps)
 }
 
 export const cryptoCase: BenchCase = {

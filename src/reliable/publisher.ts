@@ -301,27 +301,20 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
     const now = this.#clock.now()
     const nextAttemptAt = now + this.#firstResendDelay(deadline - now)
-    // Sent as soon as it is committed, while the store syncs it to disk.
-    let sent: Promise<void> | undefined
-    let committed: () => void = () => undefined
-    const isCommitted = new Promise<void>((resolve) => (committed = resolve))
-    const send = (): void => {
-      const waiter = this.#waiters.get(sealed.msgId)
-      if (waiter !== undefined) waiter.sentAt = now
-      sent = this.#bus.send(sealed)
-      sent.catch(() => undefined) // awaited below; not an unhandled rejection meanwhile
-      this.#arm(nextAttemptAt)
-      committed()
-    }
+    // Sent as soon as it is committed (it then survives a crash of this process), while the store
+    // syncs it to disk. A refused or failed write rejects `durable` before any commit; a store that
+    // does not report its commits has the message sent once it is durable.
+    let onCommitted!: () => void
+    const committed = new Promise<void>((resolve) => (onCommitted = resolve))
     const durable = this.#store.add(
       { msgId: sealed.msgId, topic: sealed.topic, body: sealed.body, digest: sealed.digest, recipients, createdAt: now, deadline, nextAttemptAt },
-      send,
+      onCommitted,
     )
-    // A refused or failed write rejects `durable` before any commit; a store that does not report its
-    // commits is sent once durable.
-    await Promise.race([isCommitted, durable])
-    if (sent === undefined) send()
-    await sent
+    await Promise.race([committed, durable])
+    const waiter = this.#waiters.get(sealed.msgId)
+    if (waiter !== undefined) waiter.sentAt = now
+    this.#arm(nextAttemptAt)
+    await this.#bus.send(sealed)
     return { durable }
   }
 

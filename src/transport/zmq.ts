@@ -227,8 +227,16 @@ function codeOf(err: unknown): unknown {
  */
 const EINTR_RETRIES = 16
 
-function interrupted(err: unknown): boolean {
-  return codeOf(err) === 'EINTR'
+/** Runs a libzmq bind or connect, again (up to {@link EINTR_RETRIES} times) when a signal interrupted it. */
+async function retryInterrupted(call: () => unknown): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await call()
+      return
+    } catch (err) {
+      if (codeOf(err) !== 'EINTR' || attempt >= EINTR_RETRIES) throw err
+    }
+  }
 }
 
 /**
@@ -240,14 +248,10 @@ function interrupted(err: unknown): boolean {
 export async function bindAll(socket: ZmqSocket, addresses: readonly string[]): Promise<string[]> {
   const bound: string[] = []
   for (const address of addresses) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await socket.bind(address)
-        break
-      } catch (err) {
-        if (interrupted(err) && attempt < EINTR_RETRIES) continue
-        throw new TransportError(`cannot bind ${address}: ${errorMessage(err)}`, { cause: err })
-      }
+    try {
+      await retryInterrupted(() => socket.bind(address))
+    } catch (err) {
+      throw new TransportError(`cannot bind ${address}: ${errorMessage(err)}`, { cause: err })
     }
     bound.push(socket.lastEndpoint ?? address)
   }
@@ -256,20 +260,16 @@ export async function bindAll(socket: ZmqSocket, addresses: readonly string[]): 
 
 /**
  * Starts connecting `socket` to each address (the connection completes in the
- * background), trying again a call interrupted by a signal. Throws
+ * background), trying again a call interrupted by a signal. Rejects with
  * {@link TransportError} "cannot connect <address>: <reason>" for an address
  * libzmq rejects; the caller closes the socket.
  */
-export function connectAll(socket: ZmqSocket, addresses: readonly string[]): void {
+export async function connectAll(socket: ZmqSocket, addresses: readonly string[]): Promise<void> {
   for (const address of addresses) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        socket.connect(address)
-        break
-      } catch (err) {
-        if (interrupted(err) && attempt < EINTR_RETRIES) continue
-        throw new TransportError(`cannot connect ${address}: ${errorMessage(err)}`, { cause: err })
-      }
+    try {
+      await retryInterrupted(() => socket.connect(address))
+    } catch (err) {
+      throw new TransportError(`cannot connect ${address}: ${errorMessage(err)}`, { cause: err })
     }
   }
 }
@@ -558,7 +558,7 @@ export class ZmqTransport implements Transport {
       socket.noDrop = this.noDrop
       socket.verbosity = 'allSubsUnsubs'
       const bound = await bindAll(socket, this.bind)
-      connectAll(socket, this.connect)
+      await connectAll(socket, this.connect)
       return new ZmqPubSocket(socket, [...bound, ...this.connect], this.noDrop, this.socketOptions.lingerMs)
     } catch (err) {
       socket.close()
@@ -577,7 +577,7 @@ export class ZmqTransport implements Transport {
     const socket = new Subscriber()
     try {
       applySocketOptions(socket, this.socketOptions)
-      connectAll(socket, this.subscribeTo)
+      await connectAll(socket, this.subscribeTo)
       for (const prefix of options.prefixes ?? ['']) socket.subscribe(prefix)
     } catch (err) {
       socket.close()
