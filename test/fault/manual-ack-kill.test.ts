@@ -48,16 +48,16 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-async function startAlice(label: string, holdFrom: number): Promise<ScriptProcess> {
-  const c = new ScriptProcess(label, CONSUMER, [configs['alice'] as string, '--prefix', APP_PREFIX, '--hold-from', String(holdFrom)], env)
+async function startAlice(label: string, holdFrom: number, extra: readonly string[] = []): Promise<ScriptProcess> {
+  const c = new ScriptProcess(label, CONSUMER, [configs['alice'] as string, '--prefix', APP_PREFIX, '--hold-from', String(holdFrom), ...extra], env)
   consumers.push(c)
   await c.waitForLine(/^ready alice$/, 15_000)
   return c
 }
 
-function publish(message: string): CliProcess {
+function publish(message: string, extra: readonly string[] = []): CliProcess {
   const p = new CliProcess(
-    ['publish', '--config', configs['pub'] as string, '--recipients', 'alice', '--ack-timeout', '60', '--modname', APP_MODNAME, '--topic', 'job', '--json', '--message', message],
+    ['publish', '--config', configs['pub'] as string, '--recipients', 'alice', '--ack-timeout', '60', '--modname', APP_MODNAME, '--topic', 'job', '--json', '--message', message, ...extra],
     env,
   )
   publishers.push(p)
@@ -110,4 +110,18 @@ describe('manual ACK mode: a consumer SIGKILLed after processing, before acknowl
       `manual ACK kill: A ${aId} processed once; B ${bId} processed by the killed process, redelivered after the restart and acked (publish B exit 0)`,
     )
   }, 120_000)
+})
+
+describe('manual ACK mode: a consumer that refuses the message', () => {
+  it('`gilmsg publish` exits 4 at once, naming the recipient and its reason; the consumer saw it once', async () => {
+    const alice = await startAlice('alice (refusing)', 0, ['--reject-field', 'refuse'])
+    const p = publish(JSON.stringify({ job: 'resize', refuse: 'disk quota exceeded' }), ['--json-input'])
+    // Well before the 60 s ACK timeout: the rejection settles the publish (a timeout would exit 3).
+    expect(await withTimeout(p.exited, 30_000, 'publish to exit'), p.stderrLines.join('\n')).toBe(4)
+    expect(p.stderrLines.join('\n')).toMatch(/alice/)
+    expect(p.stderrLines.join('\n')).toMatch(/disk quota exceeded/)
+    await alice.waitForLine(/^rejected /, 5_000)
+    expect(processed(alice).map(([, msg]) => JSON.parse(msg) as unknown)).toEqual([{ job: 'resize', refuse: 'disk quota exceeded' }])
+    await alice.kill('SIGTERM')
+  }, 60_000)
 })

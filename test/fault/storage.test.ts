@@ -313,14 +313,16 @@ describe('a full disk (SQLITE_FULL through max_page_count)', () => {
     // Each inbox row holds its signed ACK (about 1 KB with the certificate): 20 cannot fit in the file's free space.
     const sent = await Promise.all(Array.from({ length: 20 }, (_, n) => g.enqueue('inbox-full', { n }, { recipients: ['alice'], modname: APP_MODNAME })))
     await waitUntil(() => (full.g.consumer?.stats.snapshot()['ack_failures'] ?? 0) > 0, 15_000, 'an ACK to fail on the full inbox')
-    await new Promise((resolve) => setTimeout(resolve, 1000))
+    // Closed, alice acknowledges and hands over nothing more; wait until the publisher recorded every ACK she sent.
+    await full.close()
+    const acksSent = full.g.consumer?.stats.get('acks_sent') ?? 0
+    await waitUntil(() => store.counts().acked === acksSent, 10_000, 'the ACKs alice sent to be recorded', () => `${JSON.stringify(store.counts())} of ${acksSent}`)
     // Handed over only what was acknowledged (committed to the inbox, then sent): never the others.
     const ackedWhileFull = store.list().filter((m) => m.state === 'acked').map((m) => m.msgId).sort()
     expect([...full.seen].sort()).toEqual(ackedWhileFull)
     expect(ackedWhileFull.length, 'some messages could not be acknowledged').toBeLessThan(sent.length)
     expect(full.errors.join('\n')).toMatch(/disk is full \(SQLITE_FULL\)/)
     const failures = full.g.consumer?.stats.snapshot()['ack_failures']
-    await full.close()
 
     // Space is back (a new connection has no max_page_count): the resends deliver the rest.
     const back = await openAlice(false)

@@ -18,7 +18,7 @@ import type { Delivery } from '../../../src/reliable/consumer.js'
 import { openGilmsg } from '../../../src/reliable/from-config.js'
 import type { Gilmsg } from '../../../src/reliable/gilmsg.js'
 import type { Relay } from '../../../src/transport/relay.js'
-import { APP_MODNAME, APP_PREFIX, readOutboxFile, relayConfig, sleep, startLoopbackRelay, waitUntil, withTimeout } from '../../support/reliable-net.js'
+import { APP_MODNAME, APP_PREFIX, readOutboxFile, relayConfig, startLoopbackRelay, waitUntil, withTimeout } from '../../support/reliable-net.js'
 
 let dir: string
 let pki: TestPki
@@ -94,23 +94,18 @@ afterAll(async () => {
 })
 
 describe('gilmsg over a tcp relay with SQLite stores', () => {
-  it('a recipient that starts 500 ms after publish() still gets the message within a 3 s ackTimeout', async () => {
-    const started = performance.now()
-    const publishing = pub.publish('late', { n: 1 }, { recipients: ['alice'], ackTimeout: 3000, modname: APP_MODNAME })
-    // Nobody is listening yet: the first send (and the early resends) go into the void.
-    await sleep(500)
+  it('a recipient that starts after the message was sent and resent still gets it within the ackTimeout', async () => {
+    const resendsToAlice = () => pub.publisher?.resendsTo.snapshot()['alice'] ?? 0
+    const publishing = pub.publish('late', { n: 1 }, { recipients: ['alice'], ackTimeout: 5000, modname: APP_MODNAME })
+    // Nobody is listening yet: the first send and at least one resend go into the void.
+    await waitUntil(() => resendsToAlice() > 0, 4000, 'a resend to alice before she starts')
     expect(apps.has('alice')).toBe(false)
     const alice = await startApp('alice')
     const receipt = await publishing
-    const elapsed = performance.now() - started
 
-    expect(elapsed).toBeGreaterThanOrEqual(500)
-    expect(elapsed).toBeLessThan(3000)
     expect(receipt.topic).toBe(`${APP_PREFIX}late`)
     expect(receipt.recipients.map((r) => r.cn)).toEqual(['alice'])
     expect(receipt.recipients[0]?.disposition).toBe('received')
-    // The message was resent to get there (the slow joiner is answered by resending, not by sleeping).
-    expect(pub.publisher?.resendsTo.snapshot()['alice'] ?? 0).toBeGreaterThan(0)
 
     await waitUntil(() => seenCount(alice, receipt.msgId) > 0, 3000, "alice's app to get the message")
     const d = alice.seen.find((x) => x.msgId === receipt.msgId)
@@ -124,8 +119,13 @@ describe('gilmsg over a tcp relay with SQLite stores', () => {
     expect(recipients.map((r) => [r.cn, r.state, r.disposition])).toEqual([['alice', 'acked', 'received']])
     expect(recipients[0]?.ackBody).toContain(receipt.msgId)
 
-    // Later resends (none should follow, but a copy in flight may) never reach the app twice.
-    await sleep(300)
+    // Another copy of the same signed bytes (a late resend, or a replay) is answered but never
+    // reaches the app twice: wait until alice's consumer has seen it, then count.
+    const suppressed = () => alice.g.consumer?.stats.get('duplicates_suppressed') ?? 0
+    const before = suppressed()
+    if (row === undefined) throw new Error('the row is gone')
+    await pub.bus.send({ topic: row.topic, body: row.body })
+    await waitUntil(() => suppressed() > before, 3000, "alice's consumer to suppress the copy")
     expect(seenCount(alice, receipt.msgId)).toBe(1)
   })
 
@@ -147,7 +147,6 @@ describe('gilmsg over a tcp relay with SQLite stores', () => {
     expect(e.missing).toEqual(['carol'])
     expect(e.message).toMatch(/no ACK from carol/)
     expect(elapsed).toBeGreaterThanOrEqual(1400)
-    expect(elapsed).toBeLessThan(3000)
     expect(seenCount(alice, e.msgId)).toBe(1)
 
     const [row, recipients] = await readOutbox((s) => [s.get(e.msgId), s.recipients(e.msgId)] as const)
@@ -158,13 +157,10 @@ describe('gilmsg over a tcp relay with SQLite stores', () => {
       ['carol', 'expired'],
     ])
 
-    // Expired means resends stopped: the attempt count stays put (the first read waits
-    // for a resend's attempt count, written in the background, to be committed).
-    await sleep(200)
-    const attempts = await readOutbox((s) => s.get(e.msgId)?.attempts)
-    expect(attempts).toBeGreaterThan(1)
-    await sleep(600)
-    expect(await readOutbox((s) => s.get(e.msgId)?.attempts)).toBe(attempts)
+    // It was resent while pending; expired, it is never due again, however late it gets.
+    expect(pub.publisher?.resendsTo.snapshot()['carol'] ?? 0).toBeGreaterThan(0)
+    const due = await readOutbox((s) => s.due(Number.MAX_SAFE_INTEGER, 1_000_000).map((m) => m.msgId))
+    expect(due).not.toContain(e.msgId)
   })
 
   describe('manual acknowledgement', () => {
@@ -179,21 +175,18 @@ describe('gilmsg over a tcp relay with SQLite stores', () => {
     })
 
     it('delivery.reject("nope") makes publish reject with DeliveryRejectedError at once', async () => {
-      const started = performance.now()
       const error = await pub
         .publish('manual', { action: 'reject' }, { recipients: ['bob'], ackTimeout: 10_000, modname: APP_MODNAME })
         .then(
           () => undefined,
           (e: unknown) => e,
         )
-      const elapsed = performance.now() - started
 
       expect(error).toBeInstanceOf(DeliveryRejectedError)
       const e = error as DeliveryRejectedError
       expect(e.recipient).toBe('bob')
       expect(e.reason).toBe('nope')
-      // Far below the 10 s ackTimeout: the rejection settles the publish, not the deadline.
-      expect(elapsed).toBeLessThan(2000)
+      // The rejection settled the publish, not the 10 s deadline (that would be an AckTimeoutError).
       expect(seenCount(bob, e.msgId)).toBe(1)
 
       const [row, recipients] = await readOutbox((s) => [s.get(e.msgId), s.recipients(e.msgId)] as const)

@@ -1,4 +1,5 @@
-import { Publisher } from 'zeromq'
+import { createServer, connect as tcpConnect, type Socket } from 'node:net'
+import { Publisher, Subscriber } from 'zeromq'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ClosedError, ConfigError, TransportError } from '../../../src/errors.js'
 import type { Relay } from '../../../src/transport/relay.js'
@@ -138,12 +139,26 @@ describe('ZmqTransport', () => {
     expect(() => resolveSocketOptions({ tcpMaxRetransmitMs: -5 })).toThrow(ConfigError)
   })
 
-  it('delivers with heartbeats and a retransmission limit set on both ends', async () => {
-    const { pub, it } = await connectedPair('tcp://127.0.0.1:*', { tcpMaxRetransmitMs: 2000, heartbeat: { intervalMs: 50, timeoutMs: 200 } })
-    await new Promise((resolve) => setTimeout(resolve, 300)) // heartbeats went back and forth: the connection stays up
-    await pub.send('a.b', 'hello')
-    const got = await take(it, 1)
-    expect(got.map((m) => m.body.toString())).toEqual(['hello'])
+  it('heartbeats as applied detect a peer that went silent: the connection is dropped within the timeout', async () => {
+    // publisher <- black-hole proxy <- subscriber: once the proxy stops forwarding (the TCP
+    // connection stays open, as behind a dead NAT or a partition), only ZMTP heartbeats notice.
+    const publisher = new Publisher()
+    cleanups.push(() => publisher.close())
+    await publisher.bind('tcp://127.0.0.1:*')
+    const upstream = Number(new URL(publisher.lastEndpoint ?? '').port)
+    const proxy = await startBlackHoleProxy(upstream)
+    cleanups.push(() => proxy.close())
+    const subscriber = new Subscriber()
+    cleanups.push(() => subscriber.close())
+    applySocketOptions(subscriber, resolveSocketOptions({ heartbeat: { intervalMs: 50, timeoutMs: 300 } }))
+    const events: string[] = []
+    subscriber.events.on('handshake', () => events.push('handshake'))
+    subscriber.events.on('disconnect', () => events.push('disconnect'))
+    subscriber.connect(`tcp://127.0.0.1:${proxy.port}`)
+    subscriber.subscribe('')
+    await waitFor(() => events.includes('handshake'), 3000, 'the ZMTP handshake through the proxy')
+    proxy.blackHole()
+    await waitFor(() => events.includes('disconnect'), 3000, 'the silent peer to be detected by heartbeats')
   })
 
   it('noDrop with a small high-water mark waits instead of dropping', async () => {
@@ -247,3 +262,38 @@ describe('relay', () => {
     )
   })
 })
+
+async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** A TCP proxy on 127.0.0.1 to `upstreamPort` that can stop forwarding while keeping every connection open. */
+async function startBlackHoleProxy(upstreamPort: number): Promise<{ port: number; blackHole(): void; close(): Promise<void> }> {
+  let forwarding = true
+  const sockets: Socket[] = []
+  const server = createServer((client) => {
+    const upstream = tcpConnect(upstreamPort, '127.0.0.1')
+    sockets.push(client, upstream)
+    client.on('data', (d) => void (forwarding && upstream.write(d)))
+    upstream.on('data', (d) => void (forwarding && client.write(d)))
+    client.on('error', () => upstream.destroy())
+    upstream.on('error', () => client.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('proxy: no port')
+  return {
+    port: address.port,
+    blackHole: () => {
+      forwarding = false
+    },
+    close: () => {
+      for (const s of sockets) s.destroy()
+      return new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
