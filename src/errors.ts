@@ -36,7 +36,11 @@ export class ConfigError extends GilmsgError {
   }
 }
 
-/** A function was called with an argument it cannot accept; the message says what was expected and what was given. */
+/**
+ * A function was called with an argument it cannot accept, or in a way the
+ * object does not allow (a second active iterator on a subscriber): a bug in
+ * the caller. The message says what was expected and what was given.
+ */
 export class InvalidArgumentError extends GilmsgError {
   override name = 'InvalidArgumentError'
   constructor(message: string) {

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer'
-import { ConfigError } from '../errors.js'
+import { ConfigError, InvalidArgumentError } from '../errors.js'
 import type { RawMessage } from './transport.js'
 import { TransportDropReason } from './transport.js'
 
@@ -53,4 +53,46 @@ export function checkAddresses(name: string, value: readonly string[], nonEmpty 
     throw new ConfigError(`${name}: expected ${what} of endpoint strings, got ${JSON.stringify(value)}`)
   }
   return [...value]
+}
+
+/**
+ * Checks the arguments of `PubSocket.send` and returns the body as bytes the
+ * caller can no longer change (a copy of a Buffer; a string is encoded later).
+ * Throws {@link InvalidArgumentError} when `topic` is not a string or `body`
+ * is neither a Buffer (any Uint8Array) nor a string.
+ */
+export function checkSendArguments(topic: unknown, body: unknown): Buffer | string {
+  if (typeof topic !== 'string') throw new InvalidArgumentError(`send: topic: expected a string, got ${kindOf(topic)}`)
+  if (typeof body === 'string') return body
+  if (body instanceof Uint8Array) return Buffer.from(body)
+  throw new InvalidArgumentError(`send: body: expected a Buffer or a string, got ${kindOf(body)}`)
+}
+
+/** Returns `prefix` if it is a string, else throws {@link InvalidArgumentError}. */
+export function checkPrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string') throw new InvalidArgumentError(`subscribe: prefix: expected a string, got ${kindOf(prefix)}`)
+  return prefix
+}
+
+/**
+ * Returns `prefixes` (default `['']`) if it is an array of strings, else
+ * throws {@link InvalidArgumentError}.
+ */
+export function checkPrefixes(prefixes: unknown): readonly string[] {
+  if (prefixes === undefined) return ['']
+  if (!Array.isArray(prefixes) || !prefixes.every((p) => typeof p === 'string')) {
+    throw new InvalidArgumentError(`openSubscriber: prefixes: expected an array of strings, got ${kindOf(prefixes)}`)
+  }
+  return [...(prefixes as string[])]
+}
+
+/** The error of a second `[Symbol.asyncIterator]()` on a subscriber while its first iterator is active. */
+export function secondIteratorError(what: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${what}: expected at most one active iterator, got a second one (end the first with return() or break)`)
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return `[${value.map(kindOf).join(', ')}]`
+  return typeof value === 'object' ? `an instance of ${value.constructor?.name ?? 'Object'}` : typeof value
 }

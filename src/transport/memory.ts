@@ -1,5 +1,13 @@
 import { ClosedError, ErrorCode, GilmsgError } from '../errors.js'
-import { checkInteger, DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
+import {
+  checkInteger,
+  checkPrefix,
+  checkPrefixes,
+  checkSendArguments,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  secondIteratorError,
+  validateFrames,
+} from './frames.js'
 import { SubscriptionWaiters } from './subscriptions.js'
 import type {
   DropListener,
@@ -199,8 +207,9 @@ class MemoryPubSocket implements PubSocket {
   }
 
   send(topic: string, body: Buffer | string): Promise<void> {
+    const bytes = checkSendArguments(topic, body)
     if (this.#closing !== undefined) return Promise.reject(new ClosedError('MemoryTransport publisher'))
-    this.#hub.publish(this.#name, topic, typeof body === 'string' ? Buffer.from(body) : body)
+    this.#hub.publish(this.#name, topic, typeof bytes === 'string' ? Buffer.from(bytes) : bytes)
     return Promise.resolve()
   }
 
@@ -217,6 +226,14 @@ class MemoryPubSocket implements PubSocket {
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
 
+/** What a subscriber's reader gets next: a message, or the exception its `onDrop` listener threw. */
+type Queued = { readonly message: RawMessage } | { readonly error: unknown }
+
+interface Reader {
+  readonly resolve: (r: IteratorResult<RawMessage, undefined>) => void
+  readonly reject: (err: unknown) => void
+}
+
 function startsWith(topic: Buffer, prefix: Buffer): boolean {
   return prefix.length <= topic.length && topic.compare(prefix, 0, prefix.length, 0, prefix.length) === 0
 }
@@ -227,9 +244,9 @@ class MemorySubSocket implements SubSocket {
   readonly #maxMessageBytes: number
   readonly #onDrop: DropListener | undefined
   #prefixes: Buffer[] = []
-  #queue: RawMessage[] = []
+  #queue: Queued[] = []
   #head = 0
-  #waiters: ((r: IteratorResult<RawMessage, undefined>) => void)[] = []
+  #waiters: Reader[] = []
   #iterating = false
   #closing: Promise<void> | undefined
 
@@ -241,6 +258,7 @@ class MemorySubSocket implements SubSocket {
   }
 
   subscribe(prefix: string): void {
+    checkPrefix(prefix)
     if (this.#closing !== undefined) throw new ClosedError('MemoryTransport subscriber')
     this.#prefixes.push(Buffer.from(prefix))
     this.#hub.subscriptionsChanged()
@@ -256,37 +274,49 @@ class MemorySubSocket implements SubSocket {
     return n
   }
 
-  /** Validates and queues frames; returns false if closed. Drops are reported to `onDrop`. */
+  /**
+   * Validates and queues frames; returns false if closed. Drops are reported
+   * to `onDrop` at once; an exception it throws is queued in the message's
+   * place, for the reader's `next()` to reject with (as over ZeroMQ).
+   */
   deliver(frames: Buffer[]): boolean {
     if (this.#closing !== undefined) return false
     const result = validateFrames(frames, this.#maxMessageBytes)
-    if (typeof result === 'string') {
-      this.#onDrop?.(result)
-      return true
+    if (typeof result !== 'string') this.#enqueue({ message: result })
+    else {
+      try {
+        this.#onDrop?.(result)
+      } catch (err) {
+        this.#enqueue({ error: err })
+      }
     }
-    const waiter = this.#waiters.shift()
-    if (waiter !== undefined) waiter({ done: false, value: result })
-    else this.#queue.push(result)
     return true
   }
 
+  #enqueue(entry: Queued): void {
+    const reader = this.#waiters.shift()
+    if (reader === undefined) this.#queue.push(entry)
+    else if ('message' in entry) reader.resolve({ done: false, value: entry.message })
+    else reader.reject(entry.error)
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<RawMessage, undefined> {
-    if (this.#iterating) throw new GilmsgError(ErrorCode.Usage, 'MemoryTransport subscriber: only one iterator may be active')
+    if (this.#iterating) throw secondIteratorError('MemoryTransport subscriber')
     this.#iterating = true
     let finished = false
     return {
       next: () => {
         if (finished || this.#closing !== undefined) return Promise.resolve(DONE)
         if (this.#head < this.#queue.length) {
-          const value = this.#queue[this.#head] as RawMessage
+          const entry = this.#queue[this.#head] as Queued
           this.#head++
           if (this.#head === this.#queue.length) {
             this.#queue = []
             this.#head = 0
           }
-          return Promise.resolve({ done: false, value })
+          return 'message' in entry ? Promise.resolve({ done: false, value: entry.message }) : Promise.reject(entry.error)
         }
-        return new Promise((resolve) => this.#waiters.push(resolve))
+        return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }))
       },
       return: () => {
         if (!finished) {
@@ -304,7 +334,7 @@ class MemorySubSocket implements SubSocket {
       this.#hub.detach(this)
       this.#queue = []
       this.#head = 0
-      for (const waiter of this.#waiters.splice(0)) waiter(DONE)
+      for (const reader of this.#waiters.splice(0)) reader.resolve(DONE)
     }
     return this.#closing
   }
@@ -318,11 +348,12 @@ export interface MemoryTransportOptions {
 /**
  * A {@link Transport} on a {@link MemoryHub}, for tests. `name` identifies it
  * to the hub's gate (`from` for what it publishes, `to` for what its
- * subscribers receive). Same contracts as the ZeroMQ transport: two-frame
- * messages, prefix filtering on frame 0, malformed input dropped with a
- * reason, idempotent `close()`, iteration ends after `close()`, `send()`
- * after `close()` rejects with `ClosedError`. No slow joiner: a subscriber
- * receives everything published after `openSubscriber()` resolved.
+ * subscribers receive). The same {@link Transport} contract as the ZeroMQ
+ * transport (one conformance suite runs on both). Differences: no slow
+ * joiner (a subscriber receives everything published after
+ * `openSubscriber()` resolved, and `waitForSubscribers` counts it from then
+ * on); a closed subscriber stops counting at once; a malformed message is
+ * reported to `onDrop` when it arrives, not when the reader reaches it.
  */
 export class MemoryTransport implements Transport {
   readonly hub: MemoryHub
@@ -340,10 +371,20 @@ export class MemoryTransport implements Transport {
     return Promise.resolve(new MemoryPubSocket(this.hub, this.name))
   }
 
-  /** Resolves with a subscriber attached to the hub, subscribed to `prefixes` (default `['']`). */
+  /**
+   * Resolves with a subscriber attached to the hub, subscribed to `prefixes`
+   * (default `['']`). Rejects with `InvalidArgumentError` when `prefixes` is
+   * not an array of strings.
+   */
   openSubscriber(options: SubscriberOptions = {}): Promise<SubSocket> {
+    let prefixes: readonly string[]
+    try {
+      prefixes = checkPrefixes(options.prefixes)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     const sub = new MemorySubSocket(this.hub, this.name, this.#maxMessageBytes, options.onDrop)
-    for (const prefix of options.prefixes ?? ['']) sub.subscribe(prefix)
+    for (const prefix of prefixes) sub.subscribe(prefix)
     this.hub.attach(sub)
     return Promise.resolve(sub)
   }

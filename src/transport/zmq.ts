@@ -1,6 +1,15 @@
 import { Publisher, Subscriber, XPublisher } from 'zeromq'
 import { ClosedError, ConfigError, errorMessage, TransportError } from '../errors.js'
-import { checkAddresses, checkInteger, DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
+import {
+  checkAddresses,
+  checkInteger,
+  checkPrefix,
+  checkPrefixes,
+  checkSendArguments,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  secondIteratorError,
+  validateFrames,
+} from './frames.js'
 import { SubscriptionCounts, SubscriptionWaiters } from './subscriptions.js'
 import type {
   DropListener,
@@ -333,9 +342,11 @@ class ZmqPubSocket implements PubSocket {
   }
 
   send(topic: string, body: Buffer | string): Promise<void> {
+    // A copy: the send may wait in the queue, and libzmq sends large Buffers without copying.
+    const bytes = checkSendArguments(topic, body)
     if (this.#closing !== undefined) return Promise.reject(new ClosedError('ZmqTransport publisher'))
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ topic, body, resolve, reject })
+      this.#queue.push({ topic, body: bytes, resolve, reject })
       if (!this.#pumping) void this.#pump()
     })
   }
@@ -433,14 +444,15 @@ class ZmqSubSocket implements SubSocket {
     this.#onDrop = onDrop
   }
 
-  /** Adds a topic prefix ('' = everything). Throws `ClosedError` after `close()`. */
+  /** Adds a topic prefix ('' = everything). Throws `InvalidArgumentError` for a non-string, `ClosedError` after close. */
   subscribe(prefix: string): void {
+    checkPrefix(prefix)
     if (this.#closing !== undefined) throw new ClosedError('ZmqTransport subscriber')
     this.#socket.subscribe(prefix)
   }
 
   /**
-   * Returns the message iterator. Throws {@link TransportError} if another
+   * Returns the message iterator. Throws `InvalidArgumentError` if another
    * iterator is active; `return()` (e.g. `break` in `for await`) releases it
    * without closing the socket. `next()` resolves with the next well-formed
    * message, or `done` once `close()` was called; it rejects only with an
@@ -448,7 +460,7 @@ class ZmqSubSocket implements SubSocket {
    * (`TransportError`). Concurrent `next()` calls are served in order.
    */
   [Symbol.asyncIterator](): AsyncIterator<RawMessage, undefined> {
-    if (this.#iterating) throw new TransportError('ZmqTransport subscriber: only one iterator may be active')
+    if (this.#iterating) throw secondIteratorError('ZmqTransport subscriber')
     this.#iterating = true
     let finished = false
     const read = (): Promise<IteratorResult<RawMessage, undefined>> => (finished ? Promise.resolve(DONE) : this.#read())
@@ -569,16 +581,18 @@ export class ZmqTransport implements Transport {
   /**
    * Opens a SUB socket connected to every `subscribeTo` endpoint and
    * subscribed to `prefixes` (default `['']`). Rejects with
-   * {@link TransportError} for an address libzmq rejects. Like any ZeroMQ
-   * subscriber it misses what is published before its connection and
+   * {@link TransportError} for an address libzmq rejects, with
+   * `InvalidArgumentError` when `prefixes` is not an array of strings. Like
+   * any ZeroMQ subscriber it misses what is published before its connection and
    * subscription reach the publisher (the slow joiner).
    */
   async openSubscriber(options: SubscriberOptions = {}): Promise<SubSocket> {
+    const prefixes = checkPrefixes(options.prefixes)
     const socket = new Subscriber()
     try {
       applySocketOptions(socket, this.socketOptions)
       await connectAll(socket, this.subscribeTo)
-      for (const prefix of options.prefixes ?? ['']) socket.subscribe(prefix)
+      for (const prefix of prefixes) socket.subscribe(prefix)
     } catch (err) {
       socket.close()
       throw err
