@@ -40,37 +40,7 @@ async function connectedPair(
   return { pub, sub, it }
 }
 
-describe.each(TRANSPORTS)('ZmqTransport over $name', ({ name, bindAddress }) => {
-  it('reports the real bound endpoint', async () => {
-    const pub = track(await new ZmqTransport({ bind: [bindAddress()], subscribeTo: [] }).openPublisher())
-    expect(pub.endpoints).toHaveLength(1)
-    if (name === 'tcp') expect(pub.endpoints[0]).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/)
-    else expect(pub.endpoints[0]).toMatch(/^ipc:\/\/.+\.sock$/)
-  })
-
-  it('delivers 1,000 messages in order, byte for byte', async () => {
-    const { pub, it: messages } = await connectedPair(bindAddress())
-    const sent = Array.from({ length: 1000 }, (_, i) => ({
-      topic: `org.fedoraproject.dev.test.n${i}`,
-      body: Buffer.from(JSON.stringify({ i, text: 'é€😀 "quoted" \\ slash/', pad: 'x'.repeat(i % 97) })),
-    }))
-    for (const m of sent) await pub.send(m.topic, m.body)
-    const got = await take(messages, sent.length)
-    expect(got.map((m) => m.topic)).toEqual(sent.map((m) => m.topic))
-    got.forEach((m, i) => expect(m.body.equals(sent[i]!.body)).toBe(true))
-  })
-
-  it('filters by topic prefix, including a prefix added later', async () => {
-    const { pub, sub, it: messages } = await connectedPair(bindAddress(), {}, ['org.a.'])
-    for (const topic of ['org.a.one', 'org.b.one', 'org.ab', 'org.a.two', 'org.a.end']) await pub.send(topic, '{}')
-    expect((await take(messages, 3)).map((m) => m.topic)).toEqual(['org.a.one', 'org.a.two', 'org.a.end'])
-    sub.subscribe('org.b.')
-    // The new subscription reaches the publisher asynchronously: probe under it until one arrives.
-    await waitForJoin((t, b) => pub.send(t, b), messages, 'org.b.__probe')
-    for (const topic of ['org.b.two', 'org.c.one', 'org.a.three']) await pub.send(topic, '{}')
-    expect((await take(messages, 2)).map((m) => m.topic)).toEqual(['org.b.two', 'org.a.three'])
-  })
-
+describe.each(TRANSPORTS)('ZmqTransport over $name', ({ bindAddress }) => {
   it('delivers a 20,000-message burst completely with the default high-water mark', async () => {
     const { pub, it: messages } = await connectedPair(bindAddress())
     const n = 20_000
@@ -81,21 +51,6 @@ describe.each(TRANSPORTS)('ZmqTransport over $name', ({ name, bindAddress }) => 
     const got = await take(messages, n)
     expect(got.length).toBe(n)
     expect(got.every((m, i) => m.topic === `burst.${i}` && m.body.equals(body))).toBe(true)
-  })
-
-  it('close() is idempotent, ends iteration, and later sends reject with ClosedError', async () => {
-    const { pub, sub, it: messages } = await connectedPair(bindAddress())
-    const pending = messages.next()
-    const first = sub.close()
-    expect(sub.close()).toBe(first)
-    await first
-    await expect(pending).resolves.toEqual({ done: true, value: undefined })
-    await expect(messages.next()).resolves.toEqual({ done: true, value: undefined })
-    const closing = pub.close()
-    expect(pub.close()).toBe(closing)
-    await closing
-    await expect(pub.send('t', 'b')).rejects.toBeInstanceOf(ClosedError)
-    expect(() => sub.subscribe('x')).toThrow(ClosedError)
   })
 })
 
