@@ -13,12 +13,16 @@ import { DEFAULT_RESEND_RATE } from '../config/defaults.js'
 import type { SealedMessage } from '../envelope/envelope.js'
 import { DeliveryState, Disposition, type AckOutcome, type AckRecord, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
-import { ReasonCounter } from '../util/counters.js'
+import { ReasonCounter, type ReasonCounts } from '../util/counters.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
 import { ResendBudget } from './resend-budget.js'
-import { backoffDelay, DEFAULT_BACKOFF, policyFor, type BackoffPolicy } from './backoff.js'
+import { RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
+import { RttEstimator } from './rtt.js'
+import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
 import { ACK_MODNAME, ACK_TOPIC, parseAcks, reliableFields } from './protocol.js'
+
+export { RESEND_BURST } from './resend-scheduler.js'
 
 /** `publish()` waits this long for every ACK unless told otherwise. */
 export const DEFAULT_ACK_TIMEOUT_MS = 10_000
@@ -28,12 +32,6 @@ export const DEFAULT_DEADLINE_MS = 24 * 60 * 60 * 1000
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
 /** How many received ACKs are recorded at once (their outbox writes share a commit). */
 const ACKS_IN_FLIGHT = 256
-/** How many due messages one resend pass sends at most. */
-const RESEND_BATCH = 256
-/** Once the round trip is known, a first resend waits the retransmission timeout plus up to this fraction of it. */
-const FIRST_RESEND_JITTER = 0.25
-/** The first-resend base grows at most this many times over after timeouts (and never past the cap). */
-const MAX_RTO_BACKOFF = 64
 
 /** What `publish()` resolves with: proof that every recipient acknowledged this exact message. */
 export interface DeliveryReceipt {
@@ -105,10 +103,6 @@ export interface ReliablePublisherOptions {
 
 /** Default of {@link ReliablePublisherOptions.awaitSubscriberMs}. */
 export const DEFAULT_AWAIT_SUBSCRIBER_MS = 250
-/** Resends the budget can hold: what goes out at once after a quiet spell. */
-export const RESEND_BURST = 2 * RESEND_BATCH
-/** While the budget holds resends back, the resend timer wakes at most this often. */
-const BUDGET_WAKE_MS = 100
 
 /** A publish() call waiting for its ACKs, with what its receipt needs (so that settling it reads nothing back from the store). */
 interface Waiter {
@@ -137,34 +131,19 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #bus: Bus
   readonly #store: OutboxStore
   readonly #clock: Clock
-  readonly #backoff: BackoffPolicy
-  readonly #random: () => number
   readonly #legacy: boolean
   readonly #retentionMs: number
   readonly #awaitSubscriberMs: number
-  /** Undefined: no limit. */
-  readonly #budget: ResendBudget | undefined
+  readonly #rtt: RttEstimator
+  readonly #scheduler: ResendScheduler
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
   #ackSub: Subscription | undefined
   #ackLoop: Promise<void> | undefined
-  #cancelTimer: (() => void) | undefined
-  #timerAt = Infinity
-  #resending = false
   #closing: Promise<void> | undefined
-  #srttMs: number | undefined
-  #rttvarMs = 0
-  /** Multiplies the first-resend base after timeouts until a clean RTT sample (Karn's algorithm). */
-  #rtoBackoff = 1
-  #rtoBackedOffAt = -Infinity
+  readonly #ignoredAcks = new ReasonCounter()
   /** ACKs that did not count, by reason. */
-  readonly ignoredAcks = new ReasonCounter()
-  /** Resends performed (not counting first sends). */
-  resends = 0
-  /** Resend passes that stopped because the resend budget was spent (nobody acknowledging). */
-  resendsHeldBack = 0
-  /** Resends by recipient CN: how often a message was resent while that recipient's ACK was missing. */
-  readonly resendsTo = new ReasonCounter()
+  readonly ignoredAcks: ReasonCounts = this.#ignoredAcks.view
 
   constructor(options: ReliablePublisherOptions) {
     super()
@@ -174,8 +153,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#bus = options.bus
     this.#store = options.store
     this.#clock = options.clock
-    this.#backoff = options.backoff ?? DEFAULT_BACKOFF
-    this.#random = options.random ?? Math.random
+    const backoff = options.backoff ?? DEFAULT_BACKOFF
+    this.#rtt = new RttEstimator(backoff, options.random ?? Math.random)
     this.#legacy = options.acceptLegacyAcks ?? false
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
     const wait = options.awaitSubscriberMs ?? DEFAULT_AWAIT_SUBSCRIBER_MS
@@ -187,7 +166,23 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (typeof rate !== 'number' || Number.isNaN(rate) || rate <= 0) {
       throw new InvalidArgumentError(`resendRate: expected a number of resends per second > 0 (or Infinity), got ${String(rate)}`)
     }
-    this.#budget = rate === Infinity ? undefined : new ResendBudget(rate, RESEND_BURST, this.#clock.now())
+    this.#scheduler = new ResendScheduler({
+      store: this.#store,
+      clock: this.#clock,
+      rtt: this.#rtt,
+      budget: rate === Infinity ? undefined : new ResendBudget(rate, RESEND_BURST, this.#clock.now()),
+      // Urgent: due soon (publish() calls waiting), never held back by the budget nor queued behind a backlog.
+      urgentWithinMs: backoff.longAfterMs,
+      send: (m) => this.#bus.send(m),
+      // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
+      beforePass: (topic) => this.#awaitSubscriber(topic),
+      expireDue: (now) => this.#expireDue(now),
+      onResend: (m) => {
+        const waiter = this.#waiters.get(m.msgId)
+        if (waiter !== undefined) waiter.resent = true
+      },
+      onError: (e) => this.emit('background:error', asGilmsgError(e, 'resending failed')),
+    })
     this.#ackTopic = options.bus.fullTopic(ACK_TOPIC, ACK_MODNAME)
   }
 
@@ -202,7 +197,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     const now = this.#clock.now()
     await this.#store.purge(now - this.#retentionMs)
     await this.#expireDue(now)
-    this.#arm()
+    this.#scheduler.arm()
   }
 
   /**
@@ -300,7 +295,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (cancel?.aborted === true) return { durable: Promise.resolve() }
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
     const now = this.#clock.now()
-    const nextAttemptAt = now + this.#firstResendDelay(deadline - now)
+    const nextAttemptAt = now + this.#rtt.firstResendDelay(deadline - now)
     // Sent as soon as it is committed (it then survives a crash of this process), while the store
     // syncs it to disk. A refused or failed write rejects `durable` before any commit; a store that
     // does not report its commits has the message sent once it is durable.
@@ -313,7 +308,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     await Promise.race([committed, durable])
     const waiter = this.#waiters.get(sealed.msgId)
     if (waiter !== undefined) waiter.sentAt = now
-    this.#arm(nextAttemptAt)
+    this.#scheduler.arm(nextAttemptAt)
     await this.#bus.send(sealed)
     return { durable }
   }
@@ -371,12 +366,12 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   async #onAck(m: BusMessage): Promise<void> {
     if (m.topic !== this.#ackTopic || m.signer === undefined || m.fingerprint === undefined) {
-      this.ignoredAcks.add('not_an_ack')
+      this.#ignoredAcks.add('not_an_ack')
       return
     }
     const acks = parseAcks(m.envelope)
     if (acks === undefined) {
-      this.ignoredAcks.add('malformed_ack')
+      this.#ignoredAcks.add('malformed_ack')
       return
     }
     const signer = m.signer
@@ -384,7 +379,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     await Promise.all(
       acks.map(async (ack) => {
         if (ack.ack_digest === undefined && !this.#legacy) {
-          this.ignoredAcks.add('legacy_ack_refused')
+          this.#ignoredAcks.add('legacy_ack_refused')
           return
         }
         let handled = false
@@ -410,9 +405,9 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   }
 
   #onAckOutcome(msgId: string, outcome: AckOutcome, record: AckRecord): void {
-    if (outcome.kind === 'counted') this.#budget?.credit()
+    if (outcome.kind === 'counted') this.#scheduler.credit()
     if (outcome.kind !== 'counted') {
-      this.ignoredAcks.add(outcome.kind)
+      this.#ignoredAcks.add(outcome.kind)
       // Another ACK (or process) finished it: a waiting publish() learns the outcome; events were emitted then.
       if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(msgId)) this.#settle(msgId, false)
       return
@@ -422,7 +417,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (outcome.state === DeliveryState.Pending) return
     if (outcome.state === DeliveryState.Acked && waiter !== undefined && waiter.acks.size === waiter.recipients.length) {
       // The common case, settled from what this process saw: every recipient's counted ACK.
-      if (!waiter.resent && waiter.sentAt !== undefined) this.#sampleRtt(waiter.sentAt)
+      if (waiter.sentAt !== undefined) this.#rtt.acknowledged(waiter.sentAt, this.#clock.now(), waiter.resent)
       const receipt: DeliveryReceipt = {
         msgId,
         digest: waiter.digest,
@@ -436,75 +431,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     }
     const msg = this.#store.get(msgId)
     if (msg === undefined) return
-    if (outcome.state === DeliveryState.Acked && msg.attempts === 1) this.#sampleRtt(msg.createdAt)
+    if (outcome.state === DeliveryState.Acked) this.#rtt.acknowledged(msg.createdAt, this.#clock.now(), msg.attempts > 1)
     this.#settle(msgId, true, msg)
-  }
-
-  /**
-   * Learns how long full acknowledgement takes, as TCP does (RFC 6298: a
-   * smoothed RTT and its mean deviation, from messages acknowledged without a
-   * resend), so that a first resend waits for the retransmission timeout
-   * `srtt + 4 * rttvar` and is not spurious under load. Only for a message
-   * sent once (Karn's rule: a resent one says nothing clear about the round
-   * trip), first sent at `sentAt`.
-   */
-  #sampleRtt(sentAt: number): void {
-    const sample = this.#clock.now() - sentAt
-    if (sample < 0 || sample > this.#backoff.capMs) return
-    if (this.#srttMs === undefined) {
-      this.#srttMs = sample
-      this.#rttvarMs = sample / 2
-    } else {
-      this.#rttvarMs = 0.75 * this.#rttvarMs + 0.25 * Math.abs(this.#srttMs - sample)
-      this.#srttMs = 0.875 * this.#srttMs + 0.125 * sample
-    }
-    this.#rtoBackoff = 1
-  }
-
-  /**
-   * The other half of Karn's algorithm: when first sends time out, later
-   * messages start with a doubled base (at most once per base period, up to
-   * the cap) until one is acknowledged without a resend. Otherwise, once ACKs
-   * take longer than the base (an overloaded recipient), every message is
-   * resent before its ACK arrives, no clean sample ever comes, and the
-   * resends add to the load that caused them.
-   */
-  #timedOut(now: number): void {
-    const base = this.#policy(0).baseMs
-    if (now - this.#rtoBackedOffAt < base) return
-    this.#rtoBackedOffAt = now
-    this.#rtoBackoff = Math.min(this.#rtoBackoff * 2, MAX_RTO_BACKOFF)
-  }
-
-  /** The backoff for a message due within `windowMs`: the base never below the retransmission timeout, times the timeout backoff. */
-  #policy(windowMs: number): BackoffPolicy {
-    const p = policyFor(this.#backoff, windowMs)
-    const rto = this.#srttMs === undefined ? 0 : this.#srttMs + Math.max(1, 4 * this.#rttvarMs)
-    const base = Math.max(p.baseMs, rto) * this.#rtoBackoff
-    return base === p.baseMs ? p : { ...p, baseMs: Math.min(p.capMs, base) }
-  }
-
-  /**
-   * When a new message is first resent. Until a round trip was measured:
-   * full jitter below the base (a lost first send is resent soon). After:
-   * never before the retransmission timeout (earlier is spurious), jittered
-   * up to a quarter above it.
-   */
-  #firstResendDelay(windowMs: number): number {
-    const p = this.#policy(windowMs)
-    if (this.#srttMs === undefined) return backoffDelay(p, 1, this.#random)
-    return Math.min(p.capMs, p.baseMs * (1 + FIRST_RESEND_JITTER * this.#random()))
-  }
-
-  /**
-   * When a message being resent is resent next: exponential backoff with
-   * jitter; once the round trip is known, never sooner than the
-   * retransmission timeout (the base), in [base, 2^n base].
-   */
-  #resendDelay(m: OutboxMessage): number {
-    const p = this.#policy(m.deadline - m.createdAt)
-    if (this.#srttMs === undefined) return backoffDelay(p, m.attempts, this.#random)
-    return backoffDelay(p, m.attempts + 1, this.#random, p.baseMs)
   }
 
   /**
@@ -551,65 +479,6 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     return { acked, missing }
   }
 
-  /** Makes sure the resend timer fires by `at` (default: the store's next due time). */
-  #arm(at?: number): void {
-    if (this.#closing) return
-    const next = at ?? this.#store.nextDueAt()
-    if (next === undefined || next >= this.#timerAt) return
-    this.#cancelTimer?.()
-    this.#timerAt = next
-    this.#cancelTimer = this.#clock.setTimer(() => {
-      this.#cancelTimer = undefined
-      this.#timerAt = Infinity
-      void this.#resendDue()
-    }, Math.max(0, next - this.#clock.now()))
-  }
-
-  async #resendDue(): Promise<void> {
-    if (this.#resending || this.#closing) return
-    this.#resending = true
-    let heldBackUntil: number | undefined
-    try {
-      // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
-      const next = this.#store.due(this.#clock.now(), 1)[0]
-      if (next !== undefined) await this.#awaitSubscriber(next.topic)
-      const now = this.#clock.now()
-      await this.#expireDue(now)
-      // Urgent first (deadline near: publish() calls waiting), never held back by the budget nor queued behind a backlog.
-      const urgent = this.#budget === undefined ? [] : this.#store.due(now, RESEND_BATCH, now + this.#backoff.longAfterMs)
-      for (const m of urgent) {
-        if (this.#closing) return
-        this.#budget?.spend(now)
-        await this.#resend(m, now)
-      }
-      // (markAttempt applies at once: the urgent ones just resent are no longer due.)
-      for (const m of this.#store.due(now, RESEND_BATCH)) {
-        if (this.#closing) return
-        if (this.#budget !== undefined && !this.#budget.take(now)) {
-          heldBackUntil = now + Math.max(BUDGET_WAKE_MS, this.#budget.waitMs(now))
-          this.resendsHeldBack++
-          break
-        }
-        await this.#resend(m, now)
-      }
-    } catch (e) {
-      this.emit('background:error', asGilmsgError(e, 'resending failed'))
-    } finally {
-      this.#resending = false
-      this.#arm(heldBackUntil)
-    }
-  }
-
-  async #resend(m: OutboxMessage, now: number): Promise<void> {
-    if (m.attempts === 1) this.#timedOut(now)
-    const waiter = this.#waiters.get(m.msgId)
-    if (waiter !== undefined) waiter.resent = true
-    this.#store.markAttempt(m.msgId, now + this.#resendDelay(m))
-    this.resends++
-    for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)
-    await this.#bus.send(m)
-  }
-
   async #expireDue(now: number): Promise<void> {
     for (const msgId of await this.#store.expireDue(now)) {
       const waiter = this.#waiters.get(msgId)
@@ -627,6 +496,21 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     return this.#waiters.size
   }
 
+  /** Resends performed (not counting first sends). */
+  get resends(): number {
+    return this.#scheduler.resends
+  }
+
+  /** Resend passes that stopped because the resend budget was spent (nobody acknowledging). */
+  get resendsHeldBack(): number {
+    return this.#scheduler.heldBack
+  }
+
+  /** Resends by recipient CN: how often a message was resent while that recipient's ACK was missing. */
+  get resendsTo(): ReasonCounts {
+    return this.#scheduler.resendsTo
+  }
+
   /**
    * Stops resending and closes the ACK subscription. Pending messages stay in
    * the outbox and resume when a publisher opens it again; `publish()` calls
@@ -634,7 +518,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#cancelTimer?.()
+      this.#scheduler.stop()
       for (const [msgId, w] of this.#waiters) {
         w.reject(new GilmsgError(ErrorCode.Closed, `publisher closed while waiting for ACKs of ${msgId} (it stays in the outbox)`))
       }
