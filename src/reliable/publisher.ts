@@ -202,18 +202,13 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   /**
    * Publishes and waits for every recipient's ACK. Resolves with a
-   * {@link DeliveryReceipt}; rejects with `AckTimeoutError` (the message then
-   * expires and resends stop), `DeliveryRejectedError`, `AbortedError`, or an
-   * outbox/transport error if the message could not be committed or sent.
-   * Without recipients it is a plain publish and resolves once sent.
-   *
-   * It resolves as soon as the last ACK is validated and recorded, without
-   * waiting for that record's commit (at the end of the event-loop turn) and
-   * fsync, nor for the fsync of the message itself (it was committed before
-   * it was sent): the ACKs prove delivery either way, and a crash before the
-   * receipt reaches the disk only means the message is resent after restart
-   * and acknowledged again. A failed sync of the message rejects it if it
-   * comes first, else it is emitted as `background:error`.
+   * {@link DeliveryReceipt} as soon as the last ACK is counted, without
+   * waiting for the outbox's sync to disk; rejects with `AckTimeoutError`
+   * (the message then expires and resends stop), `DeliveryRejectedError`,
+   * `AbortedError`, or an outbox/transport error if the message could not be
+   * committed or sent, or if its sync failed before the last ACK came (one
+   * that fails after is emitted as `background:error`). Without recipients it
+   * is a plain publish and resolves once sent.
    */
   async publish(topic: string, msg: unknown, options: ReliablePublishOptions = {}): Promise<DeliveryReceipt> {
     throwIfAborted(options.signal, 'publish')
@@ -248,9 +243,12 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       const cancel = new AbortController()
       done.catch(() => cancel.abort())
       const { durable } = await this.#commitAndSend(sealed, recipients, started + ackTimeout, cancel.signal)
-      // The ACKs prove delivery whether or not the outbox's sync to disk has finished (the message was
-      // committed before it was sent): the receipt does not wait for it. A sync that fails first fails
-      // the publish (the message might not survive a power loss, so resends are not assured).
+      // ACKs prove delivery before fsync. A counted ACK is signed by a listed recipient over this message's
+      // digest: it proves delivery whether or not the message (committed before it was sent) or the ACK's
+      // record has reached the disk yet, so the receipt waits for neither: #onAck counts an ACK as soon as
+      // its write has run, and here the message's sync races its ACKs. A crash before they reach the disk
+      // only means that the message is resent after the restart and acknowledged again. A sync that fails
+      // first fails the publish (the message might not survive a power loss, so its resends are not assured).
       durable.catch((e: unknown) => {
         if (!this.#waiters.has(sealed.msgId)) this.emit('background:error', asGilmsgError(e, 'syncing the outbox failed'))
       })
@@ -283,9 +281,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * Commits and sends, unless `cancel` fires while waiting for a first
    * subscriber (publish() timed out, was aborted or closed). Resolves once the
    * message is committed (it survives a crash of this process) and handed to
-   * the socket, with `durable`: resolves once the outbox synced it to disk
-   * (with the commit, for a store without a separate sync), and rejects if
-   * that failed.
+   * the socket, with the outbox's `durable` (see `Added`).
    */
   async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], deadline: number, cancel?: AbortSignal): Promise<{ readonly durable: Promise<void> }> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
@@ -296,16 +292,18 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
     const now = this.#clock.now()
     const nextAttemptAt = now + this.#rtt.firstResendDelay(deadline - now)
-    // Sent as soon as it is committed (it then survives a crash of this process), while the store
-    // syncs it to disk. A refused or failed write rejects `durable` before any commit; a store that
-    // does not report its commits has the message sent once it is durable.
-    let onCommitted!: () => void
-    const committed = new Promise<void>((resolve) => (onCommitted = resolve))
-    const durable = this.#store.add(
-      { msgId: sealed.msgId, topic: sealed.topic, body: sealed.body, digest: sealed.digest, recipients, createdAt: now, deadline, nextAttemptAt },
-      onCommitted,
-    )
-    await Promise.race([committed, durable])
+    // Sent as soon as it is committed (it then survives a crash of this process), while the store syncs it.
+    const { committed, durable } = this.#store.add({
+      msgId: sealed.msgId,
+      topic: sealed.topic,
+      body: sealed.body,
+      digest: sealed.digest,
+      recipients,
+      createdAt: now,
+      deadline,
+      nextAttemptAt,
+    })
+    await committed
     const waiter = this.#waiters.get(sealed.msgId)
     if (waiter !== undefined) waiter.sentAt = now
     this.#scheduler.arm(nextAttemptAt)
@@ -382,13 +380,6 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
           this.#ignoredAcks.add('legacy_ack_refused')
           return
         }
-        let handled = false
-        // Acts on the outcome once: as soon as the store ran the write (a valid ACK needs no fsync to be true), else when it resolves.
-        const handle = (outcome: AckOutcome): void => {
-          if (handled) return
-          handled = true
-          this.#onAckOutcome(ack.ack_msg_id, outcome, record)
-        }
         const record = {
           msgId: ack.ack_msg_id,
           cn: signer,
@@ -399,7 +390,9 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
           ackBody: m.body,
           fingerprint,
         }
-        handle(await this.#store.recordAck(record, handle))
+        const { outcome, durable } = this.#store.recordAck(record)
+        this.#onAckOutcome(ack.ack_msg_id, await outcome, record) // before the record is durable: see publish()
+        await durable
       }),
     )
   }

@@ -77,7 +77,7 @@ function world(budget?: { rate: number; burst: number }): World {
     }),
     async add(msgId, dueIn, deadlineIn = 60_000) {
       const now = clock.now()
-      await store.add({ msgId, topic: `t.${msgId}`, body: '{}', digest: 'd', recipients: ['alice', 'bob'], createdAt: now, deadline: now + deadlineIn, nextAttemptAt: now + dueIn })
+      await store.add({ msgId, topic: `t.${msgId}`, body: '{}', digest: 'd', recipients: ['alice', 'bob'], createdAt: now, deadline: now + deadlineIn, nextAttemptAt: now + dueIn }).durable
     },
   }
   return w
@@ -109,7 +109,7 @@ describe('ResendScheduler', () => {
     await w.add('m1', 10)
     w.scheduler.arm()
     await w.clock.advance(10)
-    await w.store.recordAck(ack('m1', 'bob', w.clock.now()))
+    await w.store.recordAck(ack('m1', 'bob', w.clock.now())).durable
     await w.clock.advance((w.store.get('m1')?.nextAttemptAt ?? Infinity) - w.clock.now())
     expect(w.scheduler.resendsTo.snapshot()).toEqual({ alice: 2, bob: 1 })
     expect('add' in w.scheduler.resendsTo, 'a read-only view').toBe(false)
@@ -147,7 +147,7 @@ describe('ResendScheduler', () => {
     // Both urgent ones spend the two tokens; none is left for the backlog.
     expect(w.sent).toEqual(['u1', 'u2'])
     expect(w.scheduler.heldBack).toBe(1)
-    for (const msgId of ['u1', 'u2']) for (const cn of ['alice', 'bob']) await w.store.recordAck(ack(msgId, cn, w.clock.now()))
+    for (const msgId of ['u1', 'u2']) for (const cn of ['alice', 'bob']) await w.store.recordAck(ack(msgId, cn, w.clock.now())).durable
     // A token comes back after 100 ms (10/s): one more of the backlog, earliest due first.
     await w.clock.advance(BUDGET_WAKE_MS - 1)
     expect(w.sent).toEqual(['u1', 'u2'])
