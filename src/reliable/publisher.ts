@@ -8,19 +8,20 @@ import {
   InvalidArgumentError,
   type RecipientAck,
 } from '../errors.js'
-import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
+import type { Bus, Subscription } from '../bus/bus.js'
 import { DEFAULT_RESEND_RATE } from '../config/defaults.js'
 import type { SealedMessage } from '../envelope/envelope.js'
 import { DeliveryState, Disposition, type AckOutcome, type AckRecord, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
-import { ReasonCounter, type ReasonCounts } from '../util/counters.js'
+import type { ReasonCounts } from '../util/counters.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
+import { AckIntake } from './ack-intake.js'
 import { ResendBudget } from './resend-budget.js'
 import { RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
 import { RttEstimator } from './rtt.js'
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
-import { ACK_MODNAME, ACK_TOPIC, parseAcks, reliableFields } from './protocol.js'
+import { ACK_MODNAME, ACK_TOPIC, reliableFields } from './protocol.js'
 
 export { RESEND_BURST } from './resend-scheduler.js'
 
@@ -30,8 +31,6 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10_000
 export const DEFAULT_DEADLINE_MS = 24 * 60 * 60 * 1000
 /** Messages that left `pending` are purged after this long. */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
-/** How many received ACKs are recorded at once (their outbox writes share a commit). */
-const ACKS_IN_FLIGHT = 256
 
 /** What `publish()` resolves with: proof that every recipient acknowledged this exact message. */
 export interface DeliveryReceipt {
@@ -131,19 +130,16 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #bus: Bus
   readonly #store: OutboxStore
   readonly #clock: Clock
-  readonly #legacy: boolean
   readonly #retentionMs: number
   readonly #awaitSubscriberMs: number
   readonly #rtt: RttEstimator
   readonly #scheduler: ResendScheduler
+  readonly #intake: AckIntake
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
   #ackSub: Subscription | undefined
   #ackLoop: Promise<void> | undefined
   #closing: Promise<void> | undefined
-  readonly #ignoredAcks = new ReasonCounter()
-  /** ACKs that did not count, by reason. */
-  readonly ignoredAcks: ReasonCounts = this.#ignoredAcks.view
 
   constructor(options: ReliablePublisherOptions) {
     super()
@@ -155,7 +151,6 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#clock = options.clock
     const backoff = options.backoff ?? DEFAULT_BACKOFF
     this.#rtt = new RttEstimator(backoff, options.random ?? Math.random)
-    this.#legacy = options.acceptLegacyAcks ?? false
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
     const wait = options.awaitSubscriberMs ?? DEFAULT_AWAIT_SUBSCRIBER_MS
     if (!Number.isInteger(wait) || wait < 0 || wait > 2 ** 31 - 1) {
@@ -184,6 +179,14 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       onError: (e) => this.emit('background:error', asGilmsgError(e, 'resending failed')),
     })
     this.#ackTopic = options.bus.fullTopic(ACK_TOPIC, ACK_MODNAME)
+    this.#intake = new AckIntake({
+      store: this.#store,
+      clock: this.#clock,
+      ackTopic: this.#ackTopic,
+      acceptLegacyAcks: options.acceptLegacyAcks ?? false,
+      onOutcome: (record, outcome) => this.#onAckOutcome(record, outcome),
+      onError: (e) => this.emit('background:error', asGilmsgError(e, 'recording an ACK failed')),
+    })
   }
 
   /**
@@ -193,7 +196,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    */
   async start(): Promise<void> {
     this.#ackSub = await this.#bus.subscribe(this.#ackTopic)
-    this.#ackLoop = this.#consumeAcks(this.#ackSub)
+    this.#ackLoop = this.#intake.consume(this.#ackSub)
     const now = this.#clock.now()
     await this.#store.purge(now - this.#retentionMs)
     await this.#expireDue(now)
@@ -245,8 +248,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       const { durable } = await this.#commitAndSend(sealed, recipients, started + ackTimeout, cancel.signal)
       // ACKs prove delivery before fsync. A counted ACK is signed by a listed recipient over this message's
       // digest: it proves delivery whether or not the message (committed before it was sent) or the ACK's
-      // record has reached the disk yet, so the receipt waits for neither: #onAck counts an ACK as soon as
-      // its write has run, and here the message's sync races its ACKs. A crash before they reach the disk
+      // record has reached the disk yet, so the receipt waits for neither: AckIntake reports an ACK as soon
+      // as its write has run, and here the message's sync races its ACKs. A crash before they reach the disk
       // only means that the message is resent after the restart and acknowledged again. A sync that fails
       // first fails the publish (the message might not survive a power loss, so its resends are not assured).
       durable.catch((e: unknown) => {
@@ -350,57 +353,10 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     }
   }
 
-  async #consumeAcks(sub: Subscription): Promise<void> {
-    const inFlight = new Set<Promise<void>>()
-    for await (const m of sub) {
-      const p: Promise<void> = this.#onAck(m)
-        .catch((e: unknown) => this.emit('background:error', asGilmsgError(e, 'recording an ACK failed')))
-        .finally(() => inFlight.delete(p))
-      inFlight.add(p)
-      if (inFlight.size >= ACKS_IN_FLIGHT) await Promise.race(inFlight)
-    }
-    await Promise.all(inFlight)
-  }
-
-  async #onAck(m: BusMessage): Promise<void> {
-    if (m.topic !== this.#ackTopic || m.signer === undefined || m.fingerprint === undefined) {
-      this.#ignoredAcks.add('not_an_ack')
-      return
-    }
-    const acks = parseAcks(m.envelope)
-    if (acks === undefined) {
-      this.#ignoredAcks.add('malformed_ack')
-      return
-    }
-    const signer = m.signer
-    const fingerprint = m.fingerprint
-    await Promise.all(
-      acks.map(async (ack) => {
-        if (ack.ack_digest === undefined && !this.#legacy) {
-          this.#ignoredAcks.add('legacy_ack_refused')
-          return
-        }
-        const record = {
-          msgId: ack.ack_msg_id,
-          cn: signer,
-          digest: ack.ack_digest,
-          disposition: ack.disposition,
-          ...(ack.reason !== undefined ? { reason: ack.reason } : {}),
-          at: this.#clock.now(),
-          ackBody: m.body,
-          fingerprint,
-        }
-        const { outcome, durable } = this.#store.recordAck(record)
-        this.#onAckOutcome(ack.ack_msg_id, await outcome, record) // before the record is durable: see publish()
-        await durable
-      }),
-    )
-  }
-
-  #onAckOutcome(msgId: string, outcome: AckOutcome, record: AckRecord): void {
+  #onAckOutcome(record: AckRecord, outcome: AckOutcome): void {
+    const msgId = record.msgId
     if (outcome.kind === 'counted') this.#scheduler.credit()
     if (outcome.kind !== 'counted') {
-      this.#ignoredAcks.add(outcome.kind)
       // Another ACK (or process) finished it: a waiting publish() learns the outcome; events were emitted then.
       if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(msgId)) this.#settle(msgId, false)
       return
@@ -482,6 +438,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         waiter.reject(new AckTimeoutError(msgId, acked, missing, now - waiter.startedAt))
       }
     }
+  }
+
+  /** ACKs that did not count, by reason. */
+  get ignoredAcks(): ReasonCounts {
+    return this.#intake.ignored
   }
 
   /** Messages waiting for ACKs in this process. */
