@@ -114,8 +114,8 @@ async function writeThroughApi(store: SqliteOutboxStore, rows: number, s: Sample
       const msgId = ids[i] as string
       const digest = createHash('sha256').update(msgId).digest('hex')
       writes.push(
-        store.add({ msgId, topic: s.topic, body: s.body.replaceAll(s.msgId, msgId), digest, recipients: [s.cn], createdAt: created, deadline: created + DAY_MS, nextAttemptAt: created + 50 }),
-        store.recordAck({ msgId, cn: s.cn, digest, disposition: 'received', at: created + 8, ackBody: s.ackBody.replaceAll(s.msgId, msgId), fingerprint: s.fingerprint }),
+        store.add({ msgId, topic: s.topic, body: s.body.replaceAll(s.msgId, msgId), digest, recipients: [s.cn], createdAt: created, deadline: created + DAY_MS, nextAttemptAt: created + 50 }).durable,
+        store.recordAck({ msgId, cn: s.cn, digest, disposition: 'received', at: created + 8, ackBody: s.ackBody.replaceAll(s.msgId, msgId), fingerprint: s.fingerprint }).durable,
       )
     }
     await Promise.all(writes)
@@ -173,8 +173,8 @@ async function storeRate(store: OutboxStore, s: Sample, ms: number, window: numb
     while (performance.now() < stop) {
       const msgId = newMsgId(Date.now())
       const now = Date.now()
-      await store.add({ msgId, topic: s.topic, body: s.body, digest: s.digest, recipients: [s.cn], createdAt: now, deadline: now + DAY_MS, nextAttemptAt: now + 50 })
-      const outcome = await store.recordAck({ msgId, cn: s.cn, digest: s.digest, disposition: 'received', at: Date.now(), ackBody: s.ackBody, fingerprint: s.fingerprint })
+      await store.add({ msgId, topic: s.topic, body: s.body, digest: s.digest, recipients: [s.cn], createdAt: now, deadline: now + DAY_MS, nextAttemptAt: now + 50 }).durable
+      const outcome = await store.recordAck({ msgId, cn: s.cn, digest: s.digest, disposition: 'received', at: Date.now(), ackBody: s.ackBody, fingerprint: s.fingerprint }).durable
       if (outcome.kind !== 'counted') throw new Error(`recordAck: ${outcome.kind}`)
       store.get(msgId)
       store.recipients(msgId)

@@ -14,7 +14,7 @@ import { fullTopic, type TopicParts } from '../envelope/topic.js'
 import type { JsonObject } from '../json/value.js'
 import type { PubSocket, SubSocket, Transport, WaitForSubscribersOptions } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
-import { ReasonCounter } from '../util/counters.js'
+import { ReasonCounter, type ReasonCounts } from '../util/counters.js'
 
 /** A validated message from the bus. */
 export interface BusMessage extends OpenedMessage {
@@ -65,8 +65,9 @@ export class Bus {
   #i = 0
   #closing: Promise<void> | undefined
   readonly #subs = new Set<Subscription>()
+  readonly #drops = new ReasonCounter()
   /** Messages dropped by this bus's subscriptions, by reason (transport and validation). */
-  readonly drops = new ReasonCounter()
+  readonly drops: ReasonCounts = this.#drops.view
 
   constructor(options: BusOptions) {
     this.#opts = options
@@ -193,7 +194,7 @@ export class Bus {
   }
 
   #drop(reason: string, detail: string): void {
-    this.drops.add(reason)
+    this.#drops.add(reason)
     this.#opts.onDrop?.(reason, detail)
   }
 

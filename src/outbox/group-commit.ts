@@ -21,8 +21,16 @@ interface Waiter {
   readonly reject: (error: unknown) => void
   /** The write's own rejection (it changed nothing), kept when the batch fails too. */
   readonly ownError: unknown
-  /** Called right after the COMMIT (before the sync), if the write succeeded. */
+  /** Called right after the COMMIT (before the sync). */
   readonly onCommitted: (() => void) | undefined
+}
+
+/** The two moments of a write run by {@link GroupCommit.runWithCommit}. */
+export interface CommitAndSync<T> {
+  /** Resolves with the write's result right after its batch's COMMIT, before the sync. */
+  readonly committed: Promise<T>
+  /** Resolves as {@link GroupCommit.run}'s promise does. */
+  readonly durable: Promise<T>
 }
 
 type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown }
@@ -124,23 +132,38 @@ export class GroupCommit {
    * once the batch is committed (and, with a durability, synced). Rejects
    * with its own error (if it refused before changing anything), with an
    * `OutboxError` if the batch failed, or with a `ClosedError` after
-   * {@link close}. `onCommitted` is called as soon as the COMMIT succeeded,
-   * before the sync: the write then survives a crash of this process (not
-   * yet a power loss). It must not throw.
+   * {@link close}.
    */
-  run<T>(write: () => T, onCommitted?: () => void): Promise<T> {
+  run<T>(write: () => T): Promise<T> {
+    return this.#run(write, undefined)
+  }
+
+  /**
+   * {@link run}, also telling when the COMMIT succeeded, before the sync:
+   * the write then survives a crash of this process (not yet a power loss).
+   * Whatever rejects `durable` before the commit rejects `committed` too;
+   * a failed sync rejects `durable` only.
+   */
+  runWithCommit<T>(write: () => T): CommitAndSync<T> {
+    let settle!: { resolve: (value: T) => void; reject: (error: unknown) => void }
+    const committed = new Promise<T>((resolve, reject) => (settle = { resolve, reject }))
+    return { committed, durable: this.#run(write, settle) }
+  }
+
+  #run<T>(write: () => T, commit: { resolve: (value: T) => void; reject: (error: unknown) => void } | undefined): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      const fail = commit === undefined ? reject : (error: unknown) => (commit.reject(error), reject(error))
       let outcome: Outcome<T>
       try {
         outcome = this.#exec(write)
       } catch (error) {
-        reject(error)
+        fail(error)
         return
       }
       this.#waiters.push(
         outcome.ok
-          ? { resolve: () => resolve(outcome.value), reject, ownError: undefined, onCommitted }
-          : { resolve: () => reject(outcome.error), reject, ownError: outcome.error, onCommitted: undefined },
+          ? { resolve: () => resolve(outcome.value), reject: fail, ownError: undefined, onCommitted: commit && (() => commit.resolve(outcome.value)) }
+          : { resolve: () => reject(outcome.error), reject: fail, ownError: outcome.error, onCommitted: commit && (() => commit.reject(outcome.error)) },
       )
       if (this.#opsInBatch >= this.#maxOps) this.flush()
     })

@@ -1,5 +1,6 @@
 import { ClosedError } from '../errors.js'
 import {
+  added,
   checkAckRecord,
   checkLimit,
   checkListFilter,
@@ -16,6 +17,8 @@ import { DeliveryState } from './store.js'
 import type {
   AckOutcome,
   AckRecord,
+  AckRecorded,
+  Added,
   Disposition,
   ListFilter,
   NewOutboxMessage,
@@ -96,8 +99,8 @@ export class MemoryOutboxStore implements OutboxStore {
     return new MemoryOutboxStore(this.data)
   }
 
-  add(message: NewOutboxMessage, onCommitted?: () => void): Promise<void> {
-    const added = this.#write(() => {
+  add(message: NewOutboxMessage): Added {
+    const done = this.#write(() => {
       checkNewMessage(message)
       const messages = this.data.messages
       if (messages.has(message.msgId)) throw duplicateMessage(message.msgId)
@@ -126,8 +129,7 @@ export class MemoryOutboxStore implements OutboxStore {
         recipients,
       })
     })
-    if (onCommitted !== undefined) void added.then(onCommitted, () => undefined)
-    return added
+    return added(done, done)
   }
 
   get(msgId: string): OutboxMessage | undefined {
@@ -151,8 +153,8 @@ export class MemoryOutboxStore implements OutboxStore {
     }))
   }
 
-  recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome> {
-    return recordNow((apply) => this.#write(apply), () => this.#recordAck(ack), onRecorded)
+  recordAck(ack: AckRecord): AckRecorded {
+    return recordNow((apply) => this.#write(apply), () => this.#recordAck(ack))
   }
 
   #recordAck(ack: AckRecord): AckOutcome {

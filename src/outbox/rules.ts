@@ -1,7 +1,7 @@
 import { ErrorCode, GilmsgError } from '../errors.js'
 import { OutboxError } from './errors.js'
 import { DELIVERY_STATES, DISPOSITIONS, DeliveryState, Disposition } from './store.js'
-import type { AckOutcome, AckRecord, ListFilter, NewOutboxMessage } from './store.js'
+import type { AckOutcome, AckRecord, AckRecorded, Added, ListFilter, NewOutboxMessage } from './store.js'
 
 /*
  * The rules every OutboxStore applies, shared so that the implementations
@@ -121,18 +121,26 @@ export function emptyCounts(): Record<DeliveryState, number> {
   return { pending: 0, acked: 0, expired: 0, rejected: 0 }
 }
 
+const ignore = (): void => undefined
+
+/** `add`'s result from its two promises, each marked handled (the caller awaits the one it needs). */
+export function added(committed: Promise<void>, durable: Promise<void>): Added {
+  committed.catch(ignore)
+  durable.catch(ignore)
+  return { committed, durable }
+}
+
 /**
  * `recordAck`'s contract for a store whose writes apply at once and resolve
- * on commit: `write` runs `apply` now; `onRecorded` hears the outcome as
- * soon as it is known, before the returned promise settles.
+ * on commit: `write` runs `apply` now and resolves once it is committed; the
+ * outcome is known as soon as `apply` returned (else, if it threw, it
+ * rejects with the write).
  */
-export function recordNow(
-  write: (apply: () => AckOutcome) => Promise<AckOutcome>,
-  apply: () => AckOutcome,
-  onRecorded: ((outcome: AckOutcome) => void) | undefined,
-): Promise<AckOutcome> {
+export function recordNow(write: (apply: () => AckOutcome) => Promise<AckOutcome>, apply: () => AckOutcome): AckRecorded {
   let recorded: AckOutcome | undefined
-  const done = write(() => (recorded = apply()))
-  if (recorded !== undefined) onRecorded?.(recorded)
-  return done
+  const durable = write(() => (recorded = apply()))
+  const outcome = recorded === undefined ? durable : Promise.resolve(recorded)
+  outcome.catch(ignore)
+  durable.catch(ignore)
+  return { outcome, durable }
 }

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3'
 import type { OutboxError } from './errors.js'
 import type { GroupCommit, GroupCommitStats } from './group-commit.js'
 import {
+  added,
   checkAckRecord,
   checkLimit,
   checkListFilter,
@@ -21,6 +22,8 @@ import { DeliveryState } from './store.js'
 import type {
   AckOutcome,
   AckRecord,
+  AckRecorded,
+  Added,
   Disposition,
   ListFilter,
   NewOutboxMessage,
@@ -253,8 +256,8 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#file.db
   }
 
-  add(message: NewOutboxMessage, onCommitted?: () => void): Promise<void> {
-    return this.#batch.run(() => {
+  add(message: NewOutboxMessage): Added {
+    const { committed, durable } = this.#batch.runWithCommit(() => {
       checkNewMessage(message)
       const s = this.#s
       try {
@@ -266,7 +269,8 @@ export class SqliteOutboxStore implements OutboxStore {
       }
       s.insertBody.run(message.msgId, message.body)
       message.recipients.forEach((cn, position) => s.insertRecipient.run(message.msgId, cn, position))
-    }, onCommitted)
+    })
+    return added(committed, durable)
   }
 
   get(msgId: string): OutboxMessage | undefined {
@@ -290,8 +294,8 @@ export class SqliteOutboxStore implements OutboxStore {
     )
   }
 
-  recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome> {
-    return recordNow((apply) => this.#batch.run(apply), () => this.#recordAck(ack), onRecorded)
+  recordAck(ack: AckRecord): AckRecorded {
+    return recordNow((apply) => this.#batch.run(apply), () => this.#recordAck(ack))
   }
 
   #recordAck(ack: AckRecord): AckOutcome {

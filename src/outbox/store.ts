@@ -97,6 +97,33 @@ export type AckOutcome =
       readonly missing: readonly string[]
     }
 
+/**
+ * What {@link OutboxStore.add} returns. `committed` resolves once the message
+ * is committed: from then on it survives a crash of this process (not yet a
+ * power loss), so a publisher may send it. `durable` resolves once it is as
+ * durable as the store is configured (synced to disk for SQLite `FULL`; the
+ * same moment as `committed` otherwise). A refused or failed write rejects
+ * both with the same error; a failed sync rejects `durable` only. Neither
+ * ever raises an unhandled rejection: await the one you need.
+ */
+export interface Added {
+  readonly committed: Promise<void>
+  readonly durable: Promise<void>
+}
+
+/**
+ * What {@link OutboxStore.recordAck} returns. `outcome` resolves as soon as
+ * the write has run (reads already see it; its commit may still be in
+ * flight), never after `durable`, which resolves with the same outcome once
+ * the record is committed (durable for SQLite). A refused or failed write
+ * rejects both with the same error; a failed commit or sync rejects `durable`
+ * only. Neither ever raises an unhandled rejection: await the one you need.
+ */
+export interface AckRecorded {
+  readonly outcome: Promise<AckOutcome>
+  readonly durable: Promise<AckOutcome>
+}
+
 export interface ListFilter {
   readonly state?: DeliveryState
   readonly limit?: number
@@ -105,29 +132,19 @@ export interface ListFilter {
 export interface OutboxStore {
   /**
    * Commits a new pending message (state pending, attempts 1) with its
-   * recipients; resolves once it is durable as the store is configured.
-   * Rejects on a duplicate msgId. `onCommitted` (which must not throw) is
-   * called as soon as the message is committed, possibly before it is synced
-   * to disk: from then on it survives a crash of this process, so a
-   * publisher may send it while the sync runs.
+   * recipients: see {@link Added} for when each promise settles. Rejects a
+   * duplicate msgId with an `OutboxError`.
    */
-  add(message: NewOutboxMessage, onCommitted?: () => void): Promise<void>
+  add(message: NewOutboxMessage): Added
   get(msgId: string): OutboxMessage | undefined
   recipients(msgId: string): RecipientStatus[]
   /**
    * Records one ACK, atomically checking that the message exists and is
    * pending, that `cn` is a pending recipient and that the digest matches.
-   * A `rejected` disposition makes the message rejected. Resolves once the
-   * record is committed (durable for SQLite).
-   *
-   * `onRecorded`, if given, is called with the outcome as soon as the write
-   * has run (reads already see it; its commit may still be in flight), before
-   * the promise settles. A publisher uses it to answer `publish()` without
-   * waiting for the disk: a counted ACK was validly signed whether or not its
-   * record is ever committed (if the commit fails, the message stays pending
-   * and is resent and re-acknowledged).
+   * A `rejected` disposition makes the message rejected. See
+   * {@link AckRecorded} for when each promise settles.
    */
-  recordAck(ack: AckRecord, onRecorded?: (outcome: AckOutcome) => void): Promise<AckOutcome>
+  recordAck(ack: AckRecord): AckRecorded
   /**
    * Pending messages with `nextAttemptAt <= now`, earliest first, at most
    * `limit`. With `deadlineBy`: only those whose deadline is <= `deadlineBy`,

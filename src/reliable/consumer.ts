@@ -4,7 +4,7 @@ import type { InboxStore } from '../inbox/store.js'
 import { Disposition } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
 import { mapOrdered } from '../util/concurrent.js'
-import { ReasonCounter } from '../util/counters.js'
+import { ReasonCounter, type ReasonCounts } from '../util/counters.js'
 import type { SealedMessage } from '../envelope/envelope.js'
 import { AckBatcher } from './ack-batcher.js'
 import { ackBody, mustAck, RECIPIENTS_FIELD, VERSION_FIELD, type AckBody } from './protocol.js'
@@ -71,8 +71,9 @@ export class ReliableConsumer {
   readonly #reacked = new Map<string, number>()
   /** msg_ids being handled now: a copy that arrives meanwhile waits for the first. */
   readonly #handling = new Map<string, Promise<unknown>>()
+  readonly #stats = new ReasonCounter()
   /** Counters: `acks_sent` (messages acknowledged), `ack_envelopes` (signed ACKs sent), `acks_resent`, `acks_resend_coalesced`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`. */
-  readonly stats = new ReasonCounter()
+  readonly stats: ReasonCounts = this.#stats.view
 
   constructor(options: ReliableConsumerOptions) {
     const signer = options.bus.signer
@@ -109,7 +110,7 @@ export class ReliableConsumer {
         try {
           return await this.#handle(m, mode)
         } catch (e) {
-          this.stats.add('ack_failures')
+          this.#stats.add('ack_failures')
           this.#onError?.(e)
           return undefined
         }
@@ -130,18 +131,18 @@ export class ReliableConsumer {
     const seen = this.#inbox.get(m.msgId)
     if (seen !== undefined) {
       if (seen.digest !== m.digest) {
-        this.stats.add('digest_conflicts')
+        this.#stats.add('digest_conflicts')
         return undefined
       }
       if (seen.ackTopic !== undefined && seen.ackBody !== undefined) {
         if (this.#shouldResend(seen.ackBody)) {
           await this.#bus.send({ topic: seen.ackTopic, body: seen.ackBody })
-          this.stats.add('acks_resent')
+          this.#stats.add('acks_resent')
         } else {
-          this.stats.add('acks_resend_coalesced')
+          this.#stats.add('acks_resend_coalesced')
         }
       }
-      this.stats.add('duplicates_suppressed')
+      this.#stats.add('duplicates_suppressed')
       return undefined
     }
     if (!required) {
@@ -153,7 +154,7 @@ export class ReliableConsumer {
       return this.#delivery(m, true, mode)
     }
     if (this.#unacked.has(m.msgId)) {
-      this.stats.add('duplicates_suppressed')
+      this.#stats.add('duplicates_suppressed')
       return undefined
     }
     this.#unacked.add(m.msgId)
@@ -182,7 +183,7 @@ export class ReliableConsumer {
     const group = m.envelope.get(RECIPIENTS_FIELD) === undefined ? `alone:${m.msgId}` : `publisher:${m.signer ?? ''}`
     await this.#batcher.ack(ackBody(m.msgId, m.digest, disposition, reason), group)
     this.#unacked.delete(m.msgId)
-    this.stats.add('acks_sent')
+    this.#stats.add('acks_sent')
   }
 
   async #persist(acks: readonly AckBody[], sealed: SealedMessage): Promise<void> {
@@ -190,7 +191,7 @@ export class ReliableConsumer {
     await Promise.all(
       acks.map((a) => this.#inbox.put({ msgId: a.ack_msg_id, digest: a.ack_digest ?? '', receivedAt, ackTopic: sealed.topic, ackBody: sealed.body })),
     )
-    this.stats.add('ack_envelopes')
+    this.#stats.add('ack_envelopes')
   }
 
   #delivery(m: BusMessage, requiresAck: boolean, mode: AckMode): Delivery {

@@ -8,17 +8,22 @@ import {
   InvalidArgumentError,
   type RecipientAck,
 } from '../errors.js'
-import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
+import type { Bus, Subscription } from '../bus/bus.js'
 import { DEFAULT_RESEND_RATE } from '../config/defaults.js'
 import type { SealedMessage } from '../envelope/envelope.js'
 import { DeliveryState, Disposition, type AckOutcome, type AckRecord, type OutboxMessage, type OutboxStore, type RecipientStatus } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
-import { ReasonCounter } from '../util/counters.js'
+import type { ReasonCounts } from '../util/counters.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
+import { AckIntake } from './ack-intake.js'
 import { ResendBudget } from './resend-budget.js'
-import { backoffDelay, DEFAULT_BACKOFF, policyFor, type BackoffPolicy } from './backoff.js'
-import { ACK_MODNAME, ACK_TOPIC, parseAcks, reliableFields } from './protocol.js'
+import { RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
+import { RttEstimator } from './rtt.js'
+import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
+import { ACK_MODNAME, ACK_TOPIC, reliableFields } from './protocol.js'
+
+export { RESEND_BURST } from './resend-scheduler.js'
 
 /** `publish()` waits this long for every ACK unless told otherwise. */
 export const DEFAULT_ACK_TIMEOUT_MS = 10_000
@@ -26,14 +31,6 @@ export const DEFAULT_ACK_TIMEOUT_MS = 10_000
 export const DEFAULT_DEADLINE_MS = 24 * 60 * 60 * 1000
 /** Messages that left `pending` are purged after this long. */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
-/** How many received ACKs are recorded at once (their outbox writes share a commit). */
-const ACKS_IN_FLIGHT = 256
-/** How many due messages one resend pass sends at most. */
-const RESEND_BATCH = 256
-/** Once the round trip is known, a first resend waits the retransmission timeout plus up to this fraction of it. */
-const FIRST_RESEND_JITTER = 0.25
-/** The first-resend base grows at most this many times over after timeouts (and never past the cap). */
-const MAX_RTO_BACKOFF = 64
 
 /** What `publish()` resolves with: proof that every recipient acknowledged this exact message. */
 export interface DeliveryReceipt {
@@ -105,10 +102,6 @@ export interface ReliablePublisherOptions {
 
 /** Default of {@link ReliablePublisherOptions.awaitSubscriberMs}. */
 export const DEFAULT_AWAIT_SUBSCRIBER_MS = 250
-/** Resends the budget can hold: what goes out at once after a quiet spell. */
-export const RESEND_BURST = 2 * RESEND_BATCH
-/** While the budget holds resends back, the resend timer wakes at most this often. */
-const BUDGET_WAKE_MS = 100
 
 /** A publish() call waiting for its ACKs, with what its receipt needs (so that settling it reads nothing back from the store). */
 interface Waiter {
@@ -137,34 +130,16 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #bus: Bus
   readonly #store: OutboxStore
   readonly #clock: Clock
-  readonly #backoff: BackoffPolicy
-  readonly #random: () => number
-  readonly #legacy: boolean
   readonly #retentionMs: number
   readonly #awaitSubscriberMs: number
-  /** Undefined: no limit. */
-  readonly #budget: ResendBudget | undefined
+  readonly #rtt: RttEstimator
+  readonly #scheduler: ResendScheduler
+  readonly #intake: AckIntake
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
   #ackSub: Subscription | undefined
   #ackLoop: Promise<void> | undefined
-  #cancelTimer: (() => void) | undefined
-  #timerAt = Infinity
-  #resending = false
   #closing: Promise<void> | undefined
-  #srttMs: number | undefined
-  #rttvarMs = 0
-  /** Multiplies the first-resend base after timeouts until a clean RTT sample (Karn's algorithm). */
-  #rtoBackoff = 1
-  #rtoBackedOffAt = -Infinity
-  /** ACKs that did not count, by reason. */
-  readonly ignoredAcks = new ReasonCounter()
-  /** Resends performed (not counting first sends). */
-  resends = 0
-  /** Resend passes that stopped because the resend budget was spent (nobody acknowledging). */
-  resendsHeldBack = 0
-  /** Resends by recipient CN: how often a message was resent while that recipient's ACK was missing. */
-  readonly resendsTo = new ReasonCounter()
 
   constructor(options: ReliablePublisherOptions) {
     super()
@@ -174,9 +149,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#bus = options.bus
     this.#store = options.store
     this.#clock = options.clock
-    this.#backoff = options.backoff ?? DEFAULT_BACKOFF
-    this.#random = options.random ?? Math.random
-    this.#legacy = options.acceptLegacyAcks ?? false
+    const backoff = options.backoff ?? DEFAULT_BACKOFF
+    this.#rtt = new RttEstimator(backoff, options.random ?? Math.random)
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
     const wait = options.awaitSubscriberMs ?? DEFAULT_AWAIT_SUBSCRIBER_MS
     if (!Number.isInteger(wait) || wait < 0 || wait > 2 ** 31 - 1) {
@@ -187,8 +161,32 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (typeof rate !== 'number' || Number.isNaN(rate) || rate <= 0) {
       throw new InvalidArgumentError(`resendRate: expected a number of resends per second > 0 (or Infinity), got ${String(rate)}`)
     }
-    this.#budget = rate === Infinity ? undefined : new ResendBudget(rate, RESEND_BURST, this.#clock.now())
+    this.#scheduler = new ResendScheduler({
+      store: this.#store,
+      clock: this.#clock,
+      rtt: this.#rtt,
+      budget: rate === Infinity ? undefined : new ResendBudget(rate, RESEND_BURST, this.#clock.now()),
+      // Urgent: due soon (publish() calls waiting), never held back by the budget nor queued behind a backlog.
+      urgentWithinMs: backoff.longAfterMs,
+      send: (m) => this.#bus.send(m),
+      // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
+      beforePass: (topic) => this.#awaitSubscriber(topic),
+      expireDue: (now) => this.#expireDue(now),
+      onResend: (m) => {
+        const waiter = this.#waiters.get(m.msgId)
+        if (waiter !== undefined) waiter.resent = true
+      },
+      onError: (e) => this.emit('background:error', asGilmsgError(e, 'resending failed')),
+    })
     this.#ackTopic = options.bus.fullTopic(ACK_TOPIC, ACK_MODNAME)
+    this.#intake = new AckIntake({
+      store: this.#store,
+      clock: this.#clock,
+      ackTopic: this.#ackTopic,
+      acceptLegacyAcks: options.acceptLegacyAcks ?? false,
+      onOutcome: (record, outcome) => this.#onAckOutcome(record, outcome),
+      onError: (e) => this.emit('background:error', asGilmsgError(e, 'recording an ACK failed')),
+    })
   }
 
   /**
@@ -198,27 +196,22 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    */
   async start(): Promise<void> {
     this.#ackSub = await this.#bus.subscribe(this.#ackTopic)
-    this.#ackLoop = this.#consumeAcks(this.#ackSub)
+    this.#ackLoop = this.#intake.consume(this.#ackSub)
     const now = this.#clock.now()
     await this.#store.purge(now - this.#retentionMs)
     await this.#expireDue(now)
-    this.#arm()
+    this.#scheduler.arm()
   }
 
   /**
    * Publishes and waits for every recipient's ACK. Resolves with a
-   * {@link DeliveryReceipt}; rejects with `AckTimeoutError` (the message then
-   * expires and resends stop), `DeliveryRejectedError`, `AbortedError`, or an
-   * outbox/transport error if the message could not be committed or sent.
-   * Without recipients it is a plain publish and resolves once sent.
-   *
-   * It resolves as soon as the last ACK is validated and recorded, without
-   * waiting for that record's commit (at the end of the event-loop turn) and
-   * fsync, nor for the fsync of the message itself (it was committed before
-   * it was sent): the ACKs prove delivery either way, and a crash before the
-   * receipt reaches the disk only means the message is resent after restart
-   * and acknowledged again. A failed sync of the message rejects it if it
-   * comes first, else it is emitted as `background:error`.
+   * {@link DeliveryReceipt} as soon as the last ACK is counted, without
+   * waiting for the outbox's sync to disk; rejects with `AckTimeoutError`
+   * (the message then expires and resends stop), `DeliveryRejectedError`,
+   * `AbortedError`, or an outbox/transport error if the message could not be
+   * committed or sent, or if its sync failed before the last ACK came (one
+   * that fails after is emitted as `background:error`). Without recipients it
+   * is a plain publish and resolves once sent.
    */
   async publish(topic: string, msg: unknown, options: ReliablePublishOptions = {}): Promise<DeliveryReceipt> {
     throwIfAborted(options.signal, 'publish')
@@ -253,9 +246,12 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       const cancel = new AbortController()
       done.catch(() => cancel.abort())
       const { durable } = await this.#commitAndSend(sealed, recipients, started + ackTimeout, cancel.signal)
-      // The ACKs prove delivery whether or not the outbox's sync to disk has finished (the message was
-      // committed before it was sent): the receipt does not wait for it. A sync that fails first fails
-      // the publish (the message might not survive a power loss, so resends are not assured).
+      // ACKs prove delivery before fsync. A counted ACK is signed by a listed recipient over this message's
+      // digest: it proves delivery whether or not the message (committed before it was sent) or the ACK's
+      // record has reached the disk yet, so the receipt waits for neither: AckIntake reports an ACK as soon
+      // as its write has run, and here the message's sync races its ACKs. A crash before they reach the disk
+      // only means that the message is resent after the restart and acknowledged again. A sync that fails
+      // first fails the publish (the message might not survive a power loss, so its resends are not assured).
       durable.catch((e: unknown) => {
         if (!this.#waiters.has(sealed.msgId)) this.emit('background:error', asGilmsgError(e, 'syncing the outbox failed'))
       })
@@ -288,9 +284,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * Commits and sends, unless `cancel` fires while waiting for a first
    * subscriber (publish() timed out, was aborted or closed). Resolves once the
    * message is committed (it survives a crash of this process) and handed to
-   * the socket, with `durable`: resolves once the outbox synced it to disk
-   * (with the commit, for a store without a separate sync), and rejects if
-   * that failed.
+   * the socket, with the outbox's `durable` (see `Added`).
    */
   async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], deadline: number, cancel?: AbortSignal): Promise<{ readonly durable: Promise<void> }> {
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
@@ -300,20 +294,22 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (cancel?.aborted === true) return { durable: Promise.resolve() }
     if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
     const now = this.#clock.now()
-    const nextAttemptAt = now + this.#firstResendDelay(deadline - now)
-    // Sent as soon as it is committed (it then survives a crash of this process), while the store
-    // syncs it to disk. A refused or failed write rejects `durable` before any commit; a store that
-    // does not report its commits has the message sent once it is durable.
-    let onCommitted!: () => void
-    const committed = new Promise<void>((resolve) => (onCommitted = resolve))
-    const durable = this.#store.add(
-      { msgId: sealed.msgId, topic: sealed.topic, body: sealed.body, digest: sealed.digest, recipients, createdAt: now, deadline, nextAttemptAt },
-      onCommitted,
-    )
-    await Promise.race([committed, durable])
+    const nextAttemptAt = now + this.#rtt.firstResendDelay(deadline - now)
+    // Sent as soon as it is committed (it then survives a crash of this process), while the store syncs it.
+    const { committed, durable } = this.#store.add({
+      msgId: sealed.msgId,
+      topic: sealed.topic,
+      body: sealed.body,
+      digest: sealed.digest,
+      recipients,
+      createdAt: now,
+      deadline,
+      nextAttemptAt,
+    })
+    await committed
     const waiter = this.#waiters.get(sealed.msgId)
     if (waiter !== undefined) waiter.sentAt = now
-    this.#arm(nextAttemptAt)
+    this.#scheduler.arm(nextAttemptAt)
     await this.#bus.send(sealed)
     return { durable }
   }
@@ -357,62 +353,10 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     }
   }
 
-  async #consumeAcks(sub: Subscription): Promise<void> {
-    const inFlight = new Set<Promise<void>>()
-    for await (const m of sub) {
-      const p: Promise<void> = this.#onAck(m)
-        .catch((e: unknown) => this.emit('background:error', asGilmsgError(e, 'recording an ACK failed')))
-        .finally(() => inFlight.delete(p))
-      inFlight.add(p)
-      if (inFlight.size >= ACKS_IN_FLIGHT) await Promise.race(inFlight)
-    }
-    await Promise.all(inFlight)
-  }
-
-  async #onAck(m: BusMessage): Promise<void> {
-    if (m.topic !== this.#ackTopic || m.signer === undefined || m.fingerprint === undefined) {
-      this.ignoredAcks.add('not_an_ack')
-      return
-    }
-    const acks = parseAcks(m.envelope)
-    if (acks === undefined) {
-      this.ignoredAcks.add('malformed_ack')
-      return
-    }
-    const signer = m.signer
-    const fingerprint = m.fingerprint
-    await Promise.all(
-      acks.map(async (ack) => {
-        if (ack.ack_digest === undefined && !this.#legacy) {
-          this.ignoredAcks.add('legacy_ack_refused')
-          return
-        }
-        let handled = false
-        // Acts on the outcome once: as soon as the store ran the write (a valid ACK needs no fsync to be true), else when it resolves.
-        const handle = (outcome: AckOutcome): void => {
-          if (handled) return
-          handled = true
-          this.#onAckOutcome(ack.ack_msg_id, outcome, record)
-        }
-        const record = {
-          msgId: ack.ack_msg_id,
-          cn: signer,
-          digest: ack.ack_digest,
-          disposition: ack.disposition,
-          ...(ack.reason !== undefined ? { reason: ack.reason } : {}),
-          at: this.#clock.now(),
-          ackBody: m.body,
-          fingerprint,
-        }
-        handle(await this.#store.recordAck(record, handle))
-      }),
-    )
-  }
-
-  #onAckOutcome(msgId: string, outcome: AckOutcome, record: AckRecord): void {
-    if (outcome.kind === 'counted') this.#budget?.credit()
+  #onAckOutcome(record: AckRecord, outcome: AckOutcome): void {
+    const msgId = record.msgId
+    if (outcome.kind === 'counted') this.#scheduler.credit()
     if (outcome.kind !== 'counted') {
-      this.ignoredAcks.add(outcome.kind)
       // Another ACK (or process) finished it: a waiting publish() learns the outcome; events were emitted then.
       if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(msgId)) this.#settle(msgId, false)
       return
@@ -422,7 +366,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (outcome.state === DeliveryState.Pending) return
     if (outcome.state === DeliveryState.Acked && waiter !== undefined && waiter.acks.size === waiter.recipients.length) {
       // The common case, settled from what this process saw: every recipient's counted ACK.
-      if (!waiter.resent && waiter.sentAt !== undefined) this.#sampleRtt(waiter.sentAt)
+      if (waiter.sentAt !== undefined) this.#rtt.acknowledged(waiter.sentAt, this.#clock.now(), waiter.resent)
       const receipt: DeliveryReceipt = {
         msgId,
         digest: waiter.digest,
@@ -436,75 +380,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     }
     const msg = this.#store.get(msgId)
     if (msg === undefined) return
-    if (outcome.state === DeliveryState.Acked && msg.attempts === 1) this.#sampleRtt(msg.createdAt)
+    if (outcome.state === DeliveryState.Acked) this.#rtt.acknowledged(msg.createdAt, this.#clock.now(), msg.attempts > 1)
     this.#settle(msgId, true, msg)
-  }
-
-  /**
-   * Learns how long full acknowledgement takes, as TCP does (RFC 6298: a
-   * smoothed RTT and its mean deviation, from messages acknowledged without a
-   * resend), so that a first resend waits for the retransmission timeout
-   * `srtt + 4 * rttvar` and is not spurious under load. Only for a message
-   * sent once (Karn's rule: a resent one says nothing clear about the round
-   * trip), first sent at `sentAt`.
-   */
-  #sampleRtt(sentAt: number): void {
-    const sample = this.#clock.now() - sentAt
-    if (sample < 0 || sample > this.#backoff.capMs) return
-    if (this.#srttMs === undefined) {
-      this.#srttMs = sample
-      this.#rttvarMs = sample / 2
-    } else {
-      this.#rttvarMs = 0.75 * this.#rttvarMs + 0.25 * Math.abs(this.#srttMs - sample)
-      this.#srttMs = 0.875 * this.#srttMs + 0.125 * sample
-    }
-    this.#rtoBackoff = 1
-  }
-
-  /**
-   * The other half of Karn's algorithm: when first sends time out, later
-   * messages start with a doubled base (at most once per base period, up to
-   * the cap) until one is acknowledged without a resend. Otherwise, once ACKs
-   * take longer than the base (an overloaded recipient), every message is
-   * resent before its ACK arrives, no clean sample ever comes, and the
-   * resends add to the load that caused them.
-   */
-  #timedOut(now: number): void {
-    const base = this.#policy(0).baseMs
-    if (now - this.#rtoBackedOffAt < base) return
-    this.#rtoBackedOffAt = now
-    this.#rtoBackoff = Math.min(this.#rtoBackoff * 2, MAX_RTO_BACKOFF)
-  }
-
-  /** The backoff for a message due within `windowMs`: the base never below the retransmission timeout, times the timeout backoff. */
-  #policy(windowMs: number): BackoffPolicy {
-    const p = policyFor(this.#backoff, windowMs)
-    const rto = this.#srttMs === undefined ? 0 : this.#srttMs + Math.max(1, 4 * this.#rttvarMs)
-    const base = Math.max(p.baseMs, rto) * this.#rtoBackoff
-    return base === p.baseMs ? p : { ...p, baseMs: Math.min(p.capMs, base) }
-  }
-
-  /**
-   * When a new message is first resent. Until a round trip was measured:
-   * full jitter below the base (a lost first send is resent soon). After:
-   * never before the retransmission timeout (earlier is spurious), jittered
-   * up to a quarter above it.
-   */
-  #firstResendDelay(windowMs: number): number {
-    const p = this.#policy(windowMs)
-    if (this.#srttMs === undefined) return backoffDelay(p, 1, this.#random)
-    return Math.min(p.capMs, p.baseMs * (1 + FIRST_RESEND_JITTER * this.#random()))
-  }
-
-  /**
-   * When a message being resent is resent next: exponential backoff with
-   * jitter; once the round trip is known, never sooner than the
-   * retransmission timeout (the base), in [base, 2^n base].
-   */
-  #resendDelay(m: OutboxMessage): number {
-    const p = this.#policy(m.deadline - m.createdAt)
-    if (this.#srttMs === undefined) return backoffDelay(p, m.attempts, this.#random)
-    return backoffDelay(p, m.attempts + 1, this.#random, p.baseMs)
   }
 
   /**
@@ -551,65 +428,6 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     return { acked, missing }
   }
 
-  /** Makes sure the resend timer fires by `at` (default: the store's next due time). */
-  #arm(at?: number): void {
-    if (this.#closing) return
-    const next = at ?? this.#store.nextDueAt()
-    if (next === undefined || next >= this.#timerAt) return
-    this.#cancelTimer?.()
-    this.#timerAt = next
-    this.#cancelTimer = this.#clock.setTimer(() => {
-      this.#cancelTimer = undefined
-      this.#timerAt = Infinity
-      void this.#resendDue()
-    }, Math.max(0, next - this.#clock.now()))
-  }
-
-  async #resendDue(): Promise<void> {
-    if (this.#resending || this.#closing) return
-    this.#resending = true
-    let heldBackUntil: number | undefined
-    try {
-      // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
-      const next = this.#store.due(this.#clock.now(), 1)[0]
-      if (next !== undefined) await this.#awaitSubscriber(next.topic)
-      const now = this.#clock.now()
-      await this.#expireDue(now)
-      // Urgent first (deadline near: publish() calls waiting), never held back by the budget nor queued behind a backlog.
-      const urgent = this.#budget === undefined ? [] : this.#store.due(now, RESEND_BATCH, now + this.#backoff.longAfterMs)
-      for (const m of urgent) {
-        if (this.#closing) return
-        this.#budget?.spend(now)
-        await this.#resend(m, now)
-      }
-      // (markAttempt applies at once: the urgent ones just resent are no longer due.)
-      for (const m of this.#store.due(now, RESEND_BATCH)) {
-        if (this.#closing) return
-        if (this.#budget !== undefined && !this.#budget.take(now)) {
-          heldBackUntil = now + Math.max(BUDGET_WAKE_MS, this.#budget.waitMs(now))
-          this.resendsHeldBack++
-          break
-        }
-        await this.#resend(m, now)
-      }
-    } catch (e) {
-      this.emit('background:error', asGilmsgError(e, 'resending failed'))
-    } finally {
-      this.#resending = false
-      this.#arm(heldBackUntil)
-    }
-  }
-
-  async #resend(m: OutboxMessage, now: number): Promise<void> {
-    if (m.attempts === 1) this.#timedOut(now)
-    const waiter = this.#waiters.get(m.msgId)
-    if (waiter !== undefined) waiter.resent = true
-    this.#store.markAttempt(m.msgId, now + this.#resendDelay(m))
-    this.resends++
-    for (const r of this.#store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.resendsTo.add(r.cn)
-    await this.#bus.send(m)
-  }
-
   async #expireDue(now: number): Promise<void> {
     for (const msgId of await this.#store.expireDue(now)) {
       const waiter = this.#waiters.get(msgId)
@@ -622,9 +440,29 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     }
   }
 
+  /** ACKs that did not count, by reason. */
+  get ignoredAcks(): ReasonCounts {
+    return this.#intake.ignored
+  }
+
   /** Messages waiting for ACKs in this process. */
   get inFlight(): number {
     return this.#waiters.size
+  }
+
+  /** Resends performed (not counting first sends). */
+  get resends(): number {
+    return this.#scheduler.resends
+  }
+
+  /** Resend passes that stopped because the resend budget was spent (nobody acknowledging). */
+  get resendsHeldBack(): number {
+    return this.#scheduler.heldBack
+  }
+
+  /** Resends by recipient CN: how often a message was resent while that recipient's ACK was missing. */
+  get resendsTo(): ReasonCounts {
+    return this.#scheduler.resendsTo
   }
 
   /**
@@ -634,7 +472,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#cancelTimer?.()
+      this.#scheduler.stop()
       for (const [msgId, w] of this.#waiters) {
         w.reject(new GilmsgError(ErrorCode.Closed, `publisher closed while waiting for ACKs of ${msgId} (it stays in the outbox)`))
       }

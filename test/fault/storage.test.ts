@@ -449,7 +449,7 @@ describe('a corrupt or truncated outbox', () => {
     const path = join(dir, 'corrupt', 'last-page.outbox.db')
     const store = SqliteOutboxStore.open(path)
     for (let i = 0; i < 60; i++) {
-      await store.add({ msgId: `m${i}`, topic: 't', body: `{"n":${i},"pad":"${'p'.repeat(2000)}"}`, digest: 'd', recipients: ['a'], createdAt: 1, deadline: 2e12, nextAttemptAt: 1 })
+      await store.add({ msgId: `m${i}`, topic: 't', body: `{"n":${i},"pad":"${'p'.repeat(2000)}"}`, digest: 'd', recipients: ['a'], createdAt: 1, deadline: 2e12, nextAttemptAt: 1 }).durable
     }
     const bodies = new Map(store.list().map((m) => [m.msgId, m.body]))
     await store.close()
@@ -472,7 +472,7 @@ describe('a read-only directory', () => {
       const roFile = join(rw, 'readonly-file.outbox.db')
       for (const p of [existing, roFile]) {
         const s = SqliteOutboxStore.open(p)
-        await s.add({ msgId: 'kept', topic: 't', body: 'b', digest: 'd', recipients: ['a'], createdAt: 1, deadline: 2e12, nextAttemptAt: 1 })
+        await s.add({ msgId: 'kept', topic: 't', body: 'b', digest: 'd', recipients: ['a'], createdAt: 1, deadline: 2e12, nextAttemptAt: 1 }).durable
         await s.close()
       }
       chmodSync(base, 0o755)

@@ -76,7 +76,11 @@ class ScheduledClock implements Clock {
   }
 }
 
-/** The store applies each write at once, but the scheduler decides when its promise settles. */
+/**
+ * The store applies each write at once, but the scheduler decides when its
+ * promise settles (for `add` and `recordAck`, when it is durable; their
+ * commit and outcome are known at once, as from a real store).
+ */
 function scheduledWrites(store: OutboxStore, s: fc.Scheduler, active: () => boolean): OutboxStore {
   const writes = new Set(['add', 'recordAck', 'expire', 'expireDue', 'retry', 'purge'])
   return new Proxy(store, {
@@ -85,7 +89,13 @@ function scheduledWrites(store: OutboxStore, s: fc.Scheduler, active: () => bool
       if (typeof value !== 'function') return value
       const fn = value as (...a: unknown[]) => unknown
       if (!writes.has(String(prop)) || !active()) return fn.bind(target)
-      return (...args: unknown[]) => s.schedule(fn.apply(target, args) as Promise<unknown>, `store.${String(prop)}`)
+      return (...args: unknown[]) => {
+        const result = fn.apply(target, args)
+        if (result instanceof Promise) return s.schedule(result, `store.${String(prop)}`)
+        const durable = s.schedule((result as { durable: Promise<unknown> }).durable, `store.${String(prop)}`)
+        durable.catch(() => undefined) // as the store's own: never an unhandled rejection
+        return { ...(result as object), durable }
+      }
     },
   })
 }

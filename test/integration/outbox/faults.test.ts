@@ -23,13 +23,13 @@ describe('SQLite store faults (real files)', () => {
     const path = newPath()
     const store = SqliteOutboxStore.open(path)
     const kept = Array.from({ length: 5 }, () => newMessage({ recipients: ['alice', 'bob'] }))
-    await Promise.all(kept.map((m) => store.add(m)))
+    await Promise.all(kept.map((m) => store.add(m).durable))
     const db = store.database
     db.pragma(`max_page_count = ${String(db.pragma('page_count', { simple: true }))}`)
 
-    const ack = store.recordAck(ackOf(kept[0]!, 'alice'))
+    const ack = store.recordAck(ackOf(kept[0]!, 'alice')).durable
     const big = Array.from({ length: 20 }, () => newMessage({ body: `{"pad":"${'x'.repeat(20_000)}"}` }))
-    const adds = big.map((m) => store.add(m))
+    const adds = big.map((m) => store.add(m).durable)
     const results = await Promise.allSettled([ack, ...adds])
 
     expect(results.every((r) => r.status === 'rejected')).toBe(true)
@@ -51,7 +51,7 @@ describe('SQLite store faults (real files)', () => {
       expect(again.counts()).toEqual({ pending: 5, acked: 0, expired: 0, rejected: 0 })
       expect(again.list().map((m) => m.msgId).sort()).toEqual(kept.map((m) => m.msgId).sort())
       expect(again.recipients(kept[0]!.msgId).map((r) => r.state)).toEqual(['pending', 'pending'])
-      await again.add(big[0]!)
+      await again.add(big[0]!).durable
       expect(again.get(big[0]!.msgId)?.body).toBe(big[0]!.body)
     } finally {
       await again.close()
@@ -72,7 +72,7 @@ describe('SQLite store faults (real files)', () => {
           )
           const m = newMessage()
           const started = Date.now()
-          await expect(store.add(m)).rejects.toThrow(/locked by another connection .* nothing was written$/)
+          await expect(store.add(m).durable).rejects.toThrow(/locked by another connection .* nothing was written$/)
           expect(Date.now() - started).toBeGreaterThanOrEqual(40)
           expect(() => store.markAttempt(m.msgId, 1)).toThrow(/locked/)
           expect(store.get(m.msgId)).toBeUndefined()
@@ -81,7 +81,7 @@ describe('SQLite store faults (real files)', () => {
           other.close()
         }
         const m = newMessage()
-        await store.add(m)
+        await store.add(m).durable
         expect(store.get(m.msgId)?.state).toBe('pending')
         await store.close()
       })
@@ -114,7 +114,7 @@ describe('SQLite store faults (real files)', () => {
   it('a corrupt file: reads and writes fail with "corrupt", naming the path', async () => {
     const path = newPath()
     const store = SqliteOutboxStore.open(path)
-    await Promise.all(Array.from({ length: 300 }, () => store.add(newMessage({ body: 'y'.repeat(3000) }))))
+    await Promise.all(Array.from({ length: 300 }, () => store.add(newMessage({ body: 'y'.repeat(3000) })).durable))
     await store.close()
     const db = new Database(path)
     db.pragma('wal_checkpoint(TRUNCATE)')

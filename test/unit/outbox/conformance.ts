@@ -72,7 +72,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
     describe('add, get, recipients', () => {
       it('stores a pending message with attempts 1 and pending recipients in the given order', async () => {
         const m = newMessage({ recipients: ['zed', 'alice', 'mike'] })
-        await expect(store.add(m)).resolves.toBeUndefined()
+        await expect(store.add(m).durable).resolves.toBeUndefined()
         expect(store.get(m.msgId)).toEqual({ ...m, state: 'pending', attempts: 1, finishedAt: undefined })
         expect(store.recipients(m.msgId)).toEqual(
           ['zed', 'alice', 'mike'].map((cn) => ({
@@ -87,23 +87,43 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         )
       })
 
-      it('add(m, onCommitted): called once, no later than add resolves, with the message readable; never for a refused add', async () => {
+      it('add(m): committed resolves no later than durable, with the message readable; a refused add rejects both', async () => {
         const m = newMessage()
         const seen: (string | undefined)[] = []
         let resolved = false
-        const added = store.add(m, () => seen.push(resolved ? 'after' : store.get(m.msgId)?.msgId)).then(() => (resolved = true))
+        const { committed, durable } = store.add(m)
+        void committed.then(() => seen.push(resolved ? 'after' : store.get(m.msgId)?.msgId))
+        const added = durable.then(() => (resolved = true))
         await added
         expect(seen).toEqual([m.msgId])
-        let calledForDuplicate = false
-        await expect(store.add(m, () => (calledForDuplicate = true))).rejects.toThrow(/already/)
-        await new Promise((r) => setImmediate(r))
-        expect(calledForDuplicate).toBe(false)
+        const duplicate = store.add(m)
+        await expect(duplicate.committed).rejects.toThrow(/already/)
+        await expect(duplicate.durable).rejects.toThrow(/already/)
+      })
+
+      it('a refused add or recordAck awaited through one of its two promises leaves no unhandled rejection', async () => {
+        const unhandled: unknown[] = []
+        const onUnhandled = (reason: unknown): void => void unhandled.push(reason)
+        process.on('unhandledRejection', onUnhandled)
+        try {
+          const m = newMessage()
+          await store.add(m).durable
+          await expect(store.add(m).committed).rejects.toThrow(/already/)
+          await expect(store.add(m).durable).rejects.toThrow(/already/)
+          const bad = { ...ackOf(m, 'alice'), at: Number.NaN }
+          await expect(store.recordAck(bad).outcome).rejects.toMatchObject({ code: ErrorCode.Usage })
+          await expect(store.recordAck(bad).durable).rejects.toMatchObject({ code: ErrorCode.Usage })
+          for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r))
+        } finally {
+          process.off('unhandledRejection', onUnhandled)
+        }
+        expect(unhandled).toEqual([])
       })
 
       it('keeps the body byte for byte (unicode, large)', async () => {
         const body = `{"msg":"${'é€😀\\u0000'.repeat(2000)}"}`
         const m = newMessage({ body })
-        await store.add(m)
+        await store.add(m).durable
         expect(store.get(m.msgId)?.body).toBe(body)
       })
 
@@ -114,7 +134,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('returns copies: mutating a result changes nothing stored', async () => {
         const m = newMessage()
-        await store.add(m)
+        await store.add(m).durable
         const got = store.get(m.msgId)
         ;(got?.recipients as string[]).push('mallory')
         expect(store.get(m.msgId)?.recipients).toEqual(['alice', 'bob'])
@@ -122,7 +142,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('reads see a write before its promise settles', async () => {
         const m = newMessage()
-        const p = store.add(m)
+        const p = store.add(m).durable
         expect(store.get(m.msgId)?.state).toBe('pending')
         await p
       })
@@ -130,7 +150,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
       it('rejects a duplicate msgId with an OutboxError, leaving the rest of the batch alone', async () => {
         const a = newMessage()
         const b = newMessage()
-        const results = await Promise.allSettled([store.add(a), store.add({ ...a, body: 'other', digest: 'other' }), store.add(b)])
+        const results = await Promise.allSettled([store.add(a).durable, store.add({ ...a, body: 'other', digest: 'other' }).durable, store.add(b).durable])
         expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
         const reason = (results[1] as PromiseRejectedResult).reason
         expect(reason).toBeInstanceOf(OutboxError)
@@ -144,8 +164,8 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
       it('rejects a message without recipients or with a recipient twice (usage), storing nothing', async () => {
         const empty = newMessage({ recipients: [] })
         const twice = newMessage({ recipients: ['alice', 'alice'] })
-        await expect(store.add(empty)).rejects.toMatchObject({ code: ErrorCode.Usage })
-        await expect(store.add(twice)).rejects.toMatchObject({ code: ErrorCode.Usage })
+        await expect(store.add(empty).durable).rejects.toMatchObject({ code: ErrorCode.Usage })
+        await expect(store.add(twice).durable).rejects.toMatchObject({ code: ErrorCode.Usage })
         expect(store.get(empty.msgId)).toBeUndefined()
         expect(store.get(twice.msgId)).toBeUndefined()
         expect(store.recipients(twice.msgId)).toEqual([])
@@ -155,21 +175,21 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
     describe('recordAck', () => {
       it('one batched ACK body for many messages, recorded together: each outcome as if alone; the body stored once, never for a refused ACK', async () => {
         const ms = Array.from({ length: 6 }, () => newMessage({ recipients: ['alice', 'bob'] }))
-        for (const m of ms) await store.add(m)
-        await store.recordAck(ackOf(ms[1] as NewOutboxMessage, 'alice', { ackBody: 'earlier' }))
+        for (const m of ms) await store.add(m).durable
+        await store.recordAck(ackOf(ms[1] as NewOutboxMessage, 'alice', { ackBody: 'earlier' })).durable
         const body = '{"acks":"batch"}'
         const at = (i: number) => ms[i] as NewOutboxMessage
         const stranger = newMessage()
         const outcomes = await Promise.all([
-          store.recordAck(ackOf(at(0), 'alice', { ackBody: body })), // counted (the first: looks the body up)
-          store.recordAck(ackOf(at(1), 'alice', { ackBody: body })), // duplicate: alice acked before
-          store.recordAck(ackOf(at(2), 'alice', { ackBody: body, digest: 'other' })), // digest_mismatch
-          store.recordAck(ackOf(at(3), 'mallory', { ackBody: body })), // not_recipient
-          store.recordAck(ackOf(stranger, 'alice', { ackBody: body })), // unknown
-          store.recordAck(ackOf(at(4), 'alice', { ackBody: body })), // counted
-          store.recordAck(ackOf(at(4), 'bob', { ackBody: body })), // counted: finishes it
-          store.recordAck(ackOf(at(4), 'bob', { ackBody: body })), // not_pending
-          store.recordAck(ackOf(at(5), 'bob', { ackBody: body, digest: undefined })), // counted (legacy ACK without digest)
+          store.recordAck(ackOf(at(0), 'alice', { ackBody: body })).durable, // counted (the first: looks the body up)
+          store.recordAck(ackOf(at(1), 'alice', { ackBody: body })).durable, // duplicate: alice acked before
+          store.recordAck(ackOf(at(2), 'alice', { ackBody: body, digest: 'other' })).durable, // digest_mismatch
+          store.recordAck(ackOf(at(3), 'mallory', { ackBody: body })).durable, // not_recipient
+          store.recordAck(ackOf(stranger, 'alice', { ackBody: body })).durable, // unknown
+          store.recordAck(ackOf(at(4), 'alice', { ackBody: body })).durable, // counted
+          store.recordAck(ackOf(at(4), 'bob', { ackBody: body })).durable, // counted: finishes it
+          store.recordAck(ackOf(at(4), 'bob', { ackBody: body })).durable, // not_pending
+          store.recordAck(ackOf(at(5), 'bob', { ackBody: body, digest: undefined })).durable, // counted (legacy ACK without digest)
         ])
         expect(outcomes).toEqual([
           { kind: 'counted', state: 'pending', missing: ['bob'] },
@@ -189,54 +209,56 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
       })
 
       it('unknown msgId', async () => {
-        await expect(store.recordAck(ackOf(newMessage(), 'alice'))).resolves.toEqual({ kind: 'unknown' })
+        await expect(store.recordAck(ackOf(newMessage(), 'alice')).durable).resolves.toEqual({ kind: 'unknown' })
       })
 
       it('not_recipient, changing nothing', async () => {
         const m = newMessage()
-        await store.add(m)
-        await expect(store.recordAck(ackOf(m, 'mallory'))).resolves.toEqual({ kind: 'not_recipient' })
+        await store.add(m).durable
+        await expect(store.recordAck(ackOf(m, 'mallory')).durable).resolves.toEqual({ kind: 'not_recipient' })
         expect(store.recipients(m.msgId).map((r) => r.state)).toEqual(['pending', 'pending'])
       })
 
       it('digest_mismatch, changing nothing', async () => {
         const m = newMessage()
-        await store.add(m)
-        await expect(store.recordAck(ackOf(m, 'alice', { digest: 'wrong' }))).resolves.toEqual({ kind: 'digest_mismatch' })
+        await store.add(m).durable
+        await expect(store.recordAck(ackOf(m, 'alice', { digest: 'wrong' })).durable).resolves.toEqual({ kind: 'digest_mismatch' })
         expect(store.recipients(m.msgId)[0]).toMatchObject({ cn: 'alice', state: 'pending', ackBody: undefined })
         expect(store.get(m.msgId)?.state).toBe('pending')
       })
 
-      it('onRecorded gets the outcome at once, while reads already see the write, before the promise settles', async () => {
+      it('recordAck: reads see the write at once; its outcome resolves before durable settles', async () => {
         const m = newMessage({ recipients: ['alice'] })
-        await store.add(m)
+        await store.add(m).durable
         const seen: unknown[] = []
         let settled = false
-        const done = store
-          .recordAck(ackOf(m, 'alice'), (outcome) => seen.push({ outcome, state: store.get(m.msgId)?.state, settled }))
-          .then((o) => ((settled = true), o))
+        const { outcome, durable } = store.recordAck(ackOf(m, 'alice'))
+        const state = store.get(m.msgId)?.state
+        void outcome.then((o) => seen.push({ outcome: o, state, settled }))
+        const done = durable.then((o) => ((settled = true), o))
+        await outcome
         expect(seen).toEqual([{ outcome: { kind: 'counted', state: 'acked', missing: [] }, state: 'acked', settled: false }])
         await expect(done).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
-        const refused: unknown[] = []
-        await store.recordAck(ackOf(m, 'alice'), (o) => refused.push(o))
-        expect(refused).toEqual([{ kind: 'not_pending', state: 'acked' }])
+        const refused = store.recordAck(ackOf(m, 'alice'))
+        await expect(refused.outcome).resolves.toEqual({ kind: 'not_pending', state: 'acked' })
+        await expect(refused.durable).resolves.toEqual({ kind: 'not_pending', state: 'acked' })
       })
 
       it('counts ACKs, shrinking the missing list, then acks the message when all are in', async () => {
         const m = newMessage({ recipients: ['alice', 'bob', 'carol'] })
-        await store.add(m)
-        await expect(store.recordAck(ackOf(m, 'bob', { at: T0 + 10 }))).resolves.toEqual({
+        await store.add(m).durable
+        await expect(store.recordAck(ackOf(m, 'bob', { at: T0 + 10 })).durable).resolves.toEqual({
           kind: 'counted',
           state: 'pending',
           missing: ['alice', 'carol'],
         })
-        await expect(store.recordAck(ackOf(m, 'alice', { at: T0 + 20, disposition: 'processed' }))).resolves.toEqual({
+        await expect(store.recordAck(ackOf(m, 'alice', { at: T0 + 20, disposition: 'processed' })).durable).resolves.toEqual({
           kind: 'counted',
           state: 'pending',
           missing: ['carol'],
         })
         expect(store.get(m.msgId)).toMatchObject({ state: 'pending', finishedAt: undefined })
-        await expect(store.recordAck(ackOf(m, 'carol', { at: T0 + 30 }))).resolves.toEqual({
+        await expect(store.recordAck(ackOf(m, 'carol', { at: T0 + 30 })).durable).resolves.toEqual({
           kind: 'counted',
           state: 'acked',
           missing: [],
@@ -275,35 +297,35 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('duplicate: a second ACK of a recipient while the message is pending keeps the first receipt', async () => {
         const m = newMessage()
-        await store.add(m)
-        await store.recordAck(ackOf(m, 'alice'))
-        await expect(store.recordAck(ackOf(m, 'alice', { ackBody: 'second', at: T0 + 999 }))).resolves.toEqual({ kind: 'duplicate' })
+        await store.add(m).durable
+        await store.recordAck(ackOf(m, 'alice')).durable
+        await expect(store.recordAck(ackOf(m, 'alice', { ackBody: 'second', at: T0 + 999 })).durable).resolves.toEqual({ kind: 'duplicate' })
         expect(store.recipients(m.msgId)[0]).toMatchObject({ ackBody: ackOf(m, 'alice').ackBody, at: T0 + 500 })
       })
 
       it('checks in the contract order: not pending, then not a pending recipient (duplicate), then digest', async () => {
         const m = newMessage()
-        await store.add(m)
-        await store.recordAck(ackOf(m, 'alice'))
-        await expect(store.recordAck(ackOf(m, 'mallory', { digest: 'wrong' }))).resolves.toEqual({ kind: 'not_recipient' })
-        await expect(store.recordAck(ackOf(m, 'alice', { digest: 'wrong' }))).resolves.toEqual({ kind: 'duplicate' })
+        await store.add(m).durable
+        await store.recordAck(ackOf(m, 'alice')).durable
+        await expect(store.recordAck(ackOf(m, 'mallory', { digest: 'wrong' })).durable).resolves.toEqual({ kind: 'not_recipient' })
+        await expect(store.recordAck(ackOf(m, 'alice', { digest: 'wrong' })).durable).resolves.toEqual({ kind: 'duplicate' })
         await store.expire(m.msgId, T0)
-        await expect(store.recordAck(ackOf(m, 'mallory', { digest: 'wrong' }))).resolves.toEqual({ kind: 'not_pending', state: 'expired' })
+        await expect(store.recordAck(ackOf(m, 'mallory', { digest: 'wrong' })).durable).resolves.toEqual({ kind: 'not_pending', state: 'expired' })
       })
 
       it('not_pending once the message is acked', async () => {
         const m = newMessage({ recipients: ['alice'] })
-        await store.add(m)
-        await store.recordAck(ackOf(m, 'alice'))
-        await expect(store.recordAck(ackOf(m, 'alice'))).resolves.toEqual({ kind: 'not_pending', state: 'acked' })
+        await store.add(m).durable
+        await store.recordAck(ackOf(m, 'alice')).durable
+        await expect(store.recordAck(ackOf(m, 'alice')).durable).resolves.toEqual({ kind: 'not_pending', state: 'acked' })
       })
 
       it('a rejected disposition rejects the message; later ACKs are not_pending', async () => {
         const m = newMessage({ recipients: ['alice', 'bob', 'carol'] })
-        await store.add(m)
-        await store.recordAck(ackOf(m, 'alice'))
+        await store.add(m).durable
+        await store.recordAck(ackOf(m, 'alice')).durable
         await expect(
-          store.recordAck(ackOf(m, 'bob', { disposition: 'rejected', reason: 'schema invalid', at: T0 + 42 })),
+          store.recordAck(ackOf(m, 'bob', { disposition: 'rejected', reason: 'schema invalid', at: T0 + 42 })).durable,
         ).resolves.toEqual({ kind: 'counted', state: 'rejected', missing: ['carol'] })
         expect(store.get(m.msgId)).toMatchObject({ state: 'rejected', finishedAt: T0 + 42 })
         expect(store.recipients(m.msgId)[1]).toMatchObject({
@@ -313,21 +335,21 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
           reason: 'schema invalid',
           at: T0 + 42,
         })
-        await expect(store.recordAck(ackOf(m, 'carol'))).resolves.toEqual({ kind: 'not_pending', state: 'rejected' })
+        await expect(store.recordAck(ackOf(m, 'carol')).durable).resolves.toEqual({ kind: 'not_pending', state: 'rejected' })
         expect(store.counts()).toEqual({ pending: 0, acked: 0, expired: 0, rejected: 1 })
       })
 
       it('not_pending after expiry', async () => {
         const m = newMessage()
-        await store.add(m)
+        await store.add(m).durable
         await store.expire(m.msgId, T0 + 5)
-        await expect(store.recordAck(ackOf(m, 'alice'))).resolves.toEqual({ kind: 'not_pending', state: 'expired' })
+        await expect(store.recordAck(ackOf(m, 'alice')).durable).resolves.toEqual({ kind: 'not_pending', state: 'expired' })
       })
 
       it('a legacy ACK without digest counts', async () => {
         const m = newMessage({ recipients: ['alice'] })
-        await store.add(m)
-        await expect(store.recordAck(ackOf(m, 'alice', { digest: undefined }))).resolves.toEqual({
+        await store.add(m).durable
+        await expect(store.recordAck(ackOf(m, 'alice', { digest: undefined })).durable).resolves.toEqual({
           kind: 'counted',
           state: 'acked',
           missing: [],
@@ -336,17 +358,17 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('sees an add issued just before it, not yet committed', async () => {
         const m = newMessage({ recipients: ['alice'] })
-        const added = store.add(m)
-        const acked = store.recordAck(ackOf(m, 'alice'))
+        const added = store.add(m).durable
+        const acked = store.recordAck(ackOf(m, 'alice')).durable
         await added
         await expect(acked).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
       })
 
       it('rejects an invalid disposition (usage) without changing anything', async () => {
         const m = newMessage()
-        await store.add(m)
+        await store.add(m).durable
         const bad = { ...ackOf(m, 'alice'), disposition: 'maybe' } as unknown as AckRecord
-        await expect(store.recordAck(bad)).rejects.toMatchObject({ code: ErrorCode.Usage })
+        await expect(store.recordAck(bad).durable).rejects.toMatchObject({ code: ErrorCode.Usage })
         expect(store.recipients(m.msgId)[0]?.state).toBe('pending')
       })
     })
@@ -359,8 +381,8 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         const tieA = newMessage({ msgId: 'tie-a', nextAttemptAt: T0 + 20 })
         const future = newMessage({ nextAttemptAt: T0 + 40 })
         const finished = newMessage({ nextAttemptAt: T0 + 1, recipients: ['alice'] })
-        for (const m of [later, first, tieB, tieA, future, finished]) await store.add(m)
-        await store.recordAck(ackOf(finished, 'alice'))
+        for (const m of [later, first, tieB, tieA, future, finished]) await store.add(m).durable
+        await store.recordAck(ackOf(finished, 'alice')).durable
         expect(store.due(T0 + 30, 100).map((m) => m.msgId)).toEqual([first.msgId, 'tie-a', 'tie-b', later.msgId])
         expect(store.due(T0 + 30, 2).map((m) => m.msgId)).toEqual([first.msgId, 'tie-a'])
         expect(store.due(T0 + 30, 0)).toEqual([])
@@ -375,7 +397,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         const tieB = newMessage({ msgId: 'tie-b', nextAttemptAt: T0 + 2, deadline: T0 + 7_000 })
         const tieA = newMessage({ msgId: 'tie-a', nextAttemptAt: T0 + 3, deadline: T0 + 7_000 })
         const notDue = newMessage({ nextAttemptAt: T0 + 50, deadline: T0 + 1_000 })
-        for (const m of [backlog, soonLate, soonest, tieB, tieA, notDue]) await store.add(m)
+        for (const m of [backlog, soonLate, soonest, tieB, tieA, notDue]) await store.add(m).durable
         expect(store.due(T0 + 10, 100, T0 + 10_000).map((m) => m.msgId)).toEqual([soonest.msgId, 'tie-a', 'tie-b', soonLate.msgId])
         expect(store.due(T0 + 10, 2, T0 + 10_000).map((m) => m.msgId)).toEqual([soonest.msgId, 'tie-a'])
         expect(store.due(T0 + 10, 100, T0 + 7_000).map((m) => m.msgId)).toEqual([soonest.msgId, 'tie-a', 'tie-b'])
@@ -394,9 +416,9 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         const a = newMessage({ nextAttemptAt: T0 + 300 })
         const b = newMessage({ nextAttemptAt: T0 + 200, recipients: ['alice'] })
         const c = newMessage({ nextAttemptAt: T0 + 250 })
-        for (const m of [a, b, c]) await store.add(m)
+        for (const m of [a, b, c]) await store.add(m).durable
         expect(store.nextDueAt()).toBe(T0 + 200)
-        await store.recordAck(ackOf(b, 'alice'))
+        await store.recordAck(ackOf(b, 'alice')).durable
         expect(store.nextDueAt()).toBe(T0 + 250)
         await store.expire(c.msgId, T0)
         await store.expire(a.msgId, T0)
@@ -405,7 +427,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('markAttempt counts a send and moves nextAttemptAt; reads see it at once', async () => {
         const m = newMessage({ nextAttemptAt: T0 + 10 })
-        await store.add(m)
+        await store.add(m).durable
         expect(store.due(T0 + 10, 10)).toHaveLength(1)
         store.markAttempt(m.msgId, T0 + 5_000)
         expect(store.get(m.msgId)).toMatchObject({ attempts: 2, nextAttemptAt: T0 + 5_000 })
@@ -417,8 +439,8 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('markAttempt is a no-op for an unknown or finished message', async () => {
         const m = newMessage({ recipients: ['alice'] })
-        await store.add(m)
-        await store.recordAck(ackOf(m, 'alice'))
+        await store.add(m).durable
+        await store.recordAck(ackOf(m, 'alice')).durable
         expect(() => store.markAttempt('nope', T0)).not.toThrow()
         store.markAttempt(m.msgId, T0 + 7)
         expect(store.get(m.msgId)).toMatchObject({ attempts: 1, nextAttemptAt: m.nextAttemptAt })
@@ -431,9 +453,9 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         const exact = newMessage({ deadline: T0 + 200 })
         const future = newMessage({ deadline: T0 + 201 })
         const done = newMessage({ deadline: T0 + 50, recipients: ['alice'] })
-        for (const m of [future, exact, past, done]) await store.add(m)
-        await store.recordAck(ackOf(done, 'alice'))
-        await store.recordAck(ackOf(past, 'alice', { at: T0 + 90 }))
+        for (const m of [future, exact, past, done]) await store.add(m).durable
+        await store.recordAck(ackOf(done, 'alice')).durable
+        await store.recordAck(ackOf(past, 'alice', { at: T0 + 90 })).durable
         const ids = await store.expireDue(T0 + 200)
         expect([...ids].sort()).toEqual([past.msgId, exact.msgId].sort())
         expect(store.get(past.msgId)).toMatchObject({ state: 'expired', finishedAt: T0 + 200 })
@@ -450,9 +472,9 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
       it('expire: true for a pending message, false if it was not pending or is unknown', async () => {
         const m = newMessage({ deadline: T0 + 1_000_000 })
         const acked = newMessage({ recipients: ['alice'] })
-        await store.add(m)
-        await store.add(acked)
-        await store.recordAck(ackOf(acked, 'alice'))
+        await store.add(m).durable
+        await store.add(acked).durable
+        await store.recordAck(ackOf(acked, 'alice')).durable
         await expect(store.expire(m.msgId, T0 + 7)).resolves.toBe(true)
         expect(store.get(m.msgId)).toMatchObject({ state: 'expired', finishedAt: T0 + 7 })
         expect(store.recipients(m.msgId).map((r) => [r.state, r.at])).toEqual([
@@ -467,9 +489,9 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('retry makes an expired message pending again: new deadline, due now, acked recipients stay acked', async () => {
         const m = newMessage({ recipients: ['alice', 'bob'] })
-        await store.add(m)
+        await store.add(m).durable
         store.markAttempt(m.msgId, T0 + 2_000)
-        await store.recordAck(ackOf(m, 'alice'))
+        await store.recordAck(ackOf(m, 'alice')).durable
         await store.expire(m.msgId, T0 + 3_000)
         await expect(store.retry(m.msgId, T0 + 4_000, T0 + 90_000)).resolves.toBe(true)
         expect(store.get(m.msgId)).toEqual({
@@ -485,16 +507,16 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
           { cn: 'bob', state: 'pending', at: undefined },
         ])
         expect(store.due(T0 + 4_000, 10).map((x) => x.msgId)).toEqual([m.msgId])
-        await expect(store.recordAck(ackOf(m, 'bob'))).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
+        await expect(store.recordAck(ackOf(m, 'bob')).durable).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
       })
 
       it('retry is false unless the message is expired', async () => {
         const pending = newMessage()
         const acked = newMessage({ recipients: ['alice'] })
         const rejected = newMessage({ recipients: ['alice'] })
-        for (const m of [pending, acked, rejected]) await store.add(m)
-        await store.recordAck(ackOf(acked, 'alice'))
-        await store.recordAck(ackOf(rejected, 'alice', { disposition: 'rejected', reason: 'no' }))
+        for (const m of [pending, acked, rejected]) await store.add(m).durable
+        await store.recordAck(ackOf(acked, 'alice')).durable
+        await store.recordAck(ackOf(rejected, 'alice', { disposition: 'rejected', reason: 'no' })).durable
         for (const m of [pending, acked, rejected]) await expect(store.retry(m.msgId, T0, T0 + 1)).resolves.toBe(false)
         await expect(store.retry('nope', T0, T0 + 1)).resolves.toBe(false)
         expect(store.get(pending.msgId)?.deadline).toBe(pending.deadline)
@@ -508,9 +530,9 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         const edge = newMessage({ recipients: ['alice'] })
         const young = newMessage()
         const pending = newMessage({ createdAt: T0 - 1_000_000 })
-        for (const m of [old, edge, young, pending]) await store.add(m)
-        await store.recordAck(ackOf(old, 'alice', { at: T0 + 100 }))
-        await store.recordAck(ackOf(edge, 'alice', { at: T0 + 200 }))
+        for (const m of [old, edge, young, pending]) await store.add(m).durable
+        await store.recordAck(ackOf(old, 'alice', { at: T0 + 100 })).durable
+        await store.recordAck(ackOf(edge, 'alice', { at: T0 + 200 })).durable
         await store.expire(young.msgId, T0 + 300)
         await expect(store.purge(T0 + 200)).resolves.toBe(1)
         expect(store.get(old.msgId)).toBeUndefined()
@@ -524,10 +546,10 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('a purged msgId can be added again', async () => {
         const m = newMessage({ recipients: ['alice'] })
-        await store.add(m)
-        await store.recordAck(ackOf(m, 'alice'))
+        await store.add(m).durable
+        await store.recordAck(ackOf(m, 'alice')).durable
         await store.purge(Number.MAX_SAFE_INTEGER)
-        await store.add(m)
+        await store.add(m).durable
         expect(store.get(m.msgId)?.state).toBe('pending')
       })
     })
@@ -538,8 +560,8 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         const b = newMessage({ msgId: 'b', createdAt: T0 + 3, recipients: ['alice'] })
         const c = newMessage({ msgId: 'c', createdAt: T0 + 2 })
         const d = newMessage({ msgId: 'd', createdAt: T0 + 2 })
-        for (const m of [a, b, c, d]) await store.add(m)
-        await store.recordAck(ackOf(b, 'alice'))
+        for (const m of [a, b, c, d]) await store.add(m).durable
+        await store.recordAck(ackOf(b, 'alice')).durable
         expect(store.list().map((m) => m.msgId)).toEqual(['b', 'd', 'c', 'a'])
         expect(store.list({}).map((m) => m.msgId)).toEqual(['b', 'd', 'c', 'a'])
         expect(store.list({ state: 'pending' }).map((m) => m.msgId)).toEqual(['d', 'c', 'a'])
@@ -557,9 +579,9 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
       it('counts every state, zeros included', async () => {
         expect(store.counts()).toEqual({ pending: 0, acked: 0, expired: 0, rejected: 0 })
         const ms = [newMessage({ recipients: ['alice'] }), newMessage({ recipients: ['alice'] }), newMessage(), newMessage()]
-        for (const m of ms) await store.add(m)
-        await store.recordAck(ackOf(ms[0]!, 'alice'))
-        await store.recordAck(ackOf(ms[1]!, 'alice', { disposition: 'rejected' }))
+        for (const m of ms) await store.add(m).durable
+        await store.recordAck(ackOf(ms[0]!, 'alice')).durable
+        await store.recordAck(ackOf(ms[1]!, 'alice', { disposition: 'rejected' })).durable
         await store.expire(ms[2]!.msgId, T0)
         expect(store.counts()).toEqual({ pending: 1, acked: 1, expired: 1, rejected: 1 })
       })
@@ -568,11 +590,11 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
     describe('concurrency', () => {
       it('200 adds and their ACKs issued without awaiting all resolve, in a consistent final state', async () => {
         const ms = Array.from({ length: 200 }, (_, i) => newMessage({ recipients: ['alice', 'bob'], nextAttemptAt: T0 + i }))
-        const adds = ms.map((m) => store.add(m))
+        const adds = ms.map((m) => store.add(m).durable)
         const acks = ms.flatMap((m, i) =>
-          i % 2 === 0 ? [store.recordAck(ackOf(m, 'alice')), store.recordAck(ackOf(m, 'bob'))] : [store.recordAck(ackOf(m, 'bob'))],
+          i % 2 === 0 ? [store.recordAck(ackOf(m, 'alice')).durable, store.recordAck(ackOf(m, 'bob')).durable] : [store.recordAck(ackOf(m, 'bob')).durable],
         )
-        const dup = store.add(ms[7]!)
+        const dup = store.add(ms[7]!).durable
         const expired = store.expire(ms[1]!.msgId, T0 + 1)
         await expect(Promise.all(adds)).resolves.toHaveLength(200)
         const outcomes = await Promise.all(acks)
@@ -590,9 +612,9 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
     describe('durability and close', () => {
       async function populate(): Promise<NewOutboxMessage[]> {
         const ms = [newMessage({ recipients: ['alice', 'bob'] }), newMessage({ recipients: ['alice'] }), newMessage()]
-        await Promise.all(ms.map((m) => store.add(m)))
-        await store.recordAck(ackOf(ms[0]!, 'alice', { reason: 'fine' }))
-        await store.recordAck(ackOf(ms[1]!, 'alice'))
+        await Promise.all(ms.map((m) => store.add(m).durable))
+        await store.recordAck(ackOf(ms[0]!, 'alice', { reason: 'fine' })).durable
+        await store.recordAck(ackOf(ms[1]!, 'alice')).durable
         await store.expire(ms[2]!.msgId, T0 + 9)
         return ms
       }
@@ -607,7 +629,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(ms.map((m) => again.recipients(m.msgId))).toEqual(before.recipients)
         expect(again.counts()).toEqual(before.counts)
         expect(again.get(ms[0]!.msgId)).toMatchObject({ attempts: 2, nextAttemptAt: T0 + 77_000 })
-        await expect(again.recordAck(ackOf(ms[0]!, 'bob'))).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
+        await expect(again.recordAck(ackOf(ms[0]!, 'bob')).durable).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
       })
 
       it('resolved writes are visible to a store opened without closing the first (a crash loses nothing resolved)', async () => {
@@ -619,7 +641,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('close() is idempotent and flushes writes issued just before it', async () => {
         const m = newMessage()
-        const added = store.add(m)
+        const added = store.add(m).durable
         const first = store.close()
         const second = store.close()
         await expect(Promise.all([first, second, added])).resolves.toBeDefined()
@@ -630,7 +652,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
 
       it('after close(), reads throw and writes reject with ClosedError', async () => {
         const m = newMessage()
-        await store.add(m)
+        await store.add(m).durable
         await store.close()
         expect(() => store.get(m.msgId)).toThrow(ClosedError)
         expect(() => store.recipients(m.msgId)).toThrow(ClosedError)
@@ -639,8 +661,8 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(() => store.list()).toThrow(ClosedError)
         expect(() => store.counts()).toThrow(ClosedError)
         expect(() => store.markAttempt(m.msgId, T0)).toThrow(ClosedError)
-        await expect(store.add(newMessage())).rejects.toBeInstanceOf(ClosedError)
-        await expect(store.recordAck(ackOf(m, 'alice'))).rejects.toBeInstanceOf(ClosedError)
+        await expect(store.add(newMessage()).durable).rejects.toBeInstanceOf(ClosedError)
+        await expect(store.recordAck(ackOf(m, 'alice')).durable).rejects.toBeInstanceOf(ClosedError)
         await expect(store.expireDue(T0)).rejects.toBeInstanceOf(ClosedError)
         await expect(store.expire(m.msgId, T0)).rejects.toBeInstanceOf(ClosedError)
         await expect(store.retry(m.msgId, T0, T0)).rejects.toBeInstanceOf(ClosedError)

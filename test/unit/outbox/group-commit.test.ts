@@ -186,32 +186,45 @@ describe('GroupCommit', () => {
     expect(settled).toEqual(['A', 'B'])
   })
 
-  it('onCommitted is called right after the COMMIT, before the sync; never for a refused write or a failed batch', async () => {
+  it('runWithCommit: committed resolves right after the COMMIT, before the sync; it rejects for a refused write or a failed batch', async () => {
     const { durability, pending } = manualDurability()
     const { batch, insert, count } = setup(512, durability)
     const events: string[] = []
-    const a = batch.run(() => insert('a'), () => events.push(`committed a (${count()} rows)`)).then(() => events.push('settled a'))
-    const dup = batch.run(() => insert('a'), () => events.push('committed dup')).catch(() => events.push('refused dup'))
+    const a = batch.runWithCommit(() => (insert('a'), 'A'))
+    void a.committed.then((v) => events.push(`committed ${v} (${count()} rows)`))
+    const settledA = a.durable.then(() => events.push('settled a'))
+    const dup = batch.runWithCommit(() => insert('a'))
+    const dupCommitted = dup.committed.then(
+      () => events.push('committed dup'),
+      () => events.push('dup not committed'),
+    )
+    const dupSettled = dup.durable.catch(() => events.push('refused dup'))
     expect(events).toEqual([])
     batch.flush()
     await new Promise((r) => setImmediate(r))
-    expect(events).toEqual(['committed a (1 rows)'])
+    expect(events).toEqual(['committed A (1 rows)', 'dup not committed'])
     pending[0]?.resolve()
-    await Promise.all([a, dup])
-    expect(events).toEqual(['committed a (1 rows)', 'settled a', 'refused dup'])
+    await Promise.all([settledA, dupCommitted, dupSettled])
+    expect(events).toEqual(['committed A (1 rows)', 'dup not committed', 'settled a', 'refused dup'])
+
+    // A sync that fails rejects durable only: the write was committed.
+    const c = batch.runWithCommit(() => (insert('c'), 'C'))
+    batch.flush()
+    await expect(c.committed).resolves.toBe('C')
+    pending[1]?.reject(new Error('fdatasync failed: EIO'))
+    await expect(c.durable).rejects.toThrow(/EIO/)
 
     // A batch whose COMMIT fails: nobody is told it committed.
     const failing = setup(512, durability)
     failing.db.exec('CREATE TRIGGER no_commit BEFORE INSERT ON kv WHEN NEW.k = \'poison\' BEGIN SELECT RAISE(FAIL, \'disk I/O error\'); END')
-    let told = false
-    const b = failing.batch.run(() => failing.insert('b'), () => (told = true))
+    const b = failing.batch.runWithCommit(() => failing.insert('b'))
     const poisoned = failing.batch.run(() => {
       failing.insert('c')
       failing.insert('poison')
     })
     await expect(poisoned).rejects.toThrow()
-    await expect(b).rejects.toThrow(/nothing in this batch was committed/)
-    expect(told).toBe(false)
+    await expect(b.committed).rejects.toThrow(/nothing in this batch was committed/)
+    await expect(b.durable).rejects.toThrow(/nothing in this batch was committed/)
   })
 
   it('a failed sync rejects the writes of its batch (its own error kept) and close() still resolves', async () => {

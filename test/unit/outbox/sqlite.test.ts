@@ -35,7 +35,7 @@ describe('SqliteOutboxStore', () => {
     const store = SqliteOutboxStore.open(newPath())
     try {
       const ms = Array.from({ length: 1000 }, () => newMessage())
-      await Promise.all(ms.map((m) => store.add(m)))
+      await Promise.all(ms.map((m) => store.add(m).durable))
       const stats = store.stats
       expect(stats.ops).toBe(1000)
       expect(stats.commits).toBeLessThanOrEqual(3)
@@ -51,8 +51,8 @@ describe('SqliteOutboxStore', () => {
     const store = SqliteOutboxStore.open(newPath())
     try {
       const m = newMessage()
-      await store.add(m)
-      await store.recordAck(ackOf(m, 'alice'))
+      await store.add(m).durable
+      await store.recordAck(ackOf(m, 'alice')).durable
       store.markAttempt(m.msgId, 1)
       await store.expire(m.msgId, 2)
       expect(store.stats).toEqual({ commits: 3, ops: 4, failedBatches: 0, largestBatch: 2, syncs: 3 })
@@ -65,7 +65,7 @@ describe('SqliteOutboxStore', () => {
     const path = newPath()
     const store = SqliteOutboxStore.open(path)
     const m = newMessage()
-    const pending = store.add(m)
+    const pending = store.add(m).durable
     const other = new Database(path, { readonly: true })
     try {
       const count = other.prepare('SELECT COUNT(*) FROM messages WHERE msg_id = ?').pluck()
@@ -118,8 +118,8 @@ describe('SqliteOutboxStore', () => {
   it('defaults to synchronous FULL: the connection commits NORMAL and every commit is then synced off the event loop', async () => {
     const store = SqliteOutboxStore.open(newPath())
     expect(store.database.pragma('synchronous', { simple: true })).toBe(1)
-    await store.add(newMessage())
-    await Promise.all([store.add(newMessage()), store.add(newMessage())])
+    await store.add(newMessage()).durable
+    await Promise.all([store.add(newMessage()).durable, store.add(newMessage()).durable])
     expect(store.stats).toMatchObject({ commits: 2, syncs: 2 })
     await store.close()
   })
@@ -128,7 +128,7 @@ describe('SqliteOutboxStore', () => {
     for (const synchronous of ['NORMAL', 'OFF'] as const) {
       const store = SqliteOutboxStore.open(newPath(), { synchronous })
       expect(store.database.pragma('synchronous', { simple: true })).toBe(synchronous === 'NORMAL' ? 1 : 0)
-      await store.add(newMessage())
+      await store.add(newMessage()).durable
       expect(store.stats).toMatchObject({ commits: 1, syncs: 0 })
       await store.close()
     }
@@ -173,12 +173,12 @@ describe('SqliteOutboxStore', () => {
     const store = SqliteOutboxStore.open(newPath())
     try {
       const m = newMessage({ recipients: ['alice'] })
-      await store.add(m)
+      await store.add(m).durable
       const body = '{"acks":"nothing for us"}'
       const outcomes = await Promise.all([
-        store.recordAck(ackOf(newMessage(), 'alice', { ackBody: body })),
-        store.recordAck(ackOf(m, 'mallory', { ackBody: body })),
-        store.recordAck(ackOf(m, 'alice', { ackBody: body, digest: 'other' })),
+        store.recordAck(ackOf(newMessage(), 'alice', { ackBody: body })).durable,
+        store.recordAck(ackOf(m, 'mallory', { ackBody: body })).durable,
+        store.recordAck(ackOf(m, 'alice', { ackBody: body, digest: 'other' })).durable,
       ])
       expect(outcomes.map((o) => o.kind)).toEqual(['unknown', 'not_recipient', 'digest_mismatch'])
       expect(store.database.prepare('SELECT COUNT(*) FROM ack_bodies').pluck().get()).toBe(0)
@@ -191,8 +191,8 @@ describe('SqliteOutboxStore', () => {
     const store = SqliteOutboxStore.open(newPath())
     try {
       const m = newMessage({ recipients: ['alice'] })
-      await store.add(m)
-      await store.recordAck(ackOf(m, 'alice'))
+      await store.add(m).durable
+      await store.recordAck(ackOf(m, 'alice')).durable
       await store.purge(Number.MAX_SAFE_INTEGER)
       const db = store.database
       expect(db.prepare('SELECT COUNT(*) FROM bodies').pluck().get()).toBe(0)
@@ -213,12 +213,12 @@ describe('SqliteOutboxStore', () => {
     /** Adds `n` messages (alice must ACK) and records one ACK per message, `batch` at a time sharing one body. */
     async function ackInBatches(store: SqliteOutboxStore, n: number, batch: number): Promise<{ ms: NewOutboxMessage[]; bodies: string[] }> {
       const ms = Array.from({ length: n }, () => newMessage({ recipients: ['alice'] }))
-      await Promise.all(ms.map((m) => store.add(m)))
+      await Promise.all(ms.map((m) => store.add(m).durable))
       const bodies: string[] = []
       for (let i = 0; i < n; i += batch) {
         const body = bigAckBody(`batch ${i}`)
         bodies.push(body)
-        const outcomes = await Promise.all(ms.slice(i, i + batch).map((m) => store.recordAck(ackOf(m, 'alice', { ackBody: body }))))
+        const outcomes = await Promise.all(ms.slice(i, i + batch).map((m) => store.recordAck(ackOf(m, 'alice', { ackBody: body })).durable))
         for (const o of outcomes) expect(o).toMatchObject({ kind: 'counted', state: 'acked' })
       }
       return { ms, bodies }
@@ -248,18 +248,18 @@ describe('SqliteOutboxStore', () => {
           NewOutboxMessage,
           NewOutboxMessage,
         ]
-        for (const m of [m1, m2, m3, m4]) await store.add(m)
+        for (const m of [m1, m2, m3, m4]) await store.add(m).durable
         const a = bigAckBody('a')
-        await store.recordAck(ackOf(m1, 'alice', { ackBody: a }))
-        await store.recordAck(ackOf(m1, 'bob', { ackBody: 'b' }))
-        await store.recordAck(ackOf(m2, 'alice', { ackBody: [...a].join('') })) // equal text, another string, another batch
+        await store.recordAck(ackOf(m1, 'alice', { ackBody: a })).durable
+        await store.recordAck(ackOf(m1, 'bob', { ackBody: 'b' })).durable
+        await store.recordAck(ackOf(m2, 'alice', { ackBody: [...a].join('') })).durable // equal text, another string, another batch
         expect(count(store, 'ack_bodies')).toBe(2)
         await store.close()
         store = SqliteOutboxStore.open(path)
         await Promise.all([
-          store.recordAck(ackOf(m3, 'alice', { ackBody: bigAckBody('a') })),
-          store.recordAck(ackOf(m3, 'bob', { ackBody: '' })),
-          store.recordAck(ackOf(m4, 'alice', { ackBody: 'b' })),
+          store.recordAck(ackOf(m3, 'alice', { ackBody: bigAckBody('a') })).durable,
+          store.recordAck(ackOf(m3, 'bob', { ackBody: '' })).durable,
+          store.recordAck(ackOf(m4, 'alice', { ackBody: 'b' })).durable,
         ])
         expect(count(store, 'ack_bodies')).toBe(3)
         expect(store.recipients(m1.msgId).map((r) => r.ackBody)).toEqual([a, 'b'])
@@ -275,9 +275,9 @@ describe('SqliteOutboxStore', () => {
       const store = SqliteOutboxStore.open(newPath())
       try {
         const m = newMessage({ recipients: ['alice'] })
-        await store.add(m)
-        await expect(store.recordAck(ackOf(m, 'mallory', { ackBody: 'x' }))).resolves.toEqual({ kind: 'not_recipient' })
-        await expect(store.recordAck(ackOf(m, 'alice', { ackBody: 'y', digest: 'other' }))).resolves.toEqual({ kind: 'digest_mismatch' })
+        await store.add(m).durable
+        await expect(store.recordAck(ackOf(m, 'mallory', { ackBody: 'x' })).durable).resolves.toEqual({ kind: 'not_recipient' })
+        await expect(store.recordAck(ackOf(m, 'alice', { ackBody: 'y', digest: 'other' })).durable).resolves.toEqual({ kind: 'digest_mismatch' })
         expect(count(store, 'ack_bodies')).toBe(0)
       } finally {
         await store.close()
@@ -289,12 +289,12 @@ describe('SqliteOutboxStore', () => {
       try {
         const T = 1_700_000_000_000
         const ms = Array.from({ length: 4 }, () => newMessage({ recipients: ['alice'] }))
-        await Promise.all(ms.map((m) => store.add(m)))
+        await Promise.all(ms.map((m) => store.add(m).durable))
         const shared = bigAckBody('shared')
         await Promise.all([
-          store.recordAck(ackOf(ms[0]!, 'alice', { ackBody: shared, at: T + 1 })),
-          store.recordAck(ackOf(ms[1]!, 'alice', { ackBody: shared, at: T + 5 })),
-          store.recordAck(ackOf(ms[2]!, 'alice', { ackBody: 'own', at: T + 1 })),
+          store.recordAck(ackOf(ms[0]!, 'alice', { ackBody: shared, at: T + 1 })).durable,
+          store.recordAck(ackOf(ms[1]!, 'alice', { ackBody: shared, at: T + 5 })).durable,
+          store.recordAck(ackOf(ms[2]!, 'alice', { ackBody: 'own', at: T + 1 })).durable,
         ])
         expect(count(store, 'ack_bodies')).toBe(2)
         await expect(store.purge(T + 2)).resolves.toBe(2)
@@ -325,12 +325,12 @@ describe('SqliteOutboxStore', () => {
       const store = SqliteOutboxStore.open(newPath())
       try {
         const [m1, m2] = [newMessage({ recipients: ['alice'] }), newMessage({ recipients: ['alice'] })]
-        await Promise.all([store.add(m1), store.add(m2)])
+        await Promise.all([store.add(m1).durable, store.add(m2).durable])
         const body = bigAckBody('again')
         await Promise.all([
-          store.recordAck(ackOf(m1, 'alice', { ackBody: body })),
+          store.recordAck(ackOf(m1, 'alice', { ackBody: body })).durable,
           store.purge(Number.MAX_SAFE_INTEGER),
-          store.recordAck(ackOf(m2, 'alice', { ackBody: body })),
+          store.recordAck(ackOf(m2, 'alice', { ackBody: body })).durable,
         ])
         expect(store.stats.commits).toBe(2)
         expect(store.get(m1.msgId)).toBeUndefined()
@@ -345,17 +345,17 @@ describe('SqliteOutboxStore', () => {
       const store = SqliteOutboxStore.open(newPath())
       try {
         const [m1, m2] = [newMessage({ recipients: ['alice'] }), newMessage({ recipients: ['alice'] })]
-        await Promise.all([store.add(m1), store.add(m2)])
+        await Promise.all([store.add(m1).durable, store.add(m2).durable])
         const db = store.database
         db.exec(`CREATE TEMP TRIGGER fail_ack BEFORE UPDATE ON recipients WHEN old.msg_id = '${m1.msgId}' BEGIN SELECT RAISE(ABORT, 'boom'); END`)
         const body = bigAckBody('rolled back')
         // The body is inserted, then the recipient update fails: the whole batch is rolled back.
-        await expect(store.recordAck(ackOf(m1, 'alice', { ackBody: body }))).rejects.toThrow(/nothing in this batch was committed/)
+        await expect(store.recordAck(ackOf(m1, 'alice', { ackBody: body })).durable).rejects.toThrow(/nothing in this batch was committed/)
         expect(store.stats.failedBatches).toBe(1)
         expect(count(store, 'ack_bodies')).toBe(0)
         db.exec(`DROP TRIGGER fail_ack`)
-        await expect(store.recordAck(ackOf(m2, 'alice', { ackBody: body }))).resolves.toMatchObject({ kind: 'counted' })
-        await expect(store.recordAck(ackOf(m1, 'alice', { ackBody: body }))).resolves.toMatchObject({ kind: 'counted' })
+        await expect(store.recordAck(ackOf(m2, 'alice', { ackBody: body })).durable).resolves.toMatchObject({ kind: 'counted' })
+        await expect(store.recordAck(ackOf(m1, 'alice', { ackBody: body })).durable).resolves.toMatchObject({ kind: 'counted' })
         expect(count(store, 'ack_bodies')).toBe(1)
         expect(store.recipients(m1.msgId)[0]?.ackBody).toBe(body)
         expect(store.recipients(m2.msgId)[0]?.ackBody).toBe(body)

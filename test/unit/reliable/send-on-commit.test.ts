@@ -13,7 +13,8 @@ import type { TestPki } from '../../../src/crypto/certs.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
-import type { NewOutboxMessage } from '../../../src/outbox/store.js'
+import { added } from '../../../src/outbox/rules.js'
+import type { Added, NewOutboxMessage } from '../../../src/outbox/store.js'
 import { Gilmsg } from '../../../src/reliable/gilmsg.js'
 import { MemoryHub } from '../../../src/transport/memory.js'
 import { FakeClock, settle } from '../../support/fake-clock.js'
@@ -24,11 +25,12 @@ const TOPIC = { topicPrefix: 'org.test', environment: 'unit' }
 class SlowSyncOutbox extends MemoryOutboxStore {
   readonly syncs: { release: () => void; fail: (e: Error) => void }[] = []
 
-  override add(message: NewOutboxMessage, onCommitted?: () => void): Promise<void> {
-    return super.add(message).then(() => {
-      onCommitted?.()
-      return new Promise<void>((release, fail) => this.syncs.push({ release, fail }))
-    })
+  override add(message: NewOutboxMessage): Added {
+    const { committed } = super.add(message)
+    return added(
+      committed,
+      committed.then(() => new Promise<void>((release, fail) => this.syncs.push({ release, fail }))),
+    )
   }
 }
 

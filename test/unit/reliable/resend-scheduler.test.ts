@@ -1,0 +1,224 @@
+/**
+ * The resend scheduler on its own, over a memory outbox and a fake clock:
+ * what is due goes out when its timer fires (earliest first, at most a batch
+ * per pass), urgent messages before the backlog and never held back by the
+ * budget, expiry before any resend, and stop() ends it all.
+ * `resend-budget.test.ts` checks the same through a publisher.
+ */
+import { describe, expect, it } from 'vitest'
+import { MemoryOutboxStore } from '../../../src/outbox/memory.js'
+import { DEFAULT_BACKOFF } from '../../../src/reliable/backoff.js'
+import { ResendBudget } from '../../../src/reliable/resend-budget.js'
+import { BUDGET_WAKE_MS, RESEND_BATCH, ResendScheduler } from '../../../src/reliable/resend-scheduler.js'
+import { RttEstimator } from '../../../src/reliable/rtt.js'
+import { Disposition, type AckRecord } from '../../../src/outbox/store.js'
+import { FakeClock, settle } from '../../support/fake-clock.js'
+
+const DAY = 24 * 3600_000
+/** Every random draw at the top of its range: each delay is its ceiling. */
+const CEILING = (): number => 0.999999
+
+interface World {
+  readonly clock: FakeClock
+  readonly store: MemoryOutboxStore
+  readonly rtt: RttEstimator
+  readonly scheduler: ResendScheduler
+  /** msgIds in the order they were sent. */
+  readonly sent: string[]
+  /** How many had been sent when each pass began (with something due). */
+  readonly passes: number[]
+  readonly expired: string[]
+  readonly errors: unknown[]
+  /** Adds a pending message for alice and bob, first resend due in `dueIn` ms, deadline in `deadlineIn` ms. */
+  add(msgId: string, dueIn: number, deadlineIn?: number): Promise<void>
+  failSends: boolean
+  /** While set, each pass waits for it before resending. */
+  gate: Promise<void> | undefined
+}
+
+function ack(msgId: string, cn: string, at: number): AckRecord {
+  return { msgId, cn, digest: 'd', disposition: Disposition.Received, at, ackBody: '{}', fingerprint: `fp-${cn}` }
+}
+
+function world(budget?: { rate: number; burst: number }): World {
+  const clock = new FakeClock()
+  const store = new MemoryOutboxStore()
+  const rtt = new RttEstimator(DEFAULT_BACKOFF, CEILING)
+  const w: World = {
+    clock,
+    store,
+    rtt,
+    sent: [],
+    passes: [],
+    expired: [],
+    errors: [],
+    failSends: false,
+    gate: undefined,
+    scheduler: new ResendScheduler({
+      store,
+      clock,
+      rtt,
+      budget: budget === undefined ? undefined : new ResendBudget(budget.rate, budget.burst, clock.now()),
+      urgentWithinMs: DEFAULT_BACKOFF.longAfterMs,
+      send: (m) => {
+        if (w.failSends) return Promise.reject(new Error('socket is gone'))
+        w.sent.push(m.msgId)
+        return Promise.resolve()
+      },
+      beforePass: async () => {
+        w.passes.push(w.sent.length)
+        await w.gate
+      },
+      expireDue: async (now) => {
+        w.expired.push(...(await store.expireDue(now)))
+      },
+      onResend: () => undefined,
+      onError: (e) => w.errors.push(e),
+    }),
+    async add(msgId, dueIn, deadlineIn = 60_000) {
+      const now = clock.now()
+      await store.add({ msgId, topic: `t.${msgId}`, body: '{}', digest: 'd', recipients: ['alice', 'bob'], createdAt: now, deadline: now + deadlineIn, nextAttemptAt: now + dueIn }).durable
+    },
+  }
+  return w
+}
+
+describe('ResendScheduler', () => {
+  it('resends a message when it is due, not before, then again when the rtt estimator says', async () => {
+    const w = world()
+    await w.add('m1', 100)
+    w.scheduler.arm()
+    await w.clock.advance(99)
+    expect(w.sent).toEqual([])
+    await w.clock.advance(1)
+    expect(w.sent).toEqual(['m1'])
+    // Its first send timed out: the estimator backs off (base 50 -> 100), and the next resend is due one
+    // (doubled) base later, the ceiling of the jitter here.
+    expect(w.rtt.backoff).toBe(2)
+    const m = w.store.get('m1')
+    expect(m?.attempts).toBe(2)
+    expect((m?.nextAttemptAt ?? 0) - w.clock.now()).toBeCloseTo(100, 1)
+    await w.clock.advance(100)
+    expect(w.sent).toEqual(['m1', 'm1'])
+    expect(w.rtt.backoff, 'only a first send timing out backs off').toBe(2)
+    expect(w.scheduler.resends).toBe(2)
+  })
+
+  it('counts resends by recipient whose ACK is still missing', async () => {
+    const w = world()
+    await w.add('m1', 10)
+    w.scheduler.arm()
+    await w.clock.advance(10)
+    await w.store.recordAck(ack('m1', 'bob', w.clock.now())).durable
+    await w.clock.advance((w.store.get('m1')?.nextAttemptAt ?? Infinity) - w.clock.now())
+    expect(w.scheduler.resendsTo.snapshot()).toEqual({ alice: 2, bob: 1 })
+    expect('add' in w.scheduler.resendsTo, 'a read-only view').toBe(false)
+  })
+
+  it('resends the earliest due first, at most a batch per pass, and arms the next pass for the rest', async () => {
+    const w = world()
+    for (let i = 0; i < RESEND_BATCH + 10; i++) await w.add(`m${String(i).padStart(3, '0')}`, 1000 - i)
+    await w.clock.advance(1000) // all due by now; armed late, the timer fires at once
+    w.scheduler.arm()
+    await w.clock.advance(0)
+    expect(w.passes).toEqual([0, RESEND_BATCH])
+    expect(w.sent.slice(0, 3)).toEqual(['m265', 'm264', 'm263'])
+    expect(new Set(w.sent).size).toBe(RESEND_BATCH + 10)
+  })
+
+  it('expires what is past its deadline before resending, and never resends it', async () => {
+    const w = world()
+    await w.add('late', 100, 100)
+    await w.add('fine', 100, 60_000)
+    w.scheduler.arm()
+    await w.clock.advance(100)
+    expect(w.expired).toEqual(['late'])
+    expect(w.sent).toEqual(['fine'])
+  })
+
+  it('urgent messages go first and are never held back by the budget; the backlog waits for tokens', async () => {
+    const w = world({ rate: 10, burst: 2 })
+    for (const id of ['b1', 'b2', 'b3', 'b4']) await w.add(id, 10, DAY)
+    await w.add('u1', 20, 60_000)
+    await w.add('u2', 20, 60_000)
+    await w.clock.advance(20)
+    w.scheduler.arm()
+    await w.clock.advance(0)
+    // Both urgent ones spend the two tokens; none is left for the backlog.
+    expect(w.sent).toEqual(['u1', 'u2'])
+    expect(w.scheduler.heldBack).toBe(1)
+    for (const msgId of ['u1', 'u2']) for (const cn of ['alice', 'bob']) await w.store.recordAck(ack(msgId, cn, w.clock.now())).durable
+    // A token comes back after 100 ms (10/s): one more of the backlog, earliest due first.
+    await w.clock.advance(BUDGET_WAKE_MS - 1)
+    expect(w.sent).toEqual(['u1', 'u2'])
+    await w.clock.advance(1)
+    expect(w.sent).toEqual(['u1', 'u2', 'b1'])
+    // Urgent again with no token at all: still resent at once.
+    await w.add('u3', 0, 60_000)
+    w.scheduler.arm()
+    await w.clock.advance(0)
+    expect(w.sent).toEqual(['u1', 'u2', 'b1', 'u3'])
+  })
+
+  it('a credited ACK pays for one more resend of the backlog', async () => {
+    const w = world({ rate: 1, burst: 2 })
+    for (const id of ['b1', 'b2', 'b3', 'b4', 'b5']) await w.add(id, 10, DAY)
+    w.scheduler.arm()
+    await w.clock.advance(10)
+    expect(w.sent).toEqual(['b1', 'b2'])
+    w.scheduler.credit()
+    // The budget wakes the scheduler once a token is back (1 s at 1/s): the credited one and that one.
+    await w.clock.advance(999)
+    expect(w.sent).toEqual(['b1', 'b2'])
+    await w.clock.advance(1)
+    expect(w.sent).toEqual(['b1', 'b2', 'b3', 'b4'])
+  })
+
+  it('a pass waits for beforePass, with something due, before resending', async () => {
+    const w = world()
+    let open!: () => void
+    w.gate = new Promise((resolve) => (open = resolve))
+    await w.add('m1', 10)
+    w.scheduler.arm()
+    await w.clock.advance(10)
+    expect(w.passes).toEqual([0])
+    expect(w.sent).toEqual([])
+    open()
+    await settle()
+    expect(w.sent).toEqual(['m1'])
+  })
+
+  it('a failed send ends the pass with onError; the next pass, armed at once, goes on with what is due', async () => {
+    const w = world()
+    await w.add('m1', 10)
+    await w.add('m2', 10)
+    w.failSends = true
+    w.scheduler.arm()
+    await w.clock.advance(10)
+    expect(w.errors.map((e) => (e as Error).message)).toEqual(['socket is gone', 'socket is gone'])
+    expect(w.passes, 'one pass per failure').toEqual([0, 0])
+    expect([w.store.get('m1')?.attempts, w.store.get('m2')?.attempts]).toEqual([2, 2])
+    w.failSends = false
+    await w.clock.advance(200)
+    expect(w.sent.slice(0, 2)).toEqual(['m1', 'm2'])
+  })
+
+  it('stop(): the armed timer is cancelled, arm() does nothing, and a pass under way resends nothing more', async () => {
+    const w = world()
+    await w.add('m1', 10)
+    w.scheduler.arm()
+    let open!: () => void
+    w.gate = new Promise((resolve) => (open = resolve))
+    await w.clock.advance(10)
+    expect(w.passes).toEqual([0])
+    w.scheduler.stop()
+    open()
+    await settle()
+    expect(w.sent).toEqual([])
+    w.scheduler.arm()
+    expect(w.clock.pendingTimers).toBe(0)
+    await w.clock.advance(10_000)
+    expect(w.sent).toEqual([])
+    w.scheduler.stop()
+  })
+})
