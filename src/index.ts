@@ -27,6 +27,7 @@ export {
   InvalidArgumentError,
   JsonError,
   CertificateError,
+  KeyPermissionError,
   SigningError,
   TransportError,
   ClosedError,
