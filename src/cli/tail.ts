@@ -1,5 +1,6 @@
 import { busFromConfig, whyCannotPublish } from '../bus/from-config.js'
 import type { BusMessage } from '../bus/bus.js'
+import type { GilmsgConfig } from '../config/config.js'
 import { environmentPrefix } from '../envelope/topic.js'
 import { ErrorCode, GilmsgError } from '../errors.js'
 import { canonicalize } from '../json/canonical.js'
@@ -11,14 +12,19 @@ import { ExitCode } from './exit-codes.js'
 import { untilInterrupted } from './signals.js'
 
 const HELP = `Usage: gilmsg tail [--config FILE] [--certname NAME] [--topic PREFIX] [--no-validate] [--no-ack]
-                   [--json] [--count N] [--stats] [--verbose]
+                   [--ack-unvalidated] [--json] [--count N] [--stats] [--verbose]
 
 Prints one line per valid message on the bus: topic, signer CN and payload. Messages that
 name this process's certificate CN as a required recipient are acknowledged (a signed ACK
 bound to the message) and printed once, however often they are resent.
   --topic PREFIX   only topics starting with PREFIX (default: <topic_prefix>.<environment>.)
-  --no-validate    accept unsigned and invalid messages (validate_signatures false)
+  --no-validate    accept unsigned and invalid messages (validate_signatures false); they are
+                   not acknowledged unless --ack-unvalidated is given
   --no-ack         never acknowledge (no certificate or inbox needed)
+  --ack-unvalidated  acknowledge even without validation (--no-validate or validate_signatures
+                   false): this process's certificate then vouches for messages anyone could
+                   have forged. The way to answer Python gilmsg 0.1.2 publishers, whose messages
+                   cannot validate (they add gilmsg_version after signing)
   --json           one JSON object per line: topic, msg_id, signer, msg
   --count N        exit after N messages
   --stats          print the counters (acks, duplicates suppressed, drops) on stderr at exit
@@ -32,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     topic: { type: 'string', short: 't' },
     'no-validate': { type: 'boolean' },
     'no-ack': { type: 'boolean' },
+    'ack-unvalidated': { type: 'boolean' },
     json: { type: 'boolean' },
     count: { type: 'string', short: 'n' },
     stats: { type: 'boolean' },
@@ -48,11 +55,12 @@ export async function run(argv: string[]): Promise<number> {
   const prefix = values.topic ?? environmentPrefix({ topicPrefix: config.topic_prefix, environment: config.environment })
 
   let g: Gilmsg | undefined
-  const cannotAck = values['no-ack'] ? undefined : whyCannotPublish(config)
+  const ackUnvalidated = values['ack-unvalidated'] ?? false
+  const cannotAck = values['no-ack'] ? undefined : (whyCannotPublish(config) ?? whyUnvalidated(config, ackUnvalidated))
   if (cannotAck !== undefined) process.stderr.write(`tail: not acknowledging: ${cannotAck}\n`)
   if (!values['no-ack'] && cannotAck === undefined) {
     try {
-      g = await openGilmsg(config, { ...busOptions, outbox: false, inbox: true })
+      g = await openGilmsg(config, { ...busOptions, outbox: false, inbox: true, ackUnvalidated })
     } catch (e) {
       if (!(e instanceof GilmsgError && (e.code === ErrorCode.Certificate || e.code === ErrorCode.Signing))) throw e
       process.stderr.write(`tail: not acknowledging: ${e.message}\n`)
@@ -82,6 +90,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`tail: stats ${JSON.stringify(stats)}\n`)
   }
   return ExitCode.Ok
+}
+
+function whyUnvalidated(config: GilmsgConfig, ackUnvalidated: boolean): string | undefined {
+  if (config.validate_signatures || ackUnvalidated) return undefined
+  return 'messages are not validated (--no-validate or validate_signatures false); pass --ack-unvalidated to acknowledge them anyway'
 }
 
 function prefixKeys(prefix: string, o: Record<string, number>): Record<string, number> {
