@@ -10,6 +10,7 @@ import { intOption, parse } from './args.js'
 import { cliConfig } from './config.js'
 import { ExitCode } from './exit-codes.js'
 import { untilInterrupted } from './signals.js'
+import { terminalSafe } from './terminal.js'
 
 const HELP = `Usage: gilmsg tail [--config FILE] [--certname NAME] [--topic PREFIX] [--no-validate] [--no-ack]
                    [--ack-unvalidated] [--json] [--count N] [--stats] [--verbose]
@@ -29,6 +30,8 @@ bound to the message) and printed once, however often they are resent.
   --count N        exit after N messages
   --stats          print the counters (acks, duplicates suppressed, drops) on stderr at exit
   --verbose        also report every dropped message and its reason on stderr
+Control characters (C0, DEL, C1) and Unicode direction overrides in topics, CNs and drop
+details are printed as \\uXXXX escapes; payloads are ASCII JSON (as Python's json.dumps).
 Acknowledging needs this process's certificate (<ssldir>/<certname>.crt and .key) and an inbox
 (inbox_path, default <state dir>/gilmsg/<name>.inbox.db). Without a certificate it only prints.
 Runs until interrupted (SIGINT/SIGTERM) or --count is reached.`
@@ -50,7 +53,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   const count = values.count === undefined ? Infinity : intOption(values.count, '--count', 1)
   const config = cliConfig(values, values['no-validate'] ? { validate_signatures: false } : {})
-  const onDrop = values.verbose ? (reason: string, detail: string) => void process.stderr.write(`tail: dropped (${reason}): ${detail}\n`) : undefined
+  const onDrop = values.verbose
+    ? (reason: string, detail: string) => void process.stderr.write(`tail: dropped (${reason}): ${terminalSafe(detail)}\n`)
+    : undefined
   const busOptions = onDrop ? { onDrop } : {}
   const prefix = values.topic ?? environmentPrefix({ topicPrefix: config.topic_prefix, environment: config.environment })
 
@@ -77,10 +82,10 @@ export async function run(argv: string[]): Promise<number> {
   for await (const m of iterable) {
     const msgText = canonicalize(m.envelope.get('msg') ?? null)
     if (values.json) {
-      const head = JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null })
+      const head = terminalSafe(JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null }))
       process.stdout.write(`${head.slice(0, -1)},"msg":${msgText}}\n`)
     } else {
-      process.stdout.write(`${m.topic} ${m.signer ?? '-'} ${msgText}\n`)
+      process.stdout.write(`${terminalSafe(m.topic)} ${terminalSafe(m.signer ?? '-')} ${msgText}\n`)
     }
     if (++seen >= count) break
   }
