@@ -29,7 +29,8 @@ bound to the message) and printed once, however often they are resent.
   --json           one JSON object per line: topic, msg_id, signer, msg
   --count N        exit after N messages
   --stats          print the counters (acks, duplicates suppressed, drops) on stderr at exit
-  --verbose        also report every dropped message and its reason on stderr
+  --verbose        say which config file was loaded, and report every dropped message and
+                   its reason, on stderr
 Control characters (C0, DEL, C1) and Unicode direction overrides in topics, CNs and drop
 details are printed as \\uXXXX escapes; payloads are ASCII JSON (as Python's json.dumps).
 Acknowledging needs this process's certificate (<ssldir>/<certname>.crt and .key) and an inbox

@@ -38,6 +38,7 @@ function writeConfig(name: string, config: Record<string, unknown>): string {
   writeFileSync(
     path,
     JSON.stringify({ ssldir: join(dir, 'pki'), ca_cert_location: join(dir, 'pki', 'ca.crt'), crl_location: join(dir, 'pki', 'crl.pem'), ...config }),
+    { mode: 0o600 },
   )
   return path
 }
