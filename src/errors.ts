@@ -64,6 +64,24 @@ export class CertificateError extends GilmsgError {
   }
 }
 
+/**
+ * A private key file is readable or writable by group or others, or sits in a directory
+ * group or others can write (OpenSSH's rule, applied to root too; only mode bits are
+ * checked). `path` is the file or directory at fault, `mode` its `st_mode`, `fix` the
+ * `chmod` command that makes it safe.
+ */
+export class KeyPermissionError extends CertificateError {
+  override name = 'KeyPermissionError'
+  constructor(
+    readonly path: string,
+    readonly mode: number,
+    readonly fix: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
 /** Signing failed (bad key, unsupported key type for the crypto mode). */
 export class SigningError extends GilmsgError {
   override name = 'SigningError'

@@ -17,8 +17,8 @@ export { Bus, Subscription, DEFAULT_MODNAME } from './bus/bus.js'
 export type { BusMessage, BusOptions, PublishOptions, SubscribeOptions } from './bus/bus.js'
 export { busFromConfig } from './bus/from-config.js'
 
-export { loadConfig, parseConfig, defaultConfig, CONFIG_KEYS } from './config/config.js'
-export type { GilmsgConfig, LoadConfigOptions } from './config/config.js'
+export { loadConfig, locateConfig, parseConfig, defaultConfig, CONFIG_KEYS } from './config/config.js'
+export type { ConfigLocation, ConfigOrigin, GilmsgConfig, LoadConfigOptions } from './config/config.js'
 
 export {
   ErrorCode,
@@ -27,6 +27,7 @@ export {
   InvalidArgumentError,
   JsonError,
   CertificateError,
+  KeyPermissionError,
   SigningError,
   TransportError,
   ClosedError,

@@ -96,6 +96,6 @@ export function writeConfig(dir: string, file: string, pki: TestPki, spec: Confi
     ...spec.extra,
   }
   const path = join(dir, `${file}.json`)
-  writeFileSync(path, JSON.stringify(config, null, 2))
+  writeFileSync(path, JSON.stringify(config, null, 2), { mode: 0o600 })
   return path
 }

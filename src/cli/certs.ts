@@ -3,14 +3,18 @@ import { intOption, parse, UsageError } from './args.js'
 import { ExitCode } from './exit-codes.js'
 
 const HELP = `Usage:
-  gilmsg certs init --dir DIR [--cn CN] [--days N]
-      a CA (DIR/ca.crt, DIR/ca.key) and an empty CRL (DIR/crl.pem)
-  gilmsg certs issue NAME --dir DIR [--cn CN] [--key rsa|ec|ed25519] [--days N]
+  gilmsg certs init --dir DIR [--cn CN] [--days N] [--force]
+      a CA (DIR/ca.crt, DIR/ca.key) and an empty CRL (DIR/crl.pem); --force replaces an existing CA
+  gilmsg certs issue NAME --dir DIR [--cn CN] [--key rsa|ec|ed25519] [--days N] [--force]
       DIR/NAME.crt and DIR/NAME.key, signed by the CA; the CN defaults to NAME.
-      rsa (default) works with Python fedmsg ("x509"); ec and ed25519 need crypto_backend "x509_sha256"
+      rsa (default) works with Python fedmsg ("x509"); ec and ed25519 need crypto_backend "x509_sha256".
+      --force replaces an existing NAME.crt and NAME.key (the old certificate stays valid
+      until it expires: revoke it first if its key may be compromised)
   gilmsg certs revoke NAME --dir DIR
       adds DIR/NAME.crt to DIR/crl.pem
-DIR is fedmsg's ssldir layout: point "ssldir", "ca_cert_location" and "crl_location" at it.`
+DIR is fedmsg's ssldir layout: point "ssldir", "ca_cert_location" and "crl_location" at it.
+DIR is created with mode 0700 and keys are written with mode 0600. A private key that group
+or others can read or write, or in a directory they can write, is refused (as OpenSSH does).`
 
 const KEYS = ['rsa', 'ec', 'ed25519'] as const
 
@@ -53,6 +57,7 @@ export async function run(argv: string[]): Promise<number> {
         key: key as (typeof KEYS)[number],
         ...(values.cn !== undefined ? { cn: values.cn } : {}),
         ...(values.days !== undefined ? { days: intOption(values.days, '--days', 1) } : {}),
+        ...(values.force ? { force: true } : {}),
       })
       process.stdout.write(`created ${res.certPath} and ${res.keyPath} (CN=${res.cn}, serial ${res.serial})\n`)
       return ExitCode.Ok

@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
       crypto_backend: key === 'rsa' ? 'x509' : 'x509_sha256',
     }
     for (const name of RECIPIENTS) {
-      writeFileSync(join(dir, `${name}.json`), JSON.stringify({ ...base, name, certname: name, inbox_path: join(dir, `${name}.inbox.db`) }, null, 2))
+      writeFileSync(join(dir, `${name}.json`), JSON.stringify({ ...base, name, certname: name, inbox_path: join(dir, `${name}.inbox.db`) }, null, 2), { mode: 0o600 })
     }
 
     const live = new Map<Recipient, RecipientProcess>()

@@ -4,7 +4,7 @@ import { numberOption, parse } from './args.js'
 import { ExitCode } from './exit-codes.js'
 import { readPayloads } from './input.js'
 
-const HELP = `Usage: gilmsg logger [--config FILE] [--message M] [--json-input] [--topic T] [--modname M]
+const HELP = `Usage: gilmsg logger [--config FILE] [--message M] [--json-input] [--topic T] [--modname M] [--verbose]
 
 Publishes signed messages, like fedmsg-logger: --message M, or one message per stdin line.
   --message M     the message text (default: read lines from stdin)
@@ -13,6 +13,7 @@ Publishes signed messages, like fedmsg-logger: --message M, or one message per s
   --topic T       topic (default "log"); the full topic is <topic_prefix>.<environment>.<modname>.<T>
   --modname M     default "logger"
   --wait-ms N     wait up to N ms for a subscriber before publishing (default 1000; 0: don't wait)
+  --verbose       say which config file was loaded (on stderr)
 The process binds endpoints[name], or with "active": true connects to relay_inbound (best for
 short-lived publishers). With --recipients CN ... it is "gilmsg publish" (as in Python gilmsg's
 logger): it waits for their ACKs and exits 0, 3 (timeout) or 4 (rejected). Otherwise it is
@@ -32,6 +33,7 @@ export async function run(argv: string[]): Promise<number> {
     topic: { type: 'string', short: 't' },
     modname: { type: 'string' },
     'wait-ms': { type: 'string' },
+    verbose: { type: 'boolean', short: 'v' },
   })
   if (values.help) {
     process.stdout.write(HELP + '\n')

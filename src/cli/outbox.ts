@@ -13,7 +13,8 @@ const HELP = `Usage:
                                             a running publisher on this outbox resends it
   gilmsg outbox purge --older-than D        delete finished (not pending) messages older than D
 Options: --config FILE, --name NAME (which outbox: outbox_path or <state dir>/gilmsg/<name>.outbox.db),
-         --outbox PATH (a file directly). Durations: 30s, 15m, 12h, 7d or milliseconds.`
+         --outbox PATH (a file directly), --verbose (say which config file was loaded, on stderr).
+Durations: 30s, 15m, 12h, 7d or milliseconds.`
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
@@ -38,6 +39,7 @@ export async function run(argv: string[]): Promise<number> {
       deadline: { type: 'string' },
       'older-than': { type: 'string' },
       outbox: { type: 'string' },
+      verbose: { type: 'boolean', short: 'v' },
     },
     true,
   )

@@ -7,7 +7,7 @@ import { ExitCode } from './exit-codes.js'
 import { readPayloads } from './input.js'
 
 const HELP = `Usage: gilmsg publish --recipients CN [CN ...] [--ack-timeout SECONDS] [--topic T] [--modname M]
-                      [--message M | stdin] [--json-input] [--json] [--config FILE]
+                      [--message M | stdin] [--json-input] [--json] [--config FILE] [--verbose]
 
 Publishes one message (--message, or each stdin line) that the named recipients must
 acknowledge, and waits until each of them returned a valid signed ACK for it.
@@ -17,6 +17,7 @@ acknowledge, and waits until each of them returned a valid signed ACK for it.
   --modname M           default "gilmsg"
   --json-input          the message text is JSON, published exactly (default: {"log": text})
   --json                print the delivery receipt(s) as JSON lines on stdout
+  --verbose             say which config file was loaded (on stderr)
 Exit codes: 0 every recipient acknowledged; 3 ACK timeout (stderr names the missing
 recipients); 4 a recipient rejected the message; 2 usage or configuration error; 1 other.
 Without --recipients it is a plain fire-and-forget publish (like gilmsg logger).
@@ -47,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     topic: { type: 'string', short: 't' },
     modname: { type: 'string' },
     json: { type: 'boolean' },
+    verbose: { type: 'boolean', short: 'v' },
   })
   if (values.help) {
     process.stdout.write(HELP + '\n')

@@ -6,13 +6,14 @@ import { parse } from './args.js'
 import { ExitCode } from './exit-codes.js'
 import { untilInterrupted } from './signals.js'
 
-const HELP = `Usage: gilmsg relay [--config FILE] [--inbound ADDR] [--outbound ADDR]
+const HELP = `Usage: gilmsg relay [--config FILE] [--inbound ADDR] [--outbound ADDR] [--verbose]
 
 Forwards every message published to the inbound addresses (SUB, bound) to the outbound
 addresses (PUB, bound), byte for byte, as fedmsg-relay. Short-lived publishers connect to
 the inbound side ("active": true); subscribers list the outbound side in "endpoints".
   --inbound ADDR    default: relay_inbound from the config
   --outbound ADDR   default: endpoints.relay_outbound from the config
+  --verbose         say which config file was loaded (on stderr)
 Prints "inbound <addr>" and "outbound <addr>" lines once bound (real ports for :*), then
 runs until SIGINT/SIGTERM.`
 
@@ -20,6 +21,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     inbound: { type: 'string', multiple: true },
     outbound: { type: 'string', multiple: true },
+    verbose: { type: 'boolean', short: 'v' },
   })
   if (values.help) {
     process.stdout.write(HELP + '\n')

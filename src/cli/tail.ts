@@ -1,5 +1,6 @@
 import { busFromConfig, whyCannotPublish } from '../bus/from-config.js'
 import type { BusMessage } from '../bus/bus.js'
+import type { GilmsgConfig } from '../config/config.js'
 import { environmentPrefix } from '../envelope/topic.js'
 import { ErrorCode, GilmsgError } from '../errors.js'
 import { canonicalize } from '../json/canonical.js'
@@ -9,20 +10,29 @@ import { intOption, parse } from './args.js'
 import { cliConfig } from './config.js'
 import { ExitCode } from './exit-codes.js'
 import { untilInterrupted } from './signals.js'
+import { terminalSafe } from './terminal.js'
 
 const HELP = `Usage: gilmsg tail [--config FILE] [--certname NAME] [--topic PREFIX] [--no-validate] [--no-ack]
-                   [--json] [--count N] [--stats] [--verbose]
+                   [--ack-unvalidated] [--json] [--count N] [--stats] [--verbose]
 
 Prints one line per valid message on the bus: topic, signer CN and payload. Messages that
 name this process's certificate CN as a required recipient are acknowledged (a signed ACK
 bound to the message) and printed once, however often they are resent.
   --topic PREFIX   only topics starting with PREFIX (default: <topic_prefix>.<environment>.)
-  --no-validate    accept unsigned and invalid messages (validate_signatures false)
+  --no-validate    accept unsigned and invalid messages (validate_signatures false); they are
+                   not acknowledged unless --ack-unvalidated is given
   --no-ack         never acknowledge (no certificate or inbox needed)
+  --ack-unvalidated  acknowledge even without validation (--no-validate or validate_signatures
+                   false): this process's certificate then vouches for messages anyone could
+                   have forged. The way to answer Python gilmsg 0.1.2 publishers, whose messages
+                   cannot validate (they add gilmsg_version after signing)
   --json           one JSON object per line: topic, msg_id, signer, msg
   --count N        exit after N messages
   --stats          print the counters (acks, duplicates suppressed, drops) on stderr at exit
-  --verbose        also report every dropped message and its reason on stderr
+  --verbose        say which config file was loaded, and report every dropped message and
+                   its reason, on stderr
+Control characters (C0, DEL, C1) and Unicode direction overrides in topics, CNs and drop
+details are printed as \\uXXXX escapes; payloads are ASCII JSON (as Python's json.dumps).
 Acknowledging needs this process's certificate (<ssldir>/<certname>.crt and .key) and an inbox
 (inbox_path, default <state dir>/gilmsg/<name>.inbox.db). Without a certificate it only prints.
 Runs until interrupted (SIGINT/SIGTERM) or --count is reached.`
@@ -32,6 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     topic: { type: 'string', short: 't' },
     'no-validate': { type: 'boolean' },
     'no-ack': { type: 'boolean' },
+    'ack-unvalidated': { type: 'boolean' },
     json: { type: 'boolean' },
     count: { type: 'string', short: 'n' },
     stats: { type: 'boolean' },
@@ -43,16 +54,19 @@ export async function run(argv: string[]): Promise<number> {
   }
   const count = values.count === undefined ? Infinity : intOption(values.count, '--count', 1)
   const config = cliConfig(values, values['no-validate'] ? { validate_signatures: false } : {})
-  const onDrop = values.verbose ? (reason: string, detail: string) => void process.stderr.write(`tail: dropped (${reason}): ${detail}\n`) : undefined
+  const onDrop = values.verbose
+    ? (reason: string, detail: string) => void process.stderr.write(`tail: dropped (${reason}): ${terminalSafe(detail)}\n`)
+    : undefined
   const busOptions = onDrop ? { onDrop } : {}
   const prefix = values.topic ?? environmentPrefix({ topicPrefix: config.topic_prefix, environment: config.environment })
 
   let g: Gilmsg | undefined
-  const cannotAck = values['no-ack'] ? undefined : whyCannotPublish(config)
+  const ackUnvalidated = values['ack-unvalidated'] ?? false
+  const cannotAck = values['no-ack'] ? undefined : (whyCannotPublish(config) ?? whyUnvalidated(config, ackUnvalidated))
   if (cannotAck !== undefined) process.stderr.write(`tail: not acknowledging: ${cannotAck}\n`)
   if (!values['no-ack'] && cannotAck === undefined) {
     try {
-      g = await openGilmsg(config, { ...busOptions, outbox: false, inbox: true })
+      g = await openGilmsg(config, { ...busOptions, outbox: false, inbox: true, ackUnvalidated })
     } catch (e) {
       if (!(e instanceof GilmsgError && (e.code === ErrorCode.Certificate || e.code === ErrorCode.Signing))) throw e
       process.stderr.write(`tail: not acknowledging: ${e.message}\n`)
@@ -69,10 +83,10 @@ export async function run(argv: string[]): Promise<number> {
   for await (const m of iterable) {
     const msgText = canonicalize(m.envelope.get('msg') ?? null)
     if (values.json) {
-      const head = JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null })
+      const head = terminalSafe(JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null }))
       process.stdout.write(`${head.slice(0, -1)},"msg":${msgText}}\n`)
     } else {
-      process.stdout.write(`${m.topic} ${m.signer ?? '-'} ${msgText}\n`)
+      process.stdout.write(`${terminalSafe(m.topic)} ${terminalSafe(m.signer ?? '-')} ${msgText}\n`)
     }
     if (++seen >= count) break
   }
@@ -82,6 +96,11 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`tail: stats ${JSON.stringify(stats)}\n`)
   }
   return ExitCode.Ok
+}
+
+function whyUnvalidated(config: GilmsgConfig, ackUnvalidated: boolean): string | undefined {
+  if (config.validate_signatures || ackUnvalidated) return undefined
+  return 'messages are not validated (--no-validate or validate_signatures false); pass --ack-unvalidated to acknowledge them anyway'
 }
 
 function prefixKeys(prefix: string, o: Record<string, number>): Record<string, number> {

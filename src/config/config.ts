@@ -1,8 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { ConfigError } from '../errors.js'
+import { ConfigError, errorMessage } from '../errors.js'
 import { CRYPTO_MODES, type CryptoMode } from '../crypto/types.js'
 import * as D from './defaults.js'
+import { checkConfigTrust, type ConfigOrigin } from './trust.js'
+
+export type { ConfigOrigin } from './trust.js'
 
 /**
  * The configuration, with fedmsg's key names. Every key is optional in the
@@ -169,28 +172,58 @@ export interface LoadConfigOptions {
   readonly overrides?: Readonly<Record<string, unknown>>
 }
 
-/**
- * Finds and loads the configuration: `options.file`, else `$GILMSG_CONFIG`,
- * else `./gilmsg.json`, else the defaults. Throws {@link ConfigError} naming
- * the file and key for anything it cannot accept.
- */
-export function loadConfig(options: LoadConfigOptions = {}): GilmsgConfig {
+/** The config file {@link loadConfig} reads: its absolute path and how it was found. */
+export interface ConfigLocation {
+  readonly path: string
+  /** `option`: `options.file` (`--config`); `env`: `$GILMSG_CONFIG`; `cwd`: `./gilmsg.json`. */
+  readonly origin: ConfigOrigin
+}
+
+/** Where {@link loadConfig} looks: `options.file`, else `$GILMSG_CONFIG`, else `./gilmsg.json` if it exists; undefined: none (the defaults). */
+export function locateConfig(options: LoadConfigOptions = {}): ConfigLocation | undefined {
   const env = options.env ?? process.env
   const cwd = options.cwd ?? process.cwd()
-  let file = options.file ?? env['GILMSG_CONFIG']
-  if (file === '') file = undefined
-  if (file === undefined && existsSync(resolve(cwd, 'gilmsg.json'))) file = 'gilmsg.json'
+  if (options.file !== undefined && options.file !== '') return { path: resolve(cwd, options.file), origin: 'option' }
+  const fromEnv = options.file === undefined ? env['GILMSG_CONFIG'] : undefined
+  if (fromEnv !== undefined && fromEnv !== '') return { path: resolve(cwd, fromEnv), origin: 'env' }
+  const implicit = resolve(cwd, 'gilmsg.json')
+  return existsSync(implicit) ? { path: implicit, origin: 'cwd' } : undefined
+}
+
+function readConfigFile({ path, origin }: ConfigLocation): string {
+  let fd: number
+  try {
+    fd = openSync(path, 'r')
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${path}: ${errorMessage(e)}`, { cause: e })
+  }
+  try {
+    checkConfigTrust(path, fd, origin)
+    return readFileSync(fd, 'utf8')
+  } catch (e) {
+    if (e instanceof ConfigError) throw e
+    throw new ConfigError(`cannot read config file ${path}: ${errorMessage(e)}`, { cause: e })
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Finds ({@link locateConfig}) and loads the configuration, or the defaults when there is
+ * no file. Throws {@link ConfigError} naming the file and key for anything it cannot
+ * accept, and refuses a file others could have written: `./gilmsg.json` in a directory
+ * group or others can write (such as /tmp), or that group or others can write, or that
+ * belongs to another user (not root); a file given explicitly when anyone can write it.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): GilmsgConfig {
+  const cwd = options.cwd ?? process.cwd()
+  const found = locateConfig(options)
   let raw: unknown = {}
   let source = 'defaults'
   let baseDir = cwd
-  if (file !== undefined) {
-    const path = resolve(cwd, file)
-    let text: string
-    try {
-      text = readFileSync(path, 'utf8')
-    } catch (e) {
-      throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`, { cause: e })
-    }
+  if (found !== undefined) {
+    const path = found.path
+    const text = readConfigFile(found)
     try {
       raw = JSON.parse(text)
     } catch (e) {

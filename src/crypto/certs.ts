@@ -15,6 +15,7 @@ import type { KeyObject } from 'node:crypto'
 import { access, chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CertificateError, errorMessage } from '../errors.js'
+import { checkKeyDirectory, KEY_DIR_MODE, KEY_FILE_MODE, readPrivateKeyFile } from './key-file.js'
 import { derToPem, pemToDer } from './pem.js'
 import { canonicalSerial } from './x509-fields.js'
 import { readCaCrl } from './crl.js'
@@ -270,7 +271,7 @@ async function loadCa(dir: string): Promise<Ca> {
   const certPath = join(dir, CA_CERT)
   const keyPath = join(dir, CA_KEY)
   const certPem = await readText(certPath, 'CA certificate')
-  const keyPem = await readText(keyPath, 'CA key')
+  const keyPem = readPrivateKeyFile(keyPath, 'CA key')
   let key: KeyObject
   let node: X509Certificate
   let der: Buffer
@@ -370,10 +371,27 @@ function checkName(name: string): void {
 }
 
 /**
- * Creates a CA in `dir` (created if missing): `ca.key` (RSA-2048, PKCS#8, mode 0600),
- * `ca.crt` (self-signed, CA:true, keyCertSign + cRLSign) and `crl.pem` (empty CRL, next
- * update after {@link DEFAULT_CRL_DAYS}). Rejects with {@link CertificateError} if
- * `ca.crt` or `ca.key` exists, unless `force`.
+ * Creates `dir` with mode 0700 if it is missing; refuses an existing one that group or
+ * others can write (`KeyPermissionError`), since it is to hold private keys.
+ */
+async function keyDirectory(dir: string): Promise<void> {
+  try {
+    if ((await mkdir(dir, { recursive: true, mode: KEY_DIR_MODE })) !== undefined) {
+      await chmod(dir, KEY_DIR_MODE)
+      return
+    }
+  } catch (err) {
+    throw new CertificateError(`cannot create the directory ${dir}: ${errorMessage(err)}`, { cause: err })
+  }
+  checkKeyDirectory(dir)
+}
+
+/**
+ * Creates a CA in `dir` (created with mode 0700 if missing): `ca.key` (RSA-2048, PKCS#8,
+ * mode 0600), `ca.crt` (self-signed, CA:true, keyCertSign + cRLSign) and `crl.pem` (empty
+ * CRL, next update after {@link DEFAULT_CRL_DAYS}). Rejects with {@link CertificateError}
+ * if `ca.crt` or `ca.key` exists, unless `force`, and with `KeyPermissionError` if an
+ * existing `dir` is writable by group or others.
  */
 export async function initCa(dir: string, opts: InitCaOptions = {}): Promise<CaResult> {
   const caCertPath = join(dir, CA_CERT)
@@ -381,13 +399,13 @@ export async function initCa(dir: string, opts: InitCaOptions = {}): Promise<CaR
   const crlPath = join(dir, CRL)
   if (opts.force !== true) {
     for (const path of [caCertPath, caKeyPath]) {
-      if (await exists(path)) throw new CertificateError(`${path} already exists; refusing to replace the CA (use force to replace it)`)
+      if (await exists(path)) throw new CertificateError(`${path} already exists; refusing to replace the CA (use --force to replace it)`)
     }
   }
   const cn = opts.cn ?? DEFAULT_CA_CN
   if (cn.length === 0) throw new CertificateError('the CA CN must not be empty')
   const { notBefore, notAfter } = validity(opts.days ?? DEFAULT_CA_DAYS, opts.notBefore, opts.notAfter)
-  await mkdir(dir, { recursive: true })
+  await keyDirectory(dir)
   const key = await generateKey('rsa')
   const serial = randomSerial()
   const der = forgeRsaCertificate({
@@ -405,7 +423,7 @@ export async function initCa(dir: string, opts: InitCaOptions = {}): Promise<CaR
     ],
     signWith: key,
   })
-  await writeAtomic(caKeyPath, pkcs8Pem(key), 0o600)
+  await writeAtomic(caKeyPath, pkcs8Pem(key), KEY_FILE_MODE)
   await writeAtomic(caCertPath, derToPem(der, 'CERTIFICATE'), 0o644)
   const ca = await loadCa(dir)
   await writeCrl(crlPath, ca, [], 1n, opts)
@@ -416,7 +434,9 @@ export async function initCa(dir: string, opts: InitCaOptions = {}): Promise<CaR
  * Issues `<name>.crt` and `<name>.key` (PKCS#8, mode 0600) in `dir`, signed by the CA
  * there: CA:false, keyUsage digitalSignature, a random 16-byte serial. Rejects with
  * {@link CertificateError} when the name is not a plain file stem, the CA cannot be
- * loaded, or the files exist (unless `force`).
+ * loaded (`KeyPermissionError` when group or others can read `ca.key` or write `dir`), or
+ * the files exist (unless `force`, which replaces them; the old certificate stays valid
+ * until revoked).
  */
 export async function issueCert(dir: string, name: string, opts: IssueCertOptions = {}): Promise<IssuedCert> {
   checkName(name)
@@ -428,7 +448,7 @@ export async function issueCert(dir: string, name: string, opts: IssueCertOption
   const keyPath = join(dir, `${name}.key`)
   if (opts.force !== true) {
     for (const path of [certPath, keyPath]) {
-      if (await exists(path)) throw new CertificateError(`${path} already exists (use force to replace it)`)
+      if (await exists(path)) throw new CertificateError(`${path} already exists (use --force to replace it)`)
     }
   }
   const { notBefore, notAfter } = validity(opts.days ?? DEFAULT_CERT_DAYS, opts.notBefore, opts.notAfter)
@@ -454,7 +474,7 @@ export async function issueCert(dir: string, name: string, opts: IssueCertOption
       : await peculiarCertificate(ca, key, keyType, cn, serial, notBefore, notAfter)
   const made = new X509Certificate(der)
   if (!caIssued(ca, made)) throw new CertificateError(`internal error: the certificate made for ${name} does not verify with the CA`)
-  await writeAtomic(keyPath, pkcs8Pem(key), 0o600)
+  await writeAtomic(keyPath, pkcs8Pem(key), KEY_FILE_MODE)
   await writeAtomic(certPath, derToPem(der, 'CERTIFICATE'), 0o644)
   return { name, cn, serial: serialHex(made), keyType, certPath, keyPath, notBefore, notAfter }
 }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CertificateError, errorMessage, SigningError } from '../errors.js'
 import { describeKey, digestFor, keyKind } from './algorithms.js'
+import { readPrivateKeyFile } from './key-file.js'
 import { certificateField, derToPem, pemToDer, wrapBase64 } from './pem.js'
 import { CRYPTO_MODES } from './types.js'
 import type { CryptoMode, Signer } from './types.js'
@@ -86,8 +87,10 @@ export function createSigner(options: SignerOptions): Signer {
 /**
  * Reads `<ssldir>/<certname>.crt` and `<ssldir>/<certname>.key` (synchronously: this runs
  * once at start-up) and makes a signer ({@link createSigner}). Throws
- * {@link CertificateError} naming the file that cannot be read, and the errors of
- * {@link createSigner} with both paths appended to the message.
+ * {@link CertificateError} naming the file that cannot be read,
+ * `KeyPermissionError` when group or others can read or write the key or write its
+ * directory (see `readPrivateKeyFile`), and the errors of {@link createSigner} with both
+ * paths appended to the message.
  */
 export function loadSigner(options: LoadSignerOptions): Signer {
   const certPath = join(options.ssldir, `${options.certname}.crt`)
@@ -102,7 +105,7 @@ export function loadSigner(options: LoadSignerOptions): Signer {
     }
   }
   const certPem = read(certPath, 'certificate')
-  const keyPem = read(keyPath, 'private key')
+  const keyPem = readPrivateKeyFile(keyPath)
   try {
     return createSigner({ mode: options.mode, keyPem, certPem })
   } catch (err) {

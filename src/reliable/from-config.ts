@@ -4,7 +4,8 @@ import { SqliteInboxStore } from '../inbox/sqlite.js'
 import { defaultStatePath, SqliteOutboxStore } from '../outbox/sqlite.js'
 import type { InboxStore } from '../inbox/store.js'
 import type { OutboxStore } from '../outbox/store.js'
-import { Gilmsg, type GilmsgOptions } from './gilmsg.js'
+import { ConfigError } from '../errors.js'
+import { Gilmsg, whyNotAcknowledge, type GilmsgOptions } from './gilmsg.js'
 
 export interface OpenGilmsgOptions extends OpenBusOptions, Omit<GilmsgOptions, 'bus' | 'outbox' | 'inbox'> {
   /** Open the outbox (to publish guaranteed messages). Default true. */
@@ -21,10 +22,17 @@ export function storePath(config: GilmsgConfig, kind: 'outbox' | 'inbox'): strin
 
 /**
  * Opens gilmsg as the config describes: the signed bus, a SQLite outbox and
- * inbox, and the reliability layer on top (see {@link Gilmsg.open}).
+ * inbox, and the reliability layer on top (see {@link Gilmsg.open}). Rejects
+ * with `ConfigError`, before opening any store, when the inbox is asked for with
+ * `validate_signatures` false and without `ackUnvalidated`.
  */
 export async function openGilmsg(config: GilmsgConfig, options: OpenGilmsgOptions = {}): Promise<Gilmsg> {
   const bus = await busFromConfig(config, options)
+  const refused = (options.inbox ?? true) ? whyNotAcknowledge(bus, options.ackUnvalidated) : undefined
+  if (refused !== undefined) {
+    await bus.close()
+    throw new ConfigError(`${config.source}: ${refused}`)
+  }
   const storeOptions = { synchronous: config.store_synchronous }
   let outbox: OutboxStore | undefined
   let inbox: InboxStore | undefined

@@ -32,6 +32,27 @@ export interface GilmsgOptions {
   readonly resendRate?: number
   /** Called when a received message could not be acknowledged (see `ReliableConsumerOptions.onError`). */
   readonly onConsumerError?: (error: unknown) => void
+  /**
+   * Acknowledge even though the bus validates nothing (no verifier: `validate_signatures`
+   * false). Default false: an inbox on such a bus is refused, since a signed ACK would
+   * vouch for a message anyone could have forged. Set it only to answer publishers whose
+   * messages cannot validate, such as Python gilmsg 0.1.2 (it adds `gilmsg_version` after
+   * signing).
+   */
+  readonly ackUnvalidated?: boolean
+}
+
+/**
+ * Why a consumer on `bus` must not acknowledge, or undefined when it may: without a
+ * verifier it acknowledges only with `ackUnvalidated`.
+ */
+export function whyNotAcknowledge(bus: Pick<Bus, 'verifier'>, ackUnvalidated: boolean | undefined): string | undefined {
+  if (bus.verifier !== undefined || ackUnvalidated === true) return undefined
+  return (
+    'refusing to acknowledge messages whose signatures are not validated (validate_signatures is false): ' +
+    'an ACK signed with this certificate would vouch for messages anyone could have forged ' +
+    '(to acknowledge them anyway, e.g. for Python gilmsg 0.1.2 publishers, set ackUnvalidated: true, or run gilmsg tail --ack-unvalidated)'
+  )
 }
 
 /**
@@ -66,6 +87,8 @@ export class Gilmsg implements AsyncDisposable {
       })
     }
     if (options.inbox) {
+      const refused = whyNotAcknowledge(options.bus, options.ackUnvalidated)
+      if (refused !== undefined) throw new ConfigError(refused)
       this.#consumer = new ReliableConsumer({
         bus: options.bus,
         inbox: options.inbox,
@@ -78,7 +101,9 @@ export class Gilmsg implements AsyncDisposable {
   /**
    * Opens the reliability layer on a bus: subscribes to ACKs and resumes every
    * pending outbox message (when an outbox is given), prunes the inbox (when
-   * an inbox is given). Resolves once the ACK subscription is open.
+   * an inbox is given). Resolves once the ACK subscription is open. Rejects
+   * with `ConfigError` when an inbox is given on a bus without a verifier and
+   * `ackUnvalidated` is not set.
    */
   static async open(options: GilmsgOptions): Promise<Gilmsg> {
     const g = new Gilmsg(options)

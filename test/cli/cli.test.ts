@@ -38,6 +38,7 @@ function writeConfig(name: string, config: Record<string, unknown>): string {
   writeFileSync(
     path,
     JSON.stringify({ ssldir: join(dir, 'pki'), ca_cert_location: join(dir, 'pki', 'ca.crt'), crl_location: join(dir, 'pki', 'crl.pem'), ...config }),
+    { mode: 0o600 },
   )
   return path
 }
@@ -163,6 +164,29 @@ describe('gilmsg with a relay: logger, publish --recipients, exit codes', () => 
     expect(revoked.code).toBe(3)
     expect(revoked.stderr).toMatch(/missing bob; acked by alice/)
   }, 60_000)
+
+  it('tail --no-validate does not acknowledge unless --ack-unvalidated (documented in --help)', async () => {
+    expect((await runCli(['tail', '--help'])).stdout).toMatch(/--ack-unvalidated .*\n.*\n.*forged/)
+    const issued = await runCli(['certs', 'issue', 'carol', '--dir', join(dir, 'pki')], { env })
+    expect(issued.code, issued.stderr).toBe(0)
+    const publish = (msg: string, timeout: string) =>
+      runCli(['publish', '--config', config, '--certname', 'pub', '--name', 'pub', '--recipients', 'carol', '--ack-timeout', timeout, '--message', msg], { env })
+    const tailArgs = ['tail', '--config', config, '--certname', 'carol', '--name', 'carol', '--no-validate', '--json', '--topic', '']
+
+    const silent = start(tailArgs, env)
+    await silent.waitFor(/not acknowledging: messages are not validated .*pass --ack-unvalidated/)
+    await silent.waitFor(/listening on \(all topics\)$/)
+    const refused = await publish('not validated', '1')
+    expect(refused.code).toBe(3)
+    expect(refused.stderr).toMatch(/missing carol/)
+    await silent.waitFor(/not validated/, 'stdout')
+    await silent.stop()
+
+    const acking = start([...tailArgs, '--ack-unvalidated'], env)
+    await acking.waitFor(/acknowledging as carol/)
+    const acked = await publish('acknowledged anyway', '5')
+    expect(acked.code, acked.stderr).toBe(0)
+  }, 30_000)
 
   it('publish exits 2 on usage errors', async () => {
     const r = await runCli(['publish', '--config', config, '--recipients', '--message', 'x'], { env })

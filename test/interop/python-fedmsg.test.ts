@@ -285,7 +285,7 @@ describe.skipIf(PYTHON === undefined)(`Python fedmsg interop (${PYTHON ?? SKIP_M
       for (const [n, v] of vectors.entries()) {
         const key = join(dir, `vector${n}.key`)
         const cert = join(dir, `vector${n}.crt`)
-        await Promise.all([writeFile(key, v.key_pem), writeFile(cert, v.cert_pem_file)])
+        await Promise.all([writeFile(key, v.key_pem, { mode: 0o600 }), writeFile(cert, v.cert_pem_file)])
         const [signed] = await py<PySigned>(['sign', '--cert', cert, '--key', key], [unsigned[n] as string])
         expect(signed?.ok, v.label).toBe(true)
         const env = JSON.parse(signed?.body as string) as Record<string, unknown>

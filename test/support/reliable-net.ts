@@ -60,7 +60,7 @@ export function relayConfig(
 /** Writes `config` as `<dir>/<file>.json` and returns the path. */
 export function writeConfigFile(dir: string, file: string, config: Record<string, unknown>): string {
   const path = join(dir, `${file}.json`)
-  writeFileSync(path, JSON.stringify(config, null, 2))
+  writeFileSync(path, JSON.stringify(config, null, 2), { mode: 0o600 })
   return path
 }
 

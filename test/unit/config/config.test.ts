@@ -72,9 +72,9 @@ describe('parseConfig', () => {
 describe('loadConfig', () => {
   it('prefers --config, then GILMSG_CONFIG, then ./gilmsg.json, then defaults', () => {
     const dir = tempDir()
-    writeFileSync(join(dir, 'a.json'), JSON.stringify({ environment: 'a' }))
-    writeFileSync(join(dir, 'b.json'), JSON.stringify({ environment: 'b' }))
-    writeFileSync(join(dir, 'gilmsg.json'), JSON.stringify({ environment: 'cwd' }))
+    writeFileSync(join(dir, 'a.json'), JSON.stringify({ environment: 'a' }), { mode: 0o600 })
+    writeFileSync(join(dir, 'b.json'), JSON.stringify({ environment: 'b' }), { mode: 0o600 })
+    writeFileSync(join(dir, 'gilmsg.json'), JSON.stringify({ environment: 'cwd' }), { mode: 0o600 })
     expect(loadConfig({ file: 'a.json', env: { GILMSG_CONFIG: 'b.json' }, cwd: dir }).environment).toBe('a')
     expect(loadConfig({ env: { GILMSG_CONFIG: join(dir, 'b.json') }, cwd: dir }).environment).toBe('b')
     expect(loadConfig({ env: {}, cwd: dir }).environment).toBe('cwd')
@@ -84,15 +84,15 @@ describe('loadConfig', () => {
   it('names the file it cannot read or parse', () => {
     const dir = tempDir()
     expect(() => loadConfig({ file: join(dir, 'missing.json') })).toThrow(/cannot read config file .*missing\.json/)
-    writeFileSync(join(dir, 'bad.json'), '{nope')
+    writeFileSync(join(dir, 'bad.json'), '{nope', { mode: 0o600 })
     expect(() => loadConfig({ file: join(dir, 'bad.json') })).toThrow(/bad\.json is not valid JSON/)
-    writeFileSync(join(dir, 'list.json'), '[]')
+    writeFileSync(join(dir, 'list.json'), '[]', { mode: 0o600 })
     expect(() => loadConfig({ file: join(dir, 'list.json') })).toThrow(/expected a JSON object/)
   })
 
   it('applies overrides on top of the file', () => {
     const dir = tempDir()
-    writeFileSync(join(dir, 'gilmsg.json'), JSON.stringify({ validate_signatures: true }))
+    writeFileSync(join(dir, 'gilmsg.json'), JSON.stringify({ validate_signatures: true }), { mode: 0o600 })
     expect(loadConfig({ cwd: dir, env: {}, overrides: { validate_signatures: false } }).validate_signatures).toBe(false)
   })
 })
