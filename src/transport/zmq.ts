@@ -1,7 +1,9 @@
 import { Publisher, Subscriber, XPublisher } from 'zeromq'
 import { ClosedError, ConfigError, errorMessage, TransportError } from '../errors.js'
 import { checkAddresses, checkInteger, DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
+import { ConnectionWatch, reconnectAbandoned } from './connection-watch.js'
 import { SubscriptionCounts, SubscriptionWaiters } from './subscriptions.js'
+import { TransportDropReason } from './transport.js'
 import type {
   DropListener,
   PubSocket,
@@ -13,6 +15,7 @@ import type {
 } from './transport.js'
 
 export { DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
+export { RECONNECT_GRACE_MS } from './connection-watch.js'
 
 /**
  * Default high-water mark (ZMQ_SNDHWM on publishers, ZMQ_RCVHWM on
@@ -24,6 +27,16 @@ export { DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
  * drops (or blocking, with `noDrop`).
  */
 export const DEFAULT_HIGH_WATER_MARK = 0
+
+/**
+ * Bytes a subscription frame carries besides its prefix: libzmq 4.3 sends a
+ * subscription to a ZMTP 3.1 peer as a SUBSCRIBE command (`\x09SUBSCRIBE`
+ * then the prefix, 10 bytes more), to a ZMTP 3.0 peer as `\x01` then the
+ * prefix. A publisher accepts subscription frames up to
+ * `maxMessageBytes` + this: a longer prefix could not match any topic a
+ * subscriber with the same limit accepts.
+ */
+export const SUBSCRIPTION_FRAME_OVERHEAD = 10
 
 /** Default ZMQ_LINGER: 1000 ms, as fedmsg's `zmq_linger`. */
 export const DEFAULT_LINGER_MS = 1000
@@ -101,7 +114,18 @@ export interface ZmqSocketOptions {
   readonly connectTimeoutMs?: number
   /** Default: not set (no heartbeats). */
   readonly heartbeat?: HeartbeatOptions
-  /** Largest accepted message (topic + body bytes). Default {@link DEFAULT_MAX_MESSAGE_BYTES}. */
+  /**
+   * Largest accepted message (topic + body bytes). Default
+   * {@link DEFAULT_MAX_MESSAGE_BYTES}. Enforced by libzmq before a frame is
+   * received: ZMQ_MAXMSGSIZE is set to this on every receiving socket (it
+   * bounds each frame, the topic frame too), so a peer that sends a larger
+   * frame is disconnected after its frame header, with nothing allocated for
+   * the frame (a subscriber counts that as `frame_too_large` and connects
+   * again). A message whose frames are each within the limit but together
+   * over it is received, then dropped as `too_large`: one message costs at
+   * most twice the limit. Publishers accept subscription frames up to this
+   * plus {@link SUBSCRIPTION_FRAME_OVERHEAD}.
+   */
   readonly maxMessageBytes?: number
 }
 
@@ -190,10 +214,20 @@ export function resolveSocketOptions(options: ZmqSocketOptions): ResolvedSocketO
 /** The ZeroMQ socket types gilmsg opens. */
 export type ZmqSocket = Publisher | XPublisher | Subscriber
 
+/**
+ * The largest frame (ZMQ_MAXMSGSIZE) `socket` accepts: a subscriber's frames
+ * are messages (`maxMessageBytes`), a publisher's are subscriptions
+ * (`maxMessageBytes` + {@link SUBSCRIPTION_FRAME_OVERHEAD}).
+ */
+export function maxFrameBytes(socket: ZmqSocket, o: ResolvedSocketOptions): number {
+  return socket instanceof Subscriber ? o.maxMessageBytes : o.maxMessageBytes + SUBSCRIPTION_FRAME_OVERHEAD
+}
+
 /** Applies the options to a socket that is not yet bound or connected. */
 export function applySocketOptions(socket: ZmqSocket, o: ResolvedSocketOptions): void {
   if (socket instanceof Publisher || socket instanceof XPublisher) socket.sendHighWaterMark = o.highWaterMark
   else socket.receiveHighWaterMark = o.highWaterMark
+  socket.maxMessageSize = maxFrameBytes(socket, o)
   socket.linger = o.lingerMs
   socket.reconnectInterval = o.reconnectIvlMs
   socket.reconnectMaxInterval = o.reconnectIvlMaxMs
@@ -423,14 +457,37 @@ class ZmqSubSocket implements SubSocket {
   readonly #socket: Subscriber
   readonly #maxMessageBytes: number
   readonly #onDrop: DropListener | undefined
+  readonly #watch: ConnectionWatch | undefined
+  /** What the next read rejects with: an exception of `onDrop` called from the watch, or a failed reconnect. */
+  #failure: { readonly error: unknown } | undefined
   #iterating = false
   #closing: Promise<void> | undefined
   #inflight: Promise<IteratorResult<RawMessage, undefined>> | undefined
 
-  constructor(socket: Subscriber, maxMessageBytes: number, onDrop: DropListener | undefined) {
+  // `addresses`: what `socket` connected to. With reconnectIvlMs <= 0 libzmq never reconnects,
+  // so a connection it gave up cannot be told from one a peer closed: nothing is watched.
+  constructor(socket: Subscriber, addresses: readonly string[], o: ResolvedSocketOptions, onDrop: DropListener | undefined) {
     this.#socket = socket
-    this.#maxMessageBytes = maxMessageBytes
+    this.#maxMessageBytes = o.maxMessageBytes
     this.#onDrop = onDrop
+    this.#watch =
+      o.reconnectIvlMs > 0 ? new ConnectionWatch(socket, { connected: addresses, onAbandoned: (address) => this.#abandoned(address) }) : undefined
+  }
+
+  // libzmq closed the connection to `address` for a frame over ZMQ_MAXMSGSIZE and gave the
+  // address up: count the drop, then connect again.
+  #abandoned(address: string): void {
+    try {
+      this.#onDrop?.(
+        TransportDropReason.FrameTooLarge,
+        `libzmq closed the connection to ${address}: a frame over ${this.#maxMessageBytes} bytes (reconnecting)`,
+      )
+    } catch (err) {
+      this.#failure ??= { error: err }
+    }
+    reconnectAbandoned(this.#socket, address, () => connectAll(this.#socket, [address])).catch((err: unknown) => {
+      if (!this.#socket.closed) this.#failure ??= { error: err }
+    })
   }
 
   /** Adds a topic prefix ('' = everything). Throws `ClosedError` after `close()`. */
@@ -445,7 +502,11 @@ class ZmqSubSocket implements SubSocket {
    * without closing the socket. `next()` resolves with the next well-formed
    * message, or `done` once `close()` was called; it rejects only with an
    * exception thrown by the `onDrop` listener or an unexpected socket error
-   * (`TransportError`). Concurrent `next()` calls are served in order.
+   * (`TransportError`, also for a connection that cannot be made again after
+   * a `frame_too_large` drop). A `frame_too_large` drop is reported between
+   * reads: what its listener throws, or the reconnect error, rejects the
+   * first read that starts after it. Concurrent `next()` calls are served in
+   * order.
    */
   [Symbol.asyncIterator](): AsyncIterator<RawMessage, undefined> {
     if (this.#iterating) throw new TransportError('ZmqTransport subscriber: only one iterator may be active')
@@ -478,6 +539,11 @@ class ZmqSubSocket implements SubSocket {
   async #read(): Promise<IteratorResult<RawMessage, undefined>> {
     for (;;) {
       if (this.#closing !== undefined) return DONE
+      const failure = this.#failure
+      if (failure !== undefined) {
+        this.#failure = undefined
+        throw failure.error
+      }
       let frames: Buffer[]
       try {
         frames = await this.#socket.receive()
@@ -494,6 +560,7 @@ class ZmqSubSocket implements SubSocket {
   /** Closes the socket; a pending `next()` resolves `done`. Idempotent: returns the same promise. */
   close(): Promise<void> {
     if (this.#closing === undefined) {
+      this.#watch?.stop()
       this.#socket.close()
       this.#closing = Promise.resolve()
     }
@@ -572,6 +639,15 @@ export class ZmqTransport implements Transport {
    * {@link TransportError} for an address libzmq rejects. Like any ZeroMQ
    * subscriber it misses what is published before its connection and
    * subscription reach the publisher (the slow joiner).
+   *
+   * libzmq refuses a frame over `maxMessageBytes` after reading its header
+   * and closes that connection for good. The socket notices (a closed
+   * connection libzmq does not retry within `RECONNECT_GRACE_MS`),
+   * reports a `frame_too_large` drop to `onDrop` and connects again; what
+   * the publisher sent meanwhile is lost, as after any reconnect. Needs
+   * `reconnectIvlMs` > 0 (with reconnection off, nothing is watched). While
+   * open, the socket watches its connection events, which keeps the Node.js
+   * event loop alive: close it to let the process exit.
    */
   async openSubscriber(options: SubscriberOptions = {}): Promise<SubSocket> {
     const socket = new Subscriber()
@@ -583,6 +659,6 @@ export class ZmqTransport implements Transport {
       socket.close()
       throw err
     }
-    return new ZmqSubSocket(socket, this.socketOptions.maxMessageBytes, options.onDrop)
+    return new ZmqSubSocket(socket, this.subscribeTo, this.socketOptions, options.onDrop)
   }
 }
