@@ -152,6 +152,26 @@ describe.each(TRANSPORTS)('ZmqTransport subscriber and a frame over maxMessageBy
     expect(drops.map(([r]) => r)).toEqual(['frame_too_large'])
   })
 
+  it('an exception thrown by onDrop for frame_too_large rejects the next read; the subscriber has connected again', async () => {
+    raw = new Publisher({ linger: 0 })
+    await raw.bind(bindAddress())
+    const boom = new Error('listener failed')
+    let thrown = 0
+    sub = await new ZmqTransport({ subscribeTo: [raw.lastEndpoint!], maxMessageBytes: LIMIT }).openSubscriber({
+      onDrop: (reason) => {
+        if (reason === 'frame_too_large' && thrown++ === 0) throw boom
+      },
+    })
+    const messages = sub[Symbol.asyncIterator]()
+    await waitForJoin((t, b) => raw!.send([t, b]), messages)
+    await raw.send(['', Buffer.alloc(LIMIT + 1)])
+    const started = Date.now()
+    while (thrown === 0 && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 10))
+    await expect(messages.next()).rejects.toBe(boom)
+    const after = await firstAfterReconnect(raw, messages, 'after')
+    expect(after.topic).toBe('after')
+  })
+
   it('a publisher that closes is not counted: libzmq reconnects by itself', async () => {
     const { raw: first, messages, drops } = await open()
     const endpoint = first.lastEndpoint!

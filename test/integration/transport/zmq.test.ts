@@ -260,6 +260,26 @@ describe('relay', () => {
     expect(relay.dropped).toEqual({})
   })
 
+  it('an exception thrown by onInboundDisconnect stops the relay: closed resolves with it', async () => {
+    const boom = new Error('listener failed')
+    const relay = track(
+      await startRelay({
+        inbound: ['tcp://127.0.0.1:*'],
+        outbound: ['tcp://127.0.0.1:*'],
+        onInboundDisconnect: () => {
+          throw boom
+        },
+      }),
+    )
+    const raw = new Publisher({ linger: 0 })
+    const events = raw.events // watched before connecting: the handshake can be over before the next line
+    raw.connect(relay.endpoints.inbound[0]!)
+    while ((await events.receive()).type !== 'handshake');
+    raw.close()
+    await expect(relay.closed).resolves.toBe(boom)
+    expect(relay.inboundDisconnects).toBe(1)
+  })
+
   it('close() is idempotent and resolves closed with undefined', async () => {
     const relay = await startRelay({ inbound: ['tcp://127.0.0.1:*'], outbound: ['tcp://127.0.0.1:*'] })
     const closing = relay.close()
