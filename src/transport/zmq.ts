@@ -651,14 +651,18 @@ export class ZmqTransport implements Transport {
    */
   async openSubscriber(options: SubscriberOptions = {}): Promise<SubSocket> {
     const socket = new Subscriber()
+    let sub: ZmqSubSocket | undefined
     try {
       applySocketOptions(socket, this.socketOptions)
+      // Before connecting, so that its connection events are all watched.
+      sub = new ZmqSubSocket(socket, this.subscribeTo, this.socketOptions, options.onDrop)
       await connectAll(socket, this.subscribeTo)
       for (const prefix of options.prefixes ?? ['']) socket.subscribe(prefix)
     } catch (err) {
-      socket.close()
+      if (sub === undefined) socket.close()
+      else await sub.close()
       throw err
     }
-    return new ZmqSubSocket(socket, this.subscribeTo, this.socketOptions, options.onDrop)
+    return sub
   }
 }
