@@ -172,7 +172,7 @@ export class Bus {
   async subscribe(prefixes: string | readonly string[], options: SubscribeOptions = {}): Promise<Subscription> {
     if (this.#closing) throw new ClosedError('bus')
     const list = typeof prefixes === 'string' ? [prefixes] : prefixes
-    const socket = await this.#opts.transport.openSubscriber({ prefixes: list, onDrop: (r) => this.#drop(r, 'at the transport') })
+    const socket = await this.#opts.transport.openSubscriber({ prefixes: list, onDrop: (r, detail) => this.#drop(r, detail ?? 'at the transport') })
     const sub = new Subscription(socket, this, options, () => this.#subs.delete(sub))
     this.#subs.add(sub)
     return sub

@@ -6,14 +6,17 @@ import { parse } from './args.js'
 import { ExitCode } from './exit-codes.js'
 import { untilInterrupted } from './signals.js'
 
-const HELP = `Usage: gilmsg relay [--config FILE] [--inbound ADDR] [--outbound ADDR] [--verbose]
+const HELP = `Usage: gilmsg relay [--config FILE] [--inbound ADDR] [--outbound ADDR] [--stats] [--verbose]
 
 Forwards every message published to the inbound addresses (SUB, bound) to the outbound
 addresses (PUB, bound), byte for byte, as fedmsg-relay. Short-lived publishers connect to
 the inbound side ("active": true); subscribers list the outbound side in "endpoints".
   --inbound ADDR    default: relay_inbound from the config
   --outbound ADDR   default: endpoints.relay_outbound from the config
-  --verbose         say which config file was loaded (on stderr)
+  --stats           print the counters (forwarded, drops, inbound disconnects) on stderr at exit
+  --verbose         say which config file was loaded; also report every dropped message and every inbound connection that ended
+                    on stderr (a publisher that sends a frame over max_message_bytes is
+                    disconnected by libzmq: that shows only as an ended connection)
 Prints "inbound <addr>" and "outbound <addr>" lines once bound (real ports for :*), then
 runs until SIGINT/SIGTERM.`
 
@@ -21,6 +24,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     inbound: { type: 'string', multiple: true },
     outbound: { type: 'string', multiple: true },
+    stats: { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v' },
   })
   if (values.help) {
@@ -32,11 +36,22 @@ export async function run(argv: string[]): Promise<number> {
   const outbound = values.outbound ?? config.endpoints['relay_outbound'] ?? []
   if (inbound.length === 0) throw new ConfigError(`${config.source}: the relay needs "relay_inbound" (or --inbound)`)
   if (outbound.length === 0) throw new ConfigError(`${config.source}: the relay needs "endpoints": {"relay_outbound": [...]} (or --outbound)`)
-  const relay = await startRelay({ inbound, outbound, ...socketOptionsFromConfig(config) })
+  const report = values.verbose
+    ? {
+        onDrop: (reason: string) => void process.stderr.write(`relay: dropped (${reason})\n`),
+        onInboundDisconnect: (address: string) =>
+          void process.stderr.write(`relay: inbound connection closed on ${address} (the publisher left, or sent a frame over ${config.max_message_bytes} bytes)\n`),
+      }
+    : {}
+  const relay = await startRelay({ inbound, outbound, ...socketOptionsFromConfig(config), ...report })
   for (const a of relay.endpoints.inbound) process.stdout.write(`inbound ${a}\n`)
   for (const a of relay.endpoints.outbound) process.stdout.write(`outbound ${a}\n`)
   await untilInterrupted()
   await relay.close()
   process.stderr.write(`relay: forwarded ${relay.forwarded} messages\n`)
+  if (values.stats || values.verbose) {
+    const dropped = Object.fromEntries(Object.entries(relay.dropped).map(([reason, n]) => [`dropped_${reason}`, n]))
+    process.stderr.write(`relay: stats ${JSON.stringify({ forwarded: relay.forwarded, ...dropped, inbound_disconnects: relay.inboundDisconnects })}\n`)
+  }
   return ExitCode.Ok
 }

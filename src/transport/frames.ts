@@ -6,8 +6,10 @@ import { TransportDropReason } from './transport.js'
 /**
  * Default largest message (topic + body bytes) a subscriber accepts: 1 MiB.
  * fedmsg envelopes are a few KiB (the base64 certificate is most of it); the
- * limit bounds what one peer can make a subscriber hold per message. Larger
- * messages are dropped with reason `too_large`.
+ * limit bounds what one peer can make a subscriber hold per message. A frame
+ * over it is refused by libzmq before it is received (ZMQ_MAXMSGSIZE; the
+ * connection is closed, `frame_too_large`); two frames within it but over it
+ * together are received, then dropped with reason `too_large`.
  */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 

@@ -1,6 +1,7 @@
 import { Publisher, Subscriber } from 'zeromq'
 import { TransportError } from '../errors.js'
 import { ReasonCounter } from '../util/counters.js'
+import { ConnectionWatch } from './connection-watch.js'
 import { checkAddresses, validateFrames } from './frames.js'
 import type { DropListener } from './transport.js'
 import type { ResolvedSocketOptions, ZmqSocketOptions } from './zmq.js'
@@ -13,6 +14,12 @@ export interface RelayOptions extends ZmqSocketOptions {
   readonly outbound: readonly string[]
   /** Called once per dropped message with the reason. */
   readonly onDrop?: DropListener
+  /**
+   * Called with the inbound address for every inbound connection that ends
+   * (see {@link Relay.inboundDisconnects}). An exception it throws stops the
+   * relay: `closed` resolves with it.
+   */
+  readonly onInboundDisconnect?: (address: string) => void
 }
 
 /** A running relay (fedmsg's relay_inbound -> relay_outbound). */
@@ -23,6 +30,14 @@ export interface Relay {
   readonly forwarded: number
   /** Messages dropped so far, by reason (`frame_count`, `not_utf8`, `too_large`); a copy. */
   readonly dropped: Readonly<Record<string, number>>
+  /**
+   * Inbound connections that ended so far: a publisher went away, or libzmq
+   * closed the connection because the publisher sent a frame over
+   * `maxMessageBytes` (refused after its header, nothing allocated for it).
+   * libzmq 4.3.5 reports both with the same `disconnect` event on a bound
+   * socket, so the relay cannot count the second as a drop of its own.
+   */
+  readonly inboundDisconnects: number
   /**
    * Resolves when the relay has stopped: with `undefined` after `close()`, or
    * with the error that stopped it (its sockets are then closed). Never rejects.
@@ -39,8 +54,12 @@ class ZmqRelay implements Relay {
   readonly #out: Publisher
   readonly #maxMessageBytes: number
   readonly #onDrop: DropListener | undefined
+  readonly #onInboundDisconnect: ((address: string) => void) | undefined
+  readonly #watch: ConnectionWatch
   readonly #drops = new ReasonCounter()
   #forwarded = 0
+  #inboundDisconnects = 0
+  #listenerError: { readonly error: unknown } | undefined
   #closing: Promise<void> | undefined
 
   constructor(
@@ -48,13 +67,15 @@ class ZmqRelay implements Relay {
     outbound: Publisher,
     endpoints: { inbound: string[]; outbound: string[] },
     o: ResolvedSocketOptions,
-    onDrop: DropListener | undefined,
+    options: Pick<RelayOptions, 'onDrop' | 'onInboundDisconnect'>,
   ) {
     this.#in = inbound
     this.#out = outbound
     this.endpoints = endpoints
     this.#maxMessageBytes = o.maxMessageBytes
-    this.#onDrop = onDrop
+    this.#onDrop = options.onDrop
+    this.#onInboundDisconnect = options.onInboundDisconnect
+    this.#watch = new ConnectionWatch(inbound, { connected: [], onDisconnect: (address) => this.#inboundDisconnected(address) })
     this.closed = this.#run().then(
       () => undefined,
       (err: unknown) => {
@@ -72,12 +93,27 @@ class ZmqRelay implements Relay {
     return this.#drops.snapshot()
   }
 
+  get inboundDisconnects(): number {
+    return this.#inboundDisconnects
+  }
+
+  #inboundDisconnected(address: string): void {
+    this.#inboundDisconnects++
+    try {
+      this.#onInboundDisconnect?.(address)
+    } catch (err) {
+      this.#listenerError ??= { error: err }
+      this.#closeSockets()
+    }
+  }
+
   async #run(): Promise<void> {
     for (;;) {
       let frames: Buffer[]
       try {
         frames = await this.#in.receive()
       } catch (err) {
+        if (this.#listenerError !== undefined) throw this.#listenerError.error
         if (this.#in.closed) return
         throw new TransportError(`relay: receive failed: ${String(err)}`, { cause: err })
       }
@@ -98,6 +134,7 @@ class ZmqRelay implements Relay {
   }
 
   #closeSockets(): void {
+    this.#watch.stop()
     this.#in.close()
     this.#out.close()
   }
@@ -116,7 +153,10 @@ class ZmqRelay implements Relay {
  * and a PUB socket bound on `outbound`. Well-formed two-frame messages are
  * forwarded byte for byte (never re-serialised); anything a Python fedmsg
  * subscriber would choke on (not 2 frames, not UTF-8, too large) is dropped
- * and counted. Resolves once both sockets are bound; rejects with
+ * and counted. Every socket refuses frames over `maxMessageBytes` before
+ * receiving them (see {@link ZmqSocketOptions.maxMessageBytes}): such a
+ * publisher is disconnected (counted in `inboundDisconnects`), and forwarding
+ * goes on. Resolves once both sockets are bound; rejects with
  * `TransportError` "cannot bind <address>: <reason>" (nothing is left open)
  * or `ConfigError` for an invalid option.
  */
@@ -134,7 +174,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       inbound: await bindAll(inbound, inboundAddresses),
       outbound: await bindAll(outbound, outboundAddresses),
     }
-    return new ZmqRelay(inbound, outbound, endpoints, o, options.onDrop)
+    return new ZmqRelay(inbound, outbound, endpoints, o, options)
   } catch (err) {
     inbound.close()
     outbound.close()

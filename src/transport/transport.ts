@@ -17,21 +17,27 @@ export interface RawMessage {
   readonly body: Buffer
 }
 
-/** Why a transport dropped an incoming message before the bus saw it. */
+/**
+ * Why a transport dropped an incoming message before the bus saw it.
+ * `too_large`: received, then refused (topic + body over the limit).
+ * `frame_too_large`: libzmq refused a frame over the limit before receiving
+ * it and closed the connection (the ZeroMQ transport then connects again).
+ */
 export const TransportDropReason = {
   FrameCount: 'frame_count',
   NotUtf8: 'not_utf8',
   TooLarge: 'too_large',
+  FrameTooLarge: 'frame_too_large',
 } as const
 export type TransportDropReason = (typeof TransportDropReason)[keyof typeof TransportDropReason]
 
 /**
  * Called once for every message a subscriber drops, with the reason (a
- * {@link TransportDropReason}). If it throws, the subscriber's `next()`
- * rejects with that exception in the dropped message's place; iterating
- * again continues with the next message.
+ * {@link TransportDropReason}) and, for some reasons, what happened. If it
+ * throws, the subscriber's `next()` rejects with that exception in the dropped
+ * message's place; iterating again continues with the next message.
  */
-export type DropListener = (reason: string) => void
+export type DropListener = (reason: string, detail?: string) => void
 
 export interface PubSocket {
   /** Where this socket is bound (with the real port when bound to `:*`), or connected. */

@@ -10,7 +10,9 @@ import {
   secondIteratorError,
   validateFrames,
 } from './frames.js'
+import { ConnectionWatch, reconnectAbandoned } from './connection-watch.js'
 import { SubscriptionCounts, SubscriptionWaiters } from './subscriptions.js'
+import { TransportDropReason } from './transport.js'
 import type {
   DropListener,
   PubSocket,
@@ -22,6 +24,7 @@ import type {
 } from './transport.js'
 
 export { DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
+export { RECONNECT_GRACE_MS } from './connection-watch.js'
 
 /**
  * Default high-water mark (ZMQ_SNDHWM on publishers, ZMQ_RCVHWM on
@@ -33,6 +36,23 @@ export { DEFAULT_MAX_MESSAGE_BYTES, validateFrames } from './frames.js'
  * drops (or blocking, with `noDrop`).
  */
 export const DEFAULT_HIGH_WATER_MARK = 0
+
+/**
+ * Bytes a subscription frame carries besides its prefix: libzmq 4.3 sends a
+ * subscription to a ZMTP 3.1 peer as a SUBSCRIBE command (`\x09SUBSCRIBE`
+ * then the prefix, 10 bytes more), to a ZMTP 3.0 peer as `\x01` then the
+ * prefix. A publisher accepts subscription frames up to
+ * `maxMessageBytes` + this: a longer prefix could not match any topic a
+ * subscriber with the same limit accepts.
+ */
+export const SUBSCRIPTION_FRAME_OVERHEAD = 10
+
+/**
+ * The smallest `maxMessageBytes` a ZeroMQ socket accepts: libzmq applies
+ * ZMQ_MAXMSGSIZE to the ZMTP handshake too, which fails (and is retried
+ * forever, silently) under about 32 bytes.
+ */
+export const MIN_ZMQ_MAX_MESSAGE_BYTES = 64
 
 /** Default ZMQ_LINGER: 1000 ms, as fedmsg's `zmq_linger`. */
 export const DEFAULT_LINGER_MS = 1000
@@ -110,7 +130,18 @@ export interface ZmqSocketOptions {
   readonly connectTimeoutMs?: number
   /** Default: not set (no heartbeats). */
   readonly heartbeat?: HeartbeatOptions
-  /** Largest accepted message (topic + body bytes). Default {@link DEFAULT_MAX_MESSAGE_BYTES}. */
+  /**
+   * Largest accepted message (topic + body bytes). Default
+   * {@link DEFAULT_MAX_MESSAGE_BYTES}. Enforced by libzmq before a frame is
+   * received: ZMQ_MAXMSGSIZE is set to this on every receiving socket (it
+   * bounds each frame, the topic frame too), so a peer that sends a larger
+   * frame is disconnected after its frame header, with nothing allocated for
+   * the frame (a subscriber counts that as `frame_too_large` and connects
+   * again). A message whose frames are each within the limit but together
+   * over it is received, then dropped as `too_large`: one message costs at
+   * most twice the limit. Publishers accept subscription frames up to this
+   * plus {@link SUBSCRIPTION_FRAME_OVERHEAD}. At least {@link MIN_ZMQ_MAX_MESSAGE_BYTES}.
+   */
   readonly maxMessageBytes?: number
 }
 
@@ -176,7 +207,7 @@ export function resolveSocketOptions(options: ZmqSocketOptions): ResolvedSocketO
     connectTimeoutMs:
       options.connectTimeoutMs === undefined ? d.connectTimeoutMs : checkInteger('connectTimeoutMs', options.connectTimeoutMs, 1, INT32_MAX),
     heartbeat: options.heartbeat ?? d.heartbeat,
-    maxMessageBytes: checkInteger('maxMessageBytes', options.maxMessageBytes ?? d.maxMessageBytes, 1),
+    maxMessageBytes: checkInteger('maxMessageBytes', options.maxMessageBytes ?? d.maxMessageBytes, MIN_ZMQ_MAX_MESSAGE_BYTES),
   }
   const k = o.tcpKeepalive
   if (k !== undefined) {
@@ -199,10 +230,20 @@ export function resolveSocketOptions(options: ZmqSocketOptions): ResolvedSocketO
 /** The ZeroMQ socket types gilmsg opens. */
 export type ZmqSocket = Publisher | XPublisher | Subscriber
 
+/**
+ * The largest frame (ZMQ_MAXMSGSIZE) `socket` accepts: a subscriber's frames
+ * are messages (`maxMessageBytes`), a publisher's are subscriptions
+ * (`maxMessageBytes` + {@link SUBSCRIPTION_FRAME_OVERHEAD}).
+ */
+export function maxFrameBytes(socket: ZmqSocket, o: ResolvedSocketOptions): number {
+  return socket instanceof Subscriber ? o.maxMessageBytes : o.maxMessageBytes + SUBSCRIPTION_FRAME_OVERHEAD
+}
+
 /** Applies the options to a socket that is not yet bound or connected. */
 export function applySocketOptions(socket: ZmqSocket, o: ResolvedSocketOptions): void {
   if (socket instanceof Publisher || socket instanceof XPublisher) socket.sendHighWaterMark = o.highWaterMark
   else socket.receiveHighWaterMark = o.highWaterMark
+  socket.maxMessageSize = maxFrameBytes(socket, o)
   socket.linger = o.lingerMs
   socket.reconnectInterval = o.reconnectIvlMs
   socket.reconnectMaxInterval = o.reconnectIvlMaxMs
@@ -434,14 +475,37 @@ class ZmqSubSocket implements SubSocket {
   readonly #socket: Subscriber
   readonly #maxMessageBytes: number
   readonly #onDrop: DropListener | undefined
+  readonly #watch: ConnectionWatch | undefined
+  /** What the next read rejects with: an exception of `onDrop` called from the watch, or a failed reconnect. */
+  #failure: { readonly error: unknown } | undefined
   #iterating = false
   #closing: Promise<void> | undefined
   #inflight: Promise<IteratorResult<RawMessage, undefined>> | undefined
 
-  constructor(socket: Subscriber, maxMessageBytes: number, onDrop: DropListener | undefined) {
+  // `addresses`: what `socket` connected to. With reconnectIvlMs <= 0 libzmq never reconnects,
+  // so a connection it gave up cannot be told from one a peer closed: nothing is watched.
+  constructor(socket: Subscriber, addresses: readonly string[], o: ResolvedSocketOptions, onDrop: DropListener | undefined) {
     this.#socket = socket
-    this.#maxMessageBytes = maxMessageBytes
+    this.#maxMessageBytes = o.maxMessageBytes
     this.#onDrop = onDrop
+    this.#watch =
+      o.reconnectIvlMs > 0 ? new ConnectionWatch(socket, { connected: addresses, onAbandoned: (address) => this.#abandoned(address) }) : undefined
+  }
+
+  // libzmq closed the connection to `address` for a frame over ZMQ_MAXMSGSIZE and gave the
+  // address up: count the drop, then connect again.
+  #abandoned(address: string): void {
+    try {
+      this.#onDrop?.(
+        TransportDropReason.FrameTooLarge,
+        `libzmq closed the connection to ${address}: a frame over ${this.#maxMessageBytes} bytes (reconnecting)`,
+      )
+    } catch (err) {
+      this.#failure ??= { error: err }
+    }
+    reconnectAbandoned(this.#socket, address, () => connectAll(this.#socket, [address])).catch((err: unknown) => {
+      if (!this.#socket.closed) this.#failure ??= { error: err }
+    })
   }
 
   /** Adds a topic prefix ('' = everything). Throws `InvalidArgumentError` for a non-string, `ClosedError` after close. */
@@ -457,7 +521,11 @@ class ZmqSubSocket implements SubSocket {
    * without closing the socket. `next()` resolves with the next well-formed
    * message, or `done` once `close()` was called; it rejects only with an
    * exception thrown by the `onDrop` listener or an unexpected socket error
-   * (`TransportError`). Concurrent `next()` calls are served in order.
+   * (`TransportError`, also for a connection that cannot be made again after
+   * a `frame_too_large` drop). A `frame_too_large` drop is reported between
+   * reads: what its listener throws, or the reconnect error, rejects the
+   * first read that starts after it. Concurrent `next()` calls are served in
+   * order.
    */
   [Symbol.asyncIterator](): AsyncIterator<RawMessage, undefined> {
     if (this.#iterating) throw secondIteratorError('ZmqTransport subscriber')
@@ -490,6 +558,11 @@ class ZmqSubSocket implements SubSocket {
   async #read(): Promise<IteratorResult<RawMessage, undefined>> {
     for (;;) {
       if (this.#closing !== undefined) return DONE
+      const failure = this.#failure
+      if (failure !== undefined) {
+        this.#failure = undefined
+        throw failure.error
+      }
       let frames: Buffer[]
       try {
         frames = await this.#socket.receive()
@@ -506,6 +579,7 @@ class ZmqSubSocket implements SubSocket {
   /** Closes the socket; a pending `next()` resolves `done`. Idempotent: returns the same promise. */
   close(): Promise<void> {
     if (this.#closing === undefined) {
+      this.#watch?.stop()
       this.#socket.close()
       this.#closing = Promise.resolve()
     }
@@ -585,18 +659,31 @@ export class ZmqTransport implements Transport {
    * `InvalidArgumentError` when `prefixes` is not an array of strings. Like
    * any ZeroMQ subscriber it misses what is published before its connection and
    * subscription reach the publisher (the slow joiner).
+   *
+   * libzmq refuses a frame over `maxMessageBytes` after reading its header
+   * and closes that connection for good. The socket notices (a closed
+   * connection libzmq does not retry within `RECONNECT_GRACE_MS`),
+   * reports a `frame_too_large` drop to `onDrop` and connects again; what
+   * the publisher sent meanwhile is lost, as after any reconnect. Needs
+   * `reconnectIvlMs` > 0 (with reconnection off, nothing is watched). While
+   * open, the socket watches its connection events, which keeps the Node.js
+   * event loop alive: close it to let the process exit.
    */
   async openSubscriber(options: SubscriberOptions = {}): Promise<SubSocket> {
     const prefixes = checkPrefixes(options.prefixes)
     const socket = new Subscriber()
+    let sub: ZmqSubSocket | undefined
     try {
       applySocketOptions(socket, this.socketOptions)
+      // Before connecting, so that its connection events are all watched.
+      sub = new ZmqSubSocket(socket, this.subscribeTo, this.socketOptions, options.onDrop)
       await connectAll(socket, this.subscribeTo)
       for (const prefix of prefixes) socket.subscribe(prefix)
     } catch (err) {
-      socket.close()
+      if (sub === undefined) socket.close()
+      else await sub.close()
       throw err
     }
-    return new ZmqSubSocket(socket, this.socketOptions.maxMessageBytes, options.onDrop)
+    return sub
   }
 }

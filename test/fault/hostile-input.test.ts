@@ -4,7 +4,7 @@
  * A raw ZeroMQ `Publisher` bound on tcp://127.0.0.1:* throws fast-check-generated junk at a
  * real gilmsg consumer, interleaved with valid signed messages:
  *   - frame counts 0..5, random bytes, invalid UTF-8 in either frame;
- *   - messages over `max_message_bytes` (256 KiB here, and one of 4 MiB);
+ *   - messages over `max_message_bytes` (256 KiB here) made of frames within it (`too_large`);
  *   - JSON that Python's `json.loads` refuses, JSON that is not an object, nesting from 60 to
  *     100,000 levels (the 64/65 boundary included), objects missing `topic` / `msg_id` or with
  *     the wrong types, a frame 0 that is not the signed topic;
@@ -23,9 +23,14 @@
  * and a `gilmsg tail --verbose --stats` subprocess (drop lines on stderr, the final stats
  * line, its RSS from /proc, its exit code after SIGTERM), which proves "never crashes".
  *
+ * A frame over `max_message_bytes` costs its connection (libzmq refuses it after its header,
+ * `frame_too_large`), so the batches never carry one; the last suite sends one of 300 MiB to a
+ * `gilmsg relay` and to a `gilmsg tail` subprocess: their peak RSS stays under 150 MB, the drop
+ * is reported, and the next message goes through.
+ *
  * Replay: GILMSG_FUZZ_SEED=<seed printed in the describe name>.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isUtf8 } from 'node:buffer'
@@ -53,7 +58,7 @@ const topicOf = (t: string): string => `${PREFIX}gilmsg.${t}`
 const POLICED = topicOf('policed')
 const CONSUMER = 'sink'
 
-const TRANSPORT_REASONS = ['frame_count', 'not_utf8', 'too_large'] as const
+const TRANSPORT_REASONS = ['frame_count', 'not_utf8', 'too_large', 'frame_too_large'] as const
 /** What must happen to a message: a drop reason, `envelope` (dropped after the transport, reason unknown), delivered, or nothing at all. */
 type Fate = string
 
@@ -81,6 +86,7 @@ let seq = 0
 
 /** The transport's verdict, computed independently (W1): frame count, then size, then UTF-8. */
 function transportFate(frames: readonly Buffer[]): Fate | undefined {
+  if (frames.some((f) => f.length > MAX_BYTES)) throw new Error('a frame over MAX_BYTES costs the connection: not for a batch')
   if (frames.length === 0) return 'nothing' // ZeroMQ sends nothing for a message without frames
   if (frames.length !== 2) return 'frame_count'
   if ((frames[0] as Buffer).length + (frames[1] as Buffer).length > MAX_BYTES) return 'too_large'
@@ -177,7 +183,7 @@ const smallFrame = fc.oneof(
   fc.string({ maxLength: 40 }).map((s) => Buffer.from(s)),
   fc.constant(Buffer.alloc(0)),
 )
-const hugeFrame = fc.integer({ min: MAX_BYTES - 16, max: 3 * MAX_BYTES }).map((n) => Buffer.alloc(n, 0x61))
+const hugeFrame = fc.integer({ min: MAX_BYTES - 16, max: MAX_BYTES }).map((n) => Buffer.alloc(n, 0x61))
 const nonString = fc.oneof(
   fc.integer(),
   fc.double(),
@@ -232,17 +238,19 @@ function itemArb(s: Signers): fc.Arbitrary<Item> {
       )
     })
 
+  // Over the limit together, each frame within it (the body up to MAX_BYTES, a topic up to MAX_BYTES).
   const tooLarge = fc
-    .tuple(fc.integer({ min: MAX_BYTES + 1, max: 3 * MAX_BYTES }), fc.constantFrom('filler', 'padded envelope', 'invalid utf8', 'huge topic'))
-    .map(([size, kind]) => {
+    .tuple(fc.integer({ min: 1, max: MAX_BYTES }), fc.constantFrom('filler', 'padded envelope', 'invalid utf8', 'huge topic'))
+    .map(([excess, kind]) => {
       const b = base()
       const topic = Buffer.from(b.topic)
+      const bodyBytes = Math.min(MAX_BYTES, MAX_BYTES - topic.length + excess)
       let frames: Buffer[]
-      if (kind === 'padded envelope') frames = [topic, Buffer.concat([Buffer.from(b.body), Buffer.alloc(Math.max(0, size - b.body.length - topic.length), 0x20)])]
-      else if (kind === 'invalid utf8') frames = [topic, Buffer.alloc(size, 0xff)]
-      else if (kind === 'huge topic') frames = [Buffer.alloc(size, 0x74), Buffer.from(b.body)]
-      else frames = [topic, Buffer.alloc(size, 0x78)]
-      return item(`too large (${kind}, ${size} B)`, frames, 'too_large')
+      if (kind === 'padded envelope') frames = [topic, Buffer.concat([Buffer.from(b.body), Buffer.alloc(bodyBytes - b.body.length, 0x20)])]
+      else if (kind === 'invalid utf8') frames = [topic, Buffer.alloc(bodyBytes, 0xff)]
+      else if (kind === 'huge topic') frames = [Buffer.alloc(Math.min(MAX_BYTES, MAX_BYTES - b.body.length + excess), 0x74), Buffer.from(b.body)]
+      else frames = [topic, Buffer.alloc(bodyBytes, 0x78)]
+      return item(`too large (${kind}, ${frames[0]!.length + frames[1]!.length} B)`, frames, 'too_large')
     })
 
   const notJson = fc.oneof(
@@ -264,7 +272,10 @@ function itemArb(s: Signers): fc.Arbitrary<Item> {
 
   const deep = fc
     .tuple(fc.oneof(fc.integer({ min: 60, max: 70 }), fc.integer({ min: 65, max: 100_000 })), fc.constantFrom('array', 'object', 'mixed', 'unclosed', 'in envelope'))
-    .map(([d, shape]) => {
+    .map(([levels, shape]) => {
+      // As deep as asked, within MAX_BYTES (a larger frame costs the connection; not for a batch).
+      const bytesPerLevel = { array: 2, object: 6, mixed: 8, unclosed: 1, 'in envelope': 2 }[shape]
+      const d = Math.min(levels, Math.floor((MAX_BYTES - 200) / bytesPerLevel))
       let text: string
       let depth = d
       if (shape === 'array') text = '['.repeat(d) + ']'.repeat(d)
@@ -372,8 +383,8 @@ function extremes(s: Signers): Item[] {
     item('no frames at all', [], 'nothing'),
     item('one empty frame', [Buffer.alloc(0)], 'frame_count'),
     item('two empty frames', [Buffer.alloc(0), Buffer.alloc(0)], 'not_json'),
-    item('5 frames of 1 MiB', Array.from({ length: 5 }, () => Buffer.alloc(1024 * 1024, 0x41)), 'frame_count'),
-    item('4 MiB body', [Buffer.from(topicOf('x')), Buffer.alloc(4 * 1024 * 1024, 0x7b)], 'too_large'),
+    item('5 frames of max_message_bytes', Array.from({ length: 5 }, () => Buffer.alloc(MAX_BYTES, 0x41)), 'frame_count'),
+    item('topic and body of max_message_bytes each', [Buffer.alloc(MAX_BYTES, 0x74), Buffer.alloc(MAX_BYTES, 0x7b)], 'too_large'),
     textItem('100,000 nested arrays (200 kB)', topicOf('x'), '['.repeat(100_000) + ']'.repeat(100_000), 'too_deep'),
     textItem('40,000 nested objects', topicOf('x'), '{"a":'.repeat(40_000) + '1' + '}'.repeat(40_000), 'too_deep'),
     textItem('100,000 unclosed arrays', topicOf('x'), '['.repeat(100_000), 'too_deep'),
@@ -433,6 +444,13 @@ function checkDrops(delta: Record<string, number>, e: Expected, describeItems: (
   for (const [r, n] of e.exact) expect(delta[r] ?? 0, `${r}: ${context()}`).toBeGreaterThanOrEqual(n)
   expect(sum(Object.values(delta)), `total: ${context()}`).toBe(sum(e.exact.values()) + e.ambiguous)
   if (e.ambiguous === 0) expect(delta, context()).toEqual(Object.fromEntries(e.exact))
+}
+
+/** `VmRSS` (now) or `VmHWM` (peak) of a CLI subprocess in bytes, from /proc (its pid is node's own: no wrapper). */
+function memoryOf(cli: CliProcess, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${cli.child.pid}/status`, 'utf8')
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
+  return Number(m?.[1] ?? NaN) * 1024
 }
 
 /** A raw PUB socket for the junk and a SUB socket standing in for a relay, to catch the consumer's ACKs. */
@@ -582,7 +600,7 @@ describe(`hostile input at a real socket, in-process Gilmsg subscriber (seed ${S
     for (const id of e.validIds) expect(deliveredIds.get(id), `valid message ${id} delivered once\n${describeItems()}`).toBe(1)
   }
 
-  it('the extremes: 4 MiB, 5 x 1 MiB frames, 100,000 levels, 250,000 digits, lone surrogates; each dropped by reason or delivered', async () => {
+  it('the extremes: 2 and 5 frames of max_message_bytes, 100,000 levels, 250,000 digits, lone surrogates; each dropped by reason or delivered', async () => {
     const rss0 = process.memoryUsage().rss
     await runBatch(extremes(signers), 1)
     const byLabel = new Map(delivered.map((d) => [d.msgId, d]))
@@ -643,11 +661,7 @@ describe(`hostile input at a real socket, gilmsg tail subprocess (seed ${SEED})`
     }
     return out
   }
-  const rss = (field: 'VmRSS' | 'VmHWM'): number => {
-    const status = readFileSync(`/proc/${tail.child.pid}/status`, 'utf8')
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
-    return Number(m?.[1] ?? NaN) * 1024
-  }
+  const rss = (field: 'VmRSS' | 'VmHWM'): number => memoryOf(tail, field)
   let seenLines = 0
   const delivered = (id: string): boolean => {
     for (; seenLines < tail.stdoutLines.length; seenLines++) {
@@ -726,4 +740,108 @@ describe(`hostile input at a real socket, gilmsg tail subprocess (seed ${SEED})`
     )
     expect(grown).toBeLessThan(100 * 1024 * 1024)
   }, 55_000)
+})
+
+describe('a 300 MiB frame at real processes: gilmsg relay and gilmsg tail stay small and go on', () => {
+  const HUGE = 300 * 1024 * 1024
+  const PEAK_LIMIT = 150 * 1000 * 1000
+  // Zero-filled lazily: pages the kernel never reads stay unallocated in this process too.
+  let huge: Buffer
+  const procs: CliProcess[] = []
+
+  beforeAll(() => {
+    huge = Buffer.alloc(HUGE)
+  })
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop('SIGKILL')))
+  })
+
+  it('gilmsg relay: the publisher is disconnected before the frame is read, the next message is forwarded', async () => {
+    const config = join(dir, 'relay.json')
+    writeFileSync(config, JSON.stringify({ max_message_bytes: MAX_BYTES }))
+    const relay = new CliProcess(['relay', '--config', config, '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*', '--verbose'], {
+      XDG_STATE_HOME: join(dir, 'state'),
+      GILMSG_CONFIG: '',
+    })
+    procs.push(relay)
+    const inbound = (await relay.waitFor(/^inbound /, 'stdout')).split(' ')[1] as string
+    const outbound = (await relay.waitFor(/^outbound /, 'stdout')).split(' ')[1] as string
+    const raw = new Publisher({ linger: 0, sendHighWaterMark: 0 })
+    const out = new Subscriber({ linger: 0, receiveHighWaterMark: 0 })
+    try {
+      raw.connect(inbound)
+      out.connect(outbound)
+      out.subscribe('')
+      const forwarded: string[] = []
+      const reading = (async () => {
+        for await (const [t] of out) forwarded.push(String(t))
+      })().catch(() => undefined)
+      // Both legs are PUB/SUB (slow joiners): send until one arrives.
+      const untilForwarded = async (topic: string): Promise<void> => {
+        const until = Date.now() + 10_000
+        while (!forwarded.includes(topic)) {
+          if (Date.now() > until) throw new Error(`${topic} not forwarded within 10 s`)
+          await raw.send([topic, '{}'])
+          await sleep(20)
+        }
+      }
+      await untilForwarded('before')
+      const peak0 = memoryOf(relay, 'VmHWM')
+
+      const started = Date.now()
+      await raw.send(['huge', huge])
+      // libzmq's publisher reconnects by itself (for it, the relay closed the connection).
+      await untilForwarded('after')
+      const peak = memoryOf(relay, 'VmHWM')
+      console.log(`relay: peak RSS ${(peak0 / 1e6).toFixed(0)} -> ${(peak / 1e6).toFixed(0)} MB, forwarding again after ${Date.now() - started} ms`)
+      expect(peak).toBeLessThan(PEAK_LIMIT)
+      expect(forwarded).not.toContain('huge')
+      expect(await relay.waitFor(/^relay: inbound connection closed on /, 'stderr', 5000)).toBe(
+        `relay: inbound connection closed on ${inbound} (the publisher left, or sent a frame over ${MAX_BYTES} bytes)`,
+      )
+
+      expect(await relay.stop('SIGTERM')).toBe(0)
+      await relay.waitFor(/^relay: stats /, 'stderr', 5000)
+      const stats = JSON.parse((relay.stderrLines.find((l) => l.startsWith('relay: stats ')) as string).slice('relay: stats '.length)) as Record<string, number>
+      expect(stats['inbound_disconnects']).toBeGreaterThanOrEqual(1)
+      expect(stats['forwarded']).toBeGreaterThanOrEqual(2)
+      out.close()
+      await reading
+    } finally {
+      raw.close()
+      out.close()
+    }
+  }, 30_000)
+
+  it('gilmsg tail: the connection is dropped before the frame is read (frame_too_large), tail connects again and prints the next message', async () => {
+    const wire = await openWire()
+    try {
+      const config = writeConfigFile(dir, 'huge-tail', consumerConfig(wire, 'huge-tail'))
+      const tail = new CliProcess(['tail', '--config', config, '--json', '--verbose', '--stats', '--topic', ''], { XDG_STATE_HOME: join(dir, 'state'), GILMSG_CONFIG: '' })
+      procs.push(tail)
+      await tail.waitFor(/listening on \(all topics\)/, 'stderr', 15_000)
+      const printed = (id: string): boolean => tail.stdoutLines.some((l) => l.includes(id))
+      await sendSentinel(wire, sentinel(1000), printed, true)
+      const peak0 = memoryOf(tail, 'VmHWM')
+
+      const started = Date.now()
+      await wire.raw.send([topicOf('huge'), huge])
+      await sendSentinel(wire, sentinel(1001), printed, true)
+      const peak = memoryOf(tail, 'VmHWM')
+      console.log(`tail: peak RSS ${(peak0 / 1e6).toFixed(0)} -> ${(peak / 1e6).toFixed(0)} MB, printing again after ${Date.now() - started} ms`)
+      expect(peak).toBeLessThan(PEAK_LIMIT)
+      expect(await tail.waitFor(/^tail: dropped \(frame_too_large\)/, 'stderr', 5000)).toBe(
+        `tail: dropped (frame_too_large): libzmq closed the connection to ${wire.rawEndpoint}: a frame over ${MAX_BYTES} bytes (reconnecting)`,
+      )
+
+      expect(await tail.stop('SIGTERM')).toBe(0)
+      await tail.waitFor(/^tail: stats /, 'stderr', 5000)
+      const stats = JSON.parse((tail.stderrLines.find((l) => l.startsWith('tail: stats ')) as string).slice('tail: stats '.length)) as Record<string, number>
+      expect(stats['dropped_frame_too_large']).toBe(1)
+      expect(stats['messages']).toBe(2)
+    } finally {
+      await wire.close()
+    }
+  }, 40_000)
 })

@@ -42,6 +42,21 @@ describe('waitForSubscribers over ZeroMQ', () => {
     await expect(pub.waitForSubscribers('echo', { timeoutMs: 0 })).resolves.toBe(false)
   })
 
+  it('accepts a subscription prefix of maxMessageBytes; libzmq refuses a longer one before receiving it', async () => {
+    const pub = track(await new ZmqTransport({ bind: ['tcp://127.0.0.1:*'], subscribeTo: [], maxMessageBytes: 1000 }).openPublisher())
+    const subscribe = (prefix: string): void => {
+      const raw = new Subscriber({ linger: 0 })
+      cleanups.push(() => raw.close())
+      raw.connect(pub.endpoints[0]!)
+      raw.subscribe(prefix)
+    }
+    // The 1001-byte subscription costs its subscriber the connection (it reconnects and tries again, in vain).
+    subscribe('b'.repeat(1001))
+    subscribe('a'.repeat(1000))
+    await expect(pub.waitForSubscribers('a'.repeat(1000), { timeoutMs: 5000 })).resolves.toBe(true)
+    await expect(pub.waitForSubscribers('b'.repeat(1001), { timeoutMs: 300 })).resolves.toBe(false)
+  })
+
   it.each(TRANSPORTS)(
     'a publisher connecting to a relay ($name): resolves true and its first message arrives',
     async ({ bindAddress }) => {

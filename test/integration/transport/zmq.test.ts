@@ -1,12 +1,12 @@
 import { createServer, connect as tcpConnect, type Socket } from 'node:net'
-import { Publisher, Subscriber } from 'zeromq'
+import { Publisher, Subscriber, XPublisher } from 'zeromq'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ClosedError, ConfigError, TransportError } from '../../../src/errors.js'
 import type { Relay } from '../../../src/transport/relay.js'
 import { startRelay } from '../../../src/transport/relay.js'
 import type { PubSocket, RawMessage, SubSocket } from '../../../src/transport/transport.js'
 import type { ZmqTransportOptions } from '../../../src/transport/zmq.js'
-import { applySocketOptions, resolveSocketOptions, ZmqTransport } from '../../../src/transport/zmq.js'
+import { applySocketOptions, resolveSocketOptions, SUBSCRIPTION_FRAME_OVERHEAD, ZmqTransport } from '../../../src/transport/zmq.js'
 import { PROBE_PREFIX, removeIpcFiles, take, TRANSPORTS, waitForJoin } from './helpers.js'
 
 const cleanups: (() => Promise<void> | void)[] = []
@@ -73,8 +73,10 @@ describe('ZmqTransport', () => {
   it('validates options with "expected X, got Y" messages', () => {
     expect(() => new ZmqTransport({ subscribeTo: [], highWaterMark: -1 })).toThrow(ConfigError)
     expect(() => new ZmqTransport({ subscribeTo: [], maxMessageBytes: 1.5 })).toThrow(
-      'maxMessageBytes: expected an integer >= 1, got 1.5',
+      'maxMessageBytes: expected an integer >= 64, got 1.5',
     )
+    // Below that libzmq's own handshake would not fit, and the connection would fail silently forever.
+    expect(() => new ZmqTransport({ subscribeTo: [], maxMessageBytes: 32 })).toThrow('maxMessageBytes: expected an integer >= 64, got 32')
     expect(() => new ZmqTransport({ subscribeTo: 'tcp://x:1' as unknown as string[] })).toThrow(ConfigError)
   })
 
@@ -92,6 +94,18 @@ describe('ZmqTransport', () => {
     }
     expect(() => resolveSocketOptions({ heartbeat: { intervalMs: 0 } })).toThrow('heartbeat.intervalMs: expected an integer in [1, 2147483647], got 0')
     expect(() => resolveSocketOptions({ tcpMaxRetransmitMs: -5 })).toThrow(ConfigError)
+  })
+
+  it('sets ZMQ_MAXMSGSIZE: maxMessageBytes on a subscriber, plus the subscription overhead on a publisher', () => {
+    const o = resolveSocketOptions({ maxMessageBytes: 5000 })
+    const sockets = [new Subscriber(), new Publisher(), new XPublisher()]
+    try {
+      for (const socket of sockets) applySocketOptions(socket, o)
+      expect(sockets.map((socket) => socket.maxMessageSize)).toEqual([5000, 5000 + SUBSCRIPTION_FRAME_OVERHEAD, 5000 + SUBSCRIPTION_FRAME_OVERHEAD])
+      expect(resolveSocketOptions({}).maxMessageBytes).toBe(1024 * 1024)
+    } finally {
+      for (const socket of sockets) socket.close()
+    }
   })
 
   it('heartbeats as applied detect a peer that went silent: the connection is dropped within the timeout', async () => {
@@ -148,7 +162,7 @@ describe('ZmqTransport', () => {
 })
 
 describe('relay', () => {
-  async function relayed(options: { onDrop?: (reason: string) => void } = {}): Promise<{
+  async function relayed(options: { onDrop?: (reason: string) => void; onInboundDisconnect?: (address: string) => void } = {}): Promise<{
     relay: Relay
     pub: PubSocket
     it: AsyncIterator<RawMessage, undefined>
@@ -193,12 +207,49 @@ describe('relay', () => {
     await raw.send(['one frame'])
     await raw.send(['a', 'b', 'c'])
     await raw.send(['t', Buffer.from([0xc3, 0x28])])
-    await raw.send(['t', Buffer.alloc(5000, 'x')])
+    await raw.send([Buffer.alloc(2048, 't'), Buffer.alloc(2049, 'x')]) // each frame within the limit, together over it
     await raw.send(['good', 'ok'])
     const [good] = await take(messages, 1)
     expect(good?.topic).toBe('good')
     expect(drops).toEqual(['frame_count', 'frame_count', 'not_utf8', 'too_large'])
     expect(relay.dropped).toEqual({ frame_count: 2, not_utf8: 1, too_large: 1 })
+  })
+
+  it('disconnects a publisher that sends a frame over maxMessageBytes (counted as an inbound disconnect) and goes on forwarding', async () => {
+    const disconnects: string[] = []
+    const { relay, it: messages } = await relayed({ onInboundDisconnect: (a) => disconnects.push(a) })
+    const raw = new Publisher({ linger: 0 })
+    cleanups.push(() => raw.close())
+    raw.connect(relay.endpoints.inbound[0]!)
+    await waitForJoin((t, b) => raw.send([t, b]), messages)
+    await raw.send(['t', Buffer.alloc(4097, 'x')])
+    const started = Date.now()
+    while (relay.inboundDisconnects === 0 && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 10))
+    expect(relay.inboundDisconnects).toBe(1)
+    expect(disconnects).toEqual([relay.endpoints.inbound[0]])
+    // libzmq's publisher reconnects by itself (for it the relay closed the connection); a probe gets through again.
+    await waitForJoin((t, b) => raw.send([t, b]), messages)
+    expect(relay.dropped).toEqual({})
+  })
+
+  it('an exception thrown by onInboundDisconnect stops the relay: closed resolves with it', async () => {
+    const boom = new Error('listener failed')
+    const relay = track(
+      await startRelay({
+        inbound: ['tcp://127.0.0.1:*'],
+        outbound: ['tcp://127.0.0.1:*'],
+        onInboundDisconnect: () => {
+          throw boom
+        },
+      }),
+    )
+    const raw = new Publisher({ linger: 0 })
+    const events = raw.events // watched before connecting: the handshake can be over before the next line
+    raw.connect(relay.endpoints.inbound[0]!)
+    while ((await events.receive()).type !== 'handshake');
+    raw.close()
+    await expect(relay.closed).resolves.toBe(boom)
+    expect(relay.inboundDisconnects).toBe(1)
   })
 
   it('close() is idempotent and resolves closed with undefined', async () => {
