@@ -82,6 +82,28 @@ export class KeyPermissionError extends CertificateError {
   }
 }
 
+/** Where a CRL stands among its CA's CRLs (its cRLNumber, else its thisUpdate in ms). */
+export interface CrlPosition {
+  readonly crlNumber: bigint | undefined
+  readonly thisUpdate: number
+}
+
+/**
+ * A CRL was refused because it is older than one already accepted for the same CA
+ * (a lower cRLNumber, or an older thisUpdate): taking it would un-revoke certificates.
+ * The newer CRL stays in use.
+ */
+export class CrlRollbackError extends CertificateError {
+  override name = 'CrlRollbackError'
+  constructor(
+    message: string,
+    readonly offered: CrlPosition,
+    readonly inUse: CrlPosition,
+  ) {
+    super(message)
+  }
+}
+
 /** Signing failed (bad key, unsupported key type for the crypto mode). */
 export class SigningError extends GilmsgError {
   override name = 'SigningError'

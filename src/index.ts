@@ -34,8 +34,9 @@ export {
   AbortedError,
   AckTimeoutError,
   DeliveryRejectedError,
+  CrlRollbackError,
 } from './errors.js'
-export type { RecipientAck } from './errors.js'
+export type { RecipientAck, CrlPosition } from './errors.js'
 export { OutboxError } from './outbox/errors.js'
 
 export { Lossless } from './json/value.js'
@@ -43,6 +44,9 @@ export type { JsonValue, JsonNumber, JsonObject } from './json/value.js'
 
 export { CryptoMode, InvalidReason } from './crypto/types.js'
 export type { Signer, Verifier, VerifyResult } from './crypto/types.js'
+export { describeCrlEvent, DEFAULT_CRL_POLL_MS } from './crypto/crl-watch.js'
+export type { CrlEvent } from './crypto/crl-watch.js'
+export type { CrlStatus, CrlMark } from './crypto/crl.js'
 
 export { DeliveryState, Disposition } from './outbox/store.js'
 export type { OutboxStore, OutboxMessage, RecipientStatus, Added, AckRecorded } from './outbox/store.js'

@@ -36,6 +36,8 @@ export interface BusOptions {
   readonly username?: string
   /** Called for every message a subscription drops (it is also counted in `bus.drops`). */
   readonly onDrop?: (reason: string, detail: string) => void
+  /** Called once by `close()`, first: releases what the bus's maker attached to it (e.g. a CRL watch). */
+  readonly onClose?: () => void
 }
 
 export interface PublishOptions {
@@ -201,6 +203,7 @@ export class Bus {
   /** Closes every subscription and the publisher. Idempotent: returns the same promise. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#opts.onClose?.()
       await Promise.allSettled([...this.#subs].map((s) => s.close()))
       const pub = this.#pub
       if (pub) await pub.then((p) => p.close(), () => undefined)

@@ -1,16 +1,18 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { CertificateError, ConfigError } from '../errors.js'
+import { CertificateError, ConfigError, GilmsgError } from '../errors.js'
 import type { GilmsgConfig } from '../config/config.js'
 import { loadSigner } from '../crypto/signer.js'
-import { createVerifier } from '../crypto/verifier.js'
-import { fileCrlCache } from '../crypto/crl-cache.js'
+import { caFingerprint, createVerifier, type X509Verifier } from '../crypto/verifier.js'
+import { fileCrlMemory } from '../crypto/crl-memory.js'
+import type { CrlMark } from '../crypto/crl.js'
+import { crlFileIdentity, warnCrlEvent, watchCrl, type CrlEvent, type CrlWatcher } from '../crypto/crl-watch.js'
 import { stateDir } from '../util/paths.js'
 import type { Signer, Verifier } from '../crypto/types.js'
 import { ZmqTransport, type ZmqSocketOptions } from '../transport/zmq.js'
 import type { Transport } from '../transport/transport.js'
-import type { Clock } from '../util/clock.js'
+import { systemClock, type Clock } from '../util/clock.js'
 import { Bus } from './bus.js'
 
 /**
@@ -42,21 +44,82 @@ function readPem(path: string, key: string): string {
   }
 }
 
-/** The verifier the config asks for, or undefined when `validate_signatures` is false. */
-export async function verifierFromConfig(config: GilmsgConfig, clock?: Clock): Promise<Verifier | undefined> {
+/** The CRL file gilmsg uses when `crl_location` is not set (if it exists): `crl.pem` in `ssldir`, where `gilmsg certs` writes it. */
+export const DEFAULT_CRL_FILE = 'crl.pem'
+
+/** The CRL file the config names: `crl_location`, else `<ssldir>/crl.pem` (used only while it exists). */
+export function crlPath(config: GilmsgConfig): { readonly path: string; readonly explicit: boolean } {
+  return config.crl_location !== undefined ? { path: config.crl_location, explicit: true } : { path: join(config.ssldir, DEFAULT_CRL_FILE), explicit: false }
+}
+
+/** Where the newest CRL accepted per CA is remembered: `<state dir>/crl-seen/`. */
+export function crlMemoryDir(): string {
+  return join(stateDir(), 'crl-seen')
+}
+
+/** Options of {@link verifierFromConfig}. */
+export interface VerifierFromConfigOptions {
+  readonly clock?: Clock | undefined
+  /** Receives what the CRL watcher reports. Default {@link warnCrlEvent} (process warnings for stale CRLs and errors). */
+  readonly onCrlEvent?: ((event: CrlEvent) => void) | undefined
+  /** A signal that reloads the CRL at once (the CLI passes `SIGHUP`). Default: none. */
+  readonly crlReloadSignal?: NodeJS.Signals | undefined
+  /** How often the CRL file is checked for a change (ms). Default `DEFAULT_CRL_POLL_MS`. */
+  readonly crlPollMs?: number | undefined
+}
+
+/** A verifier made from a config, and the watch that keeps its CRL current (stop it with `crlWatcher.close()`). */
+export interface ConfiguredVerifier {
+  readonly verifier: X509Verifier
+  readonly crlWatcher: CrlWatcher
+}
+
+/**
+ * The verifier the config asks for, or undefined when `validate_signatures` is false.
+ * Its CRL is `crl_location`, else `<ssldir>/crl.pem` when that exists; either way the
+ * file is then watched and reloaded when it changes (or appears), see `watchCrl`. A CRL
+ * older than the newest one already accepted for the CA, here or by an earlier process
+ * (remembered in {@link crlMemoryDir}), is refused. Rejects with `CertificateError` when
+ * the CA or an existing CRL cannot be read or is refused (`CrlRollbackError` for an older CRL).
+ */
+export async function verifierFromConfig(config: GilmsgConfig, options: VerifierFromConfigOptions = {}): Promise<ConfiguredVerifier | undefined> {
   if (!config.validate_signatures) return undefined
   const caPath = config.ca_cert_location ?? join(config.ssldir, 'ca.crt')
   const caPem = readPem(caPath, 'ca_cert_location')
-  const crlPem = config.crl_location === undefined ? undefined : readPem(config.crl_location, 'crl_location')
-  return createVerifier({
+  const crl = crlPath(config)
+  const onCrlEvent = options.onCrlEvent ?? warnCrlEvent
+  // The file's identity is taken before it is read, so that a change in between is reloaded.
+  const identity = crlFileIdentity(crl.path)
+  const crlPem = crl.explicit || identity !== undefined ? readPem(crl.path, crl.explicit ? 'crl_location' : `${DEFAULT_CRL_FILE} in ssldir (crl_location is unset)`) : undefined
+  const memory = fileCrlMemory(crlMemoryDir())
+  let minimumCrl: CrlMark | undefined
+  try {
+    minimumCrl = memory.read(caFingerprint(caPem))
+  } catch (err) {
+    if (!(err instanceof GilmsgError)) throw err
+    onCrlEvent({ type: 'crl:error', path: crl.path, error: err })
+  }
+  const clock = options.clock
+  const verifier = await createVerifier({
     caPem,
     crlPem,
+    minimumCrl,
     routingPolicy: config.routing_policy,
     routingNitpicky: config.routing_nitpicky,
     acceptModes: config.crypto_validate_backends,
-    crlCache: fileCrlCache(join(stateDir(), 'crl-cache')),
     ...(clock ? { clock: () => clock.now() } : {}),
   })
+  const crlWatcher = watchCrl({
+    path: crl.path,
+    verifier,
+    onEvent: onCrlEvent,
+    loadedIdentity: identity,
+    memory,
+    clock: clock ?? systemClock,
+    intervalMs: options.crlPollMs,
+    reloadSignal: options.crlReloadSignal,
+  })
+  return { verifier, crlWatcher }
 }
 
 /** Every endpoint a subscriber connects to: all of `endpoints`' addresses, once each. */
@@ -152,17 +215,42 @@ export interface OpenBusOptions {
   readonly verifier?: Verifier | undefined
   readonly clock?: Clock
   readonly onDrop?: (reason: string, detail: string) => void
+  /** See {@link VerifierFromConfigOptions.onCrlEvent} (unused when `verifier` is given). */
+  readonly onCrlEvent?: ((event: CrlEvent) => void) | undefined
+  /** See {@link VerifierFromConfigOptions.crlReloadSignal}. */
+  readonly crlReloadSignal?: NodeJS.Signals | undefined
+  /** See {@link VerifierFromConfigOptions.crlPollMs}. */
+  readonly crlPollMs?: number | undefined
 }
 
-/** A {@link Bus} set up from a config; anything given in `options` replaces what the config would make. */
+/**
+ * A {@link Bus} set up from a config; anything given in `options` replaces what the config
+ * would make. A verifier made from the config keeps its CRL current while the bus is open
+ * (see {@link verifierFromConfig}); `bus.close()` stops that.
+ */
 export async function busFromConfig(config: GilmsgConfig, options: OpenBusOptions = {}): Promise<Bus> {
-  return new Bus({
-    transport: options.transport ?? transportFromConfig(config),
-    signer: 'signer' in options ? options.signer : signerFromConfig(config),
-    verifier: 'verifier' in options ? options.verifier : await verifierFromConfig(config, options.clock),
-    topic: { topicPrefix: config.topic_prefix, environment: config.environment },
-    maxJsonDepth: config.max_json_depth,
-    ...(options.clock ? { clock: options.clock } : {}),
-    ...(options.onDrop ? { onDrop: options.onDrop } : {}),
-  })
+  const configured =
+    'verifier' in options
+      ? undefined
+      : await verifierFromConfig(config, {
+          clock: options.clock,
+          onCrlEvent: options.onCrlEvent,
+          crlReloadSignal: options.crlReloadSignal,
+          crlPollMs: options.crlPollMs,
+        })
+  try {
+    return new Bus({
+      transport: options.transport ?? transportFromConfig(config),
+      signer: 'signer' in options ? options.signer : signerFromConfig(config),
+      verifier: configured !== undefined ? configured.verifier : options.verifier,
+      topic: { topicPrefix: config.topic_prefix, environment: config.environment },
+      maxJsonDepth: config.max_json_depth,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.onDrop ? { onDrop: options.onDrop } : {}),
+      ...(configured ? { onClose: () => configured.crlWatcher.close() } : {}),
+    })
+  } catch (e) {
+    configured?.crlWatcher.close()
+    throw e
+  }
 }

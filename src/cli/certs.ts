@@ -1,4 +1,4 @@
-import { initCa, issueCert, revokeCert } from '../crypto/certs.js'
+import { DEFAULT_CA_DAYS, DEFAULT_CERT_DAYS, DEFAULT_CRL_DAYS, initCa, issueCert, renewCrl, revokeCert } from '../crypto/certs.js'
 import { intOption, parse, UsageError } from './args.js'
 import { ExitCode } from './exit-codes.js'
 
@@ -10,9 +10,16 @@ const HELP = `Usage:
       rsa (default) works with Python fedmsg ("x509"); ec and ed25519 need crypto_backend "x509_sha256".
       --force replaces an existing NAME.crt and NAME.key (the old certificate stays valid
       until it expires: revoke it first if its key may be compromised)
-  gilmsg certs revoke NAME --dir DIR
-      adds DIR/NAME.crt to DIR/crl.pem
-DIR is fedmsg's ssldir layout: point "ssldir", "ca_cert_location" and "crl_location" at it.
+  gilmsg certs revoke NAME --dir DIR [--days N]
+      adds DIR/NAME.crt to DIR/crl.pem and re-signs it (cRLNumber + 1, valid N days)
+  gilmsg certs crl --dir DIR [--days N]
+      re-signs DIR/crl.pem with the same entries (cRLNumber + 1, valid N days from now):
+      run it before the CRL's next update, after which verifiers report it as stale
+--days: validity in days (init: the CA, default ${DEFAULT_CA_DAYS}; issue: the certificate, default ${DEFAULT_CERT_DAYS};
+revoke and crl: the CRL, default ${DEFAULT_CRL_DAYS}).
+DIR is fedmsg's ssldir layout: point "ssldir" at it ("ca_cert_location" defaults to DIR/ca.crt,
+and DIR/crl.pem is used when "crl_location" is unset). Running processes pick up a new
+crl.pem within seconds (or at once on SIGHUP); an older CRL than one already seen is refused.
 DIR is created with mode 0700 and keys are written with mode 0600. A private key that group
 or others can read or write, or in a directory they can write, is refused (as OpenSSH does).`
 
@@ -64,11 +71,23 @@ export async function run(argv: string[]): Promise<number> {
     }
     case 'revoke': {
       if (name === undefined) throw new UsageError('certs revoke: NAME is required')
-      const res = await revokeCert(dir, name)
-      process.stdout.write(`revoked ${name} (serial ${res.serial}) in ${res.crlPath}\n`)
+      const res = await revokeCert(dir, name, crlDays(values.days))
+      process.stdout.write(`revoked ${name} (serial ${res.serial}) in ${res.crlPath}${res.alreadyRevoked ? ' (it already was; the CRL was re-signed)' : ''}\n`)
+      return ExitCode.Ok
+    }
+    case 'crl': {
+      if (name !== undefined) throw new UsageError(`certs crl takes no NAME (got "${name}")`)
+      const res = await renewCrl(dir, crlDays(values.days))
+      process.stdout.write(
+        `re-signed ${res.crlPath}: cRLNumber ${res.crlNumber}, ${res.revokedCount} revoked, next update ${res.nextUpdate.toISOString()}\n`,
+      )
       return ExitCode.Ok
     }
     default:
-      throw new UsageError(`certs: unknown action "${action}" (expected init, issue or revoke)`)
+      throw new UsageError(`certs: unknown action "${action}" (expected init, issue, revoke or crl)`)
   }
+}
+
+function crlDays(days: string | undefined): { crlDays?: number } {
+  return days === undefined ? {} : { crlDays: intOption(days, '--days', 1) }
 }

@@ -3,6 +3,7 @@ import { openGilmsg } from '../reliable/from-config.js'
 import type { DeliveryReceipt } from '../reliable/publisher.js'
 import { numberOption, parse, UsageError } from './args.js'
 import { cliConfig } from './config.js'
+import { cliCrlOptions } from './crl-report.js'
 import { ExitCode } from './exit-codes.js'
 import { readPayloads } from './input.js'
 
@@ -60,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   if (ackTimeout <= 0) throw new UsageError('--ack-timeout: expected a number of seconds > 0')
   const payloads = await readPayloads(values.message, values['json-input'] ?? false)
   const config = cliConfig(values)
-  const g = await openGilmsg(config, { inbox: false, outbox: recipients.length > 0 })
+  const g = await openGilmsg(config, { inbox: false, outbox: recipients.length > 0, ...cliCrlOptions('gilmsg publish', false) })
   try {
     const receipts = await Promise.all(
       payloads.map((msg) =>

@@ -8,6 +8,7 @@ import { openGilmsg } from '../reliable/from-config.js'
 import type { Gilmsg } from '../reliable/gilmsg.js'
 import { intOption, parse } from './args.js'
 import { cliConfig } from './config.js'
+import { cliCrlOptions } from './crl-report.js'
 import { ExitCode } from './exit-codes.js'
 import { untilInterrupted } from './signals.js'
 import { terminalSafe } from './terminal.js'
@@ -57,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   const onDrop = values.verbose
     ? (reason: string, detail: string) => void process.stderr.write(`tail: dropped (${reason}): ${terminalSafe(detail)}\n`)
     : undefined
-  const busOptions = onDrop ? { onDrop } : {}
+  const busOptions = { ...(onDrop ? { onDrop } : {}), ...cliCrlOptions('tail', true) }
   const prefix = values.topic ?? environmentPrefix({ topicPrefix: config.topic_prefix, environment: config.environment })
 
   let g: Gilmsg | undefined

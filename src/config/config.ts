@@ -31,7 +31,9 @@ export interface GilmsgConfig {
   readonly ssldir: string
   readonly sign_messages: boolean
   readonly validate_signatures: boolean
+  /** The CA certificate; unset: `<ssldir>/ca.crt`. */
   readonly ca_cert_location: string | undefined
+  /** The CRL file, watched and reloaded while running; unset: `<ssldir>/crl.pem` if it exists (or once it appears). */
   readonly crl_location: string | undefined
   /** exact topic -> CNs allowed to sign it. */
   readonly routing_policy: Readonly<Record<string, readonly string[]>>

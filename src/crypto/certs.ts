@@ -18,7 +18,7 @@ import { CertificateError, errorMessage } from '../errors.js'
 import { checkKeyDirectory, KEY_DIR_MODE, KEY_FILE_MODE, readPrivateKeyFile } from './key-file.js'
 import { derToPem, pemToDer } from './pem.js'
 import { canonicalSerial } from './x509-fields.js'
-import { readCaCrl } from './crl.js'
+import { OID_CRL_NUMBER, readCaCrl } from './crl.js'
 
 /** Key types `issueCert` can create. Only `rsa` works with Python fedmsg (crypto `x509`). */
 export type CertKeyType = 'rsa' | 'ec' | 'ed25519'
@@ -30,9 +30,9 @@ export const DEFAULT_CA_DAYS = 3650
 /** Validity of a certificate made by {@link issueCert} without `days`. */
 export const DEFAULT_CERT_DAYS = 365
 /**
- * Days until a CRL's nextUpdate. A verifier rejects every message once the CRL has
- * expired, so the CRL must be re-signed ({@link renewCrl}, or any {@link revokeCert})
- * before then; a year keeps a forgotten CRL from stopping a bus soon after setup.
+ * Days until a CRL's nextUpdate. Past it the CRL is stale: verifiers still enforce it but
+ * report it on every start and reload, so re-sign it ({@link renewCrl}, `gilmsg certs crl`,
+ * or any {@link revokeCert}) before then.
  */
 export const DEFAULT_CRL_DAYS = 365
 /** Certificates and CRLs are valid from this long before their creation, to tolerate clock skew between hosts. */
@@ -44,7 +44,6 @@ const DAY_MS = 24 * 60 * 60 * 1000
 const CA_CERT = 'ca.crt'
 const CA_KEY = 'ca.key'
 const CRL = 'crl.pem'
-const OID_CRL_NUMBER = '2.5.29.20'
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._@+-]*$/
 const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex')
 const RSA_SHA256: RsaHashedImportParams = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
@@ -129,6 +128,7 @@ export interface RevokeResult {
 /** What {@link renewCrl} wrote. */
 export interface CrlResult {
   readonly crlPath: string
+  readonly crlNumber: bigint
   readonly revokedCount: number
   readonly thisUpdate: Date
   readonly nextUpdate: Date
@@ -306,40 +306,22 @@ function serialHex(cert: X509Certificate): string {
   return cert.serialNumber.toLowerCase()
 }
 
-// cRLNumber extension value: a DER INTEGER, encoded and decoded by node-forge.
+// cRLNumber extension value: a DER INTEGER, encoded by node-forge.
 function encodeCrlNumber(value: bigint): Buffer {
   const bytes = new forge.jsbn.BigInteger(value.toString(16), 16).toByteArray().map((b) => b & 0xff)
   const integer = forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.INTEGER, false, Buffer.from(bytes).toString('binary'))
   return Buffer.from(forge.asn1.toDer(integer).getBytes(), 'binary')
 }
 
-function decodeCrlNumber(der: Buffer): bigint {
-  const asn = forge.asn1.fromDer(der.toString('binary'))
-  if (asn.tagClass !== forge.asn1.Class.UNIVERSAL || asn.type !== forge.asn1.Type.INTEGER || typeof asn.value !== 'string' || asn.value.length === 0) {
-    throw new CertificateError('the cRLNumber extension is not an INTEGER')
-  }
-  const n = new forge.jsbn.BigInteger([...Buffer.from(asn.value, 'binary')])
-  if (n.signum() < 0) throw new CertificateError('the cRLNumber extension is negative')
-  return BigInt(`0x${n.toString(16)}`)
-}
-
 async function readCrlEntries(crlPath: string, ca: Ca): Promise<{ entries: RevokedEntry[]; number: bigint }> {
   if (!(await exists(crlPath))) return { entries: [], number: 0n }
-  // Re-signing a CRL without nextUpdate would unrevoke its entries (@peculiar/x509 loses them): readCaCrl refuses it.
-  const crl = await readCaCrl(x509, await readText(crlPath, 'CRL'), ca.peculiar, `the CRL ${crlPath}`)
-  const numberExt = crl.getExtension(OID_CRL_NUMBER)
-  let number: bigint
-  try {
-    number = numberExt === null ? 0n : decodeCrlNumber(Buffer.from(numberExt.value))
-  } catch (err) {
-    throw new CertificateError(`cannot read the CRL number of ${crlPath}: ${errorMessage(err)}`, { cause: err })
-  }
+  const crl = readCaCrl(await readText(crlPath, 'CRL'), ca.node, `the CRL ${crlPath}`)
   const entries = crl.entries.map((e) => ({
-    serialNumber: e.serialNumber.toLowerCase(),
-    revocationDate: e.revocationDate,
-    ...(e.reason !== undefined ? { reason: e.reason } : {}),
+    serialNumber: e.serial,
+    revocationDate: new Date(e.revocationDate),
+    ...(e.reason !== undefined ? { reason: e.reason as x509.X509CrlReason } : {}),
   }))
-  return { entries, number }
+  return { entries, number: crl.crlNumber ?? 0n }
 }
 
 async function writeCrl(crlPath: string, ca: Ca, entries: readonly RevokedEntry[], number: bigint, opts: CrlOptions): Promise<CrlResult> {
@@ -361,7 +343,7 @@ async function writeCrl(crlPath: string, ca: Ca, entries: readonly RevokedEntry[
     provider,
   )
   await writeAtomic(crlPath, derToPem(Buffer.from(crl.rawData), 'X509 CRL'), 0o644)
-  return { crlPath, revokedCount: entries.length, thisUpdate, nextUpdate }
+  return { crlPath, crlNumber: number, revokedCount: entries.length, thisUpdate, nextUpdate }
 }
 
 function checkName(name: string): void {
@@ -545,7 +527,8 @@ export async function revokeCert(dir: string, name: string, opts: CrlOptions = {
 
 /**
  * Re-signs `crl.pem` with the same entries and a new validity (cRLNumber + 1): run it
- * before the CRL's nextUpdate, or every verifier starts rejecting every message.
+ * before the CRL's nextUpdate, after which verifiers report the CRL as stale. Rejects with
+ * {@link CertificateError} when the CA cannot be loaded or the existing CRL is not the CA's.
  */
 export async function renewCrl(dir: string, opts: CrlOptions = {}): Promise<CrlResult> {
   const crlPath = join(dir, CRL)

@@ -2,17 +2,17 @@
  * Validating signed envelopes as fedmsg does: certificate chained directly to one CA,
  * validity, CRL, signature, routing policy.
  */
-import type * as X509 from '@peculiar/x509'
-import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto'
+import { verify as cryptoVerify, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
-import { CertificateError, ConfigError, errorMessage } from '../errors.js'
+import { CertificateError, ConfigError, CrlRollbackError, errorMessage } from '../errors.js'
 import { digestFor, keyKind } from './algorithms.js'
 import type { KeyKind } from './algorithms.js'
 import { pemFromCertificateField, pemToDer, unwrapBase64 } from './pem.js'
 import { CRYPTO_MODES, InvalidReason } from './types.js'
 import type { CryptoMode, SignedFields, Verifier, VerifyOptions, VerifyResult } from './types.js'
 import { canonicalSerial, certificateValidity, subjectCommonName } from './x509-fields.js'
-import { readCaCrl } from './crl.js'
+import { crlRollback, crlStatus, newestMark, readCaCrl } from './crl.js'
+import type { CheckedCrl, CrlMark, CrlStatus } from './crl.js'
 import type { Validity } from './x509-fields.js'
 
 /** Default number of validated certificates a verifier remembers. */
@@ -29,6 +29,12 @@ export interface VerifierOptions {
    * signed by the CA and with a nextUpdate. Without it nothing is considered revoked.
    */
   readonly crlPem?: string | undefined
+  /**
+   * The newest CRL already seen for this CA (e.g. remembered across restarts): a CRL
+   * older than it (see `crlRollback`) is refused with {@link CrlRollbackError}, here
+   * and by `reloadCrl`. Default: none.
+   */
+  readonly minimumCrl?: CrlMark | undefined
   /** fedmsg's `routing_policy`: exact topic -> CNs allowed to sign it. */
   readonly routingPolicy?: Readonly<Record<string, readonly string[]>> | undefined
   /** fedmsg's `routing_nitpicky`: deny topics absent from the policy. Default false. */
@@ -39,26 +45,6 @@ export interface VerifierOptions {
   readonly clock?: (() => number) | undefined
   /** Validated certificates remembered (LRU). Default {@link DEFAULT_CERT_CACHE_SIZE}; 0 disables the cache. */
   readonly cacheSize?: number | undefined
-  /**
-   * Remembers what a CRL said once its signature was checked, keyed by a hash of
-   * the CA and the CRL bytes, so that a short-lived process (a CLI call) does
-   * not parse and verify the same CRL again. Default: none.
-   */
-  readonly crlCache?: CrlCache | undefined
-}
-
-/** What a checked CRL says: all the verifier needs of it. */
-export interface CrlSummary {
-  readonly thisUpdate: number
-  readonly nextUpdate: number
-  /** Revoked serials, lowercase hex without leading zeros. */
-  readonly revoked: readonly string[]
-}
-
-/** A store of {@link CrlSummary}s by key (see {@link VerifierOptions.crlCache}). Errors are ignored. */
-export interface CrlCache {
-  get(key: string): CrlSummary | undefined
-  set(key: string, summary: CrlSummary): void
 }
 
 /** Counters of a verifier's certificate cache. */
@@ -74,10 +60,18 @@ export interface X509Verifier extends Verifier {
   /**
    * Replaces the CRL (undefined removes it) and empties the certificate cache, once the new
    * CRL's signature has been checked; until then `verify` keeps using the previous CRL.
-   * Concurrent reloads take effect in call order. Rejects with {@link CertificateError},
-   * keeping the previous CRL, when the new one is refused as by {@link createVerifier}.
+   * Reloads take effect in call order. Rejects, keeping the previous CRL, with
+   * {@link CrlRollbackError} when the new CRL is older than one this verifier already
+   * accepted (or than `minimumCrl`), with {@link CertificateError} when it is refused as by
+   * {@link createVerifier}.
    */
   reloadCrl(crlPem: string | undefined): Promise<void>
+  /** The CRL in use and how fresh it is now, or undefined without a CRL. */
+  crlStatus(): CrlStatus | undefined
+  /** The newest CRL this verifier accepted (or `minimumCrl`), or undefined: what a restart must not go below. */
+  readonly crlMark: CrlMark | undefined
+  /** SHA-256 (hex) of the CA certificate DER: identifies the CA whose CRLs `crlMark` orders. */
+  readonly caFingerprint: string
   readonly cacheStats: CertCacheStats
 }
 
@@ -102,12 +96,6 @@ interface CaState {
   readonly subject: string
   readonly notBefore: number
   readonly notAfter: number
-}
-
-interface CrlState {
-  readonly thisUpdate: number
-  readonly nextUpdate: number
-  readonly revoked: ReadonlySet<string>
 }
 
 function fail(reason: InvalidReason, detail: string): VerifyFailure {
@@ -179,49 +167,12 @@ function loadCa(caPem: string): CaState {
   }
 }
 
-/** @peculiar/x509 is loaded only when a CRL is, so that processes without a CRL start faster. */
-async function peculiar(): Promise<typeof X509> {
-  await import('reflect-metadata')
-  return import('@peculiar/x509')
-}
-
-async function loadCrl(crlPem: string, ca: CaState, cache: CrlCache | undefined): Promise<CrlState> {
-  const key = createHash('sha256').update(ca.der).update('\0').update(crlPem).digest('hex')
-  let summary: CrlSummary | undefined
-  try {
-    summary = cache?.get(key)
-  } catch {
-    summary = undefined
-  }
-  if (summary === undefined) {
-    summary = await checkCrl(crlPem, ca)
-    try {
-      cache?.set(key, summary)
-    } catch {
-      // A cache that cannot be written only costs the next process a CRL check.
-    }
-  }
-  return { thisUpdate: summary.thisUpdate, nextUpdate: summary.nextUpdate, revoked: new Set(summary.revoked) }
-}
-
-async function checkCrl(crlPem: string, ca: CaState): Promise<CrlSummary> {
-  const x509 = await peculiar()
-  let caCert: X509.X509Certificate
-  try {
-    caCert = new x509.X509Certificate(ca.der)
-  } catch (err) {
-    throw new CertificateError(`cannot read the CA certificate: ${errorMessage(err)}`, { cause: err })
-  }
-  const crl = await readCaCrl(x509, crlPem, caCert)
-  try {
-    return {
-      thisUpdate: crl.thisUpdate.getTime(),
-      nextUpdate: crl.nextUpdate.getTime(),
-      revoked: crl.entries.map((entry) => canonicalSerial(entry.serialNumber)),
-    }
-  } catch (err) {
-    throw new CertificateError(`cannot read the CRL: ${errorMessage(err)}`, { cause: err })
-  }
+/** The CRL checked against the CA and against rollback below `mark`. */
+function loadCrl(crlPem: string, ca: CaState, mark: CrlMark | undefined): CheckedCrl {
+  const crl = readCaCrl(crlPem, ca.cert)
+  const rollback = crlRollback(mark, crl)
+  if (rollback !== undefined && mark !== undefined) throw new CrlRollbackError(`the CRL is older than one already accepted for this CA: ${rollback}`, crl, mark)
+  return crl
 }
 
 function checkOptions(opts: VerifierOptions): void {
@@ -244,14 +195,25 @@ function checkOptions(opts: VerifierOptions): void {
   }
 }
 
+/** SHA-256 (lowercase hex) of the CA certificate DER in `caPem`, as `X509Verifier.caFingerprint`. Throws {@link CertificateError}. */
+export function caFingerprint(caPem: string): string {
+  return fingerprintOf(loadCa(caPem).cert)
+}
+
+function fingerprintOf(cert: X509Certificate): string {
+  return cert.fingerprint256.replaceAll(':', '').toLowerCase()
+}
+
 /**
  * A {@link Verifier} trusting exactly one CA, in fedmsg's order of checks:
  * 1. `crypto` is a string among `acceptModes` (else `unsupported_crypto`; a non-string is `malformed`);
  * 2. `signature` and `certificate` are base64 strings, the certificate parses (`malformed`);
  * 3. the certificate is issued and signed directly by the CA (`unknown_ca`);
  * 4. the CA and the certificate are within their validity at `clock()` (`expired`, `not_yet_valid`);
- * 5. with a CRL: the CRL is current (else `expired` / `not_yet_valid`, for every message)
- *    and does not list the certificate (`revoked`);
+ * 5. with a CRL: the CRL's thisUpdate has come (else `not_yet_valid`, for every message)
+ *    and it does not list the certificate (`revoked`). A CRL past its nextUpdate (stale)
+ *    is still enforced: the certificates it lists are known bad. `crlStatus()` tells
+ *    whether it is stale, for the caller to report;
  * 6. the signature over `fields.canonical` verifies with the mode's algorithm (`bad_signature`;
  *    `unsupported_crypto` when the mode cannot use the certificate's key type);
  * 7. routing policy (`policy_denied`): with `signedBy`, the CN must be `signedBy`; otherwise a
@@ -263,15 +225,16 @@ function checkOptions(opts: VerifierOptions): void {
  * checked here. A successful result's `fingerprint` is the lowercase hex SHA-256 of the
  * certificate DER.
  *
- * Asynchronous only because the CRL's signature is checked (once) with WebCrypto;
- * `verify` itself is synchronous. Rejects with {@link CertificateError} when the CA or CRL
- * cannot be parsed, or the CRL is not signed by the CA or has no nextUpdate;
- * {@link ConfigError} for invalid options.
+ * The CRL's signature is checked with `node:crypto` whenever a CRL is loaded (nothing
+ * about it is cached); `verify` is synchronous. Rejects with {@link CertificateError} when
+ * the CA or CRL cannot be parsed, or the CRL is not signed by the CA or has no nextUpdate;
+ * {@link CrlRollbackError} when the CRL is older than `minimumCrl`; {@link ConfigError}
+ * for invalid options.
  */
 export async function createVerifier(opts: VerifierOptions): Promise<X509Verifier> {
   checkOptions(opts)
   const ca = loadCa(opts.caPem)
-  const crl = opts.crlPem === undefined ? undefined : await loadCrl(opts.crlPem, ca, opts.crlCache)
+  const crl = opts.crlPem === undefined ? undefined : loadCrl(opts.crlPem, ca, opts.minimumCrl)
   return new CaVerifier(opts, ca, crl)
 }
 
@@ -282,16 +245,17 @@ class CaVerifier implements X509Verifier {
   readonly #nitpicky: boolean
   readonly #clock: () => number
   readonly #cache: Lru<CacheEntry>
-  #crl: CrlState | undefined
-  readonly #crlCache: CrlCache | undefined
-  #reloading: Promise<void> = Promise.resolve()
+  #crl: CheckedCrl | undefined
+  #mark: CrlMark | undefined
+  readonly caFingerprint: string
   #hits = 0
   #misses = 0
 
-  constructor(opts: VerifierOptions, ca: CaState, crl: CrlState | undefined) {
-    this.#crlCache = opts.crlCache
+  constructor(opts: VerifierOptions, ca: CaState, crl: CheckedCrl | undefined) {
     this.#ca = ca
+    this.caFingerprint = fingerprintOf(ca.cert)
     this.#crl = crl
+    this.#mark = crl === undefined ? opts.minimumCrl : newestMark(opts.minimumCrl, crl)
     this.#accept = new Set(opts.acceptModes ?? CRYPTO_MODES)
     this.#policy = new Map(Object.entries(opts.routingPolicy ?? {}).map(([topic, cns]) => [topic, new Set(cns)]))
     this.#nitpicky = opts.routingNitpicky ?? false
@@ -304,17 +268,23 @@ class CaVerifier implements X509Verifier {
   }
 
   reloadCrl(crlPem: string | undefined): Promise<void> {
-    const loading = crlPem === undefined ? Promise.resolve(undefined) : loadCrl(crlPem, this.#ca, this.#crlCache)
-    loading.catch(() => undefined)
-    const applied = this.#reloading
-      .catch(() => undefined)
-      .then(() => loading)
-      .then((crl) => {
-        this.#crl = crl
-        this.#cache.clear()
-      })
-    this.#reloading = applied
-    return applied
+    try {
+      const crl = crlPem === undefined ? undefined : loadCrl(crlPem, this.#ca, this.#mark)
+      this.#crl = crl
+      if (crl !== undefined) this.#mark = newestMark(this.#mark, crl)
+      this.#cache.clear()
+      return Promise.resolve()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  crlStatus(): CrlStatus | undefined {
+    return this.#crl === undefined ? undefined : crlStatus(this.#crl, this.#clock())
+  }
+
+  get crlMark(): CrlMark | undefined {
+    return this.#mark
   }
 
   verify(fields: SignedFields, options?: VerifyOptions): VerifyResult {
@@ -354,7 +324,6 @@ class CaVerifier implements X509Verifier {
     if (now > cert.notAfter) return fail(InvalidReason.Expired, `certificate of ${cert.cn} expired at ${iso(cert.notAfter)}`)
     const crl = this.#crl
     if (crl !== undefined) {
-      if (now > crl.nextUpdate) return fail(InvalidReason.Expired, `CRL expired at ${iso(crl.nextUpdate)}`)
       if (now < crl.thisUpdate) return fail(InvalidReason.NotYetValid, `CRL is not valid before ${iso(crl.thisUpdate)}`)
       if (crl.revoked.has(cert.serial)) return fail(InvalidReason.Revoked, `certificate of ${cert.cn} (serial ${cert.serial}) is revoked`)
     }

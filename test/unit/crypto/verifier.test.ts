@@ -12,7 +12,7 @@ import { CryptoMode, InvalidReason } from '../../../src/crypto/types.js'
 import type { CryptoMode as Mode, SignedFields, Signer, VerifyResult } from '../../../src/crypto/types.js'
 import { createVerifier } from '../../../src/crypto/verifier.js'
 import type { VerifierOptions } from '../../../src/crypto/verifier.js'
-import { CertificateError, ConfigError } from '../../../src/errors.js'
+import { CertificateError, ConfigError, CrlRollbackError } from '../../../src/errors.js'
 import { DAY, daysFromNow, signedFields, tempDir } from './helpers.js'
 
 const canonical = Buffer.from('{"crypto":"x509","i":1,"msg":{"a":1},"topic":"org.example.dev.test"}')
@@ -174,20 +174,29 @@ describe('verify: CRL', () => {
     expect(verifier.verify(mallory).ok).toBe(true)
   })
 
-  it('fails everything once the CRL has expired (clock past nextUpdate)', async () => {
+  it('keeps enforcing a CRL once the clock is past its nextUpdate (stale), and says so in crlStatus', async () => {
     let now = Date.now()
-    const verifier = await verifierFor(revocation, { crlPem: revocation.crlPem, clock: () => now })
-    const fields = signedFields(signer(revocation, 'longlived'), canonical)
-    expect(verifier.verify(fields).ok).toBe(true)
-    now += 366 * DAY
-    expectFailure(verifier.verify(fields), InvalidReason.Expired, /CRL expired/)
+    const crlPem = await foreignCrl(main, [main.leaf('alice').serial], { nextUpdate: daysFromNow(30) })
+    const verifier = await verifierFor(main, { crlPem, clock: () => now })
+    const bob = signedFields(signer(main, 'bob'), canonical)
+    const alice = signedFields(signer(main, 'alice'), canonical)
+    expect(verifier.verify(bob).ok).toBe(true)
+    expect(verifier.crlStatus()).toMatchObject({ stale: false, revokedCount: 1 })
+    expect(verifier.crlStatus()?.daysUntilNextUpdate).toBeCloseTo(30, 1)
+    now += 31 * DAY
+    expect(verifier.verify(bob).ok).toBe(true)
+    expectFailure(verifier.verify(alice), InvalidReason.Revoked, /alice/)
+    expect(verifier.crlStatus()).toMatchObject({ stale: true, revokedCount: 1 })
+    expect(verifier.crlStatus()?.daysUntilNextUpdate).toBeCloseTo(-1, 1)
   })
 
-  it('fails everything with a CRL whose nextUpdate has passed, and with one not yet valid', async () => {
+  it('accepts a CRL whose nextUpdate has passed (still enforced), fails everything with one not yet valid', async () => {
     const fields = signedFields(signer(revocation, 'longlived'), canonical)
     await renewCrl(revocation.dir, { thisUpdate: daysFromNow(-10), nextUpdate: daysFromNow(-1) })
-    const expired = await readFile(revocation.crlPath, 'utf8')
-    expectFailure((await verifierFor(revocation, { crlPem: expired })).verify(fields), InvalidReason.Expired, /CRL expired/)
+    const stale = await readFile(revocation.crlPath, 'utf8')
+    const staleVerifier = await verifierFor(revocation, { crlPem: stale })
+    expect(staleVerifier.verify(fields).ok).toBe(true)
+    expect(staleVerifier.crlStatus()?.stale).toBe(true)
 
     await renewCrl(revocation.dir, { thisUpdate: daysFromNow(1) })
     const early = await readFile(revocation.crlPath, 'utf8')
@@ -211,15 +220,20 @@ async function caSigningKey(pki: TestPki, hash: string): Promise<webcrypto.Crypt
   return webcrypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSASSA-PKCS1-v1_5', hash }, false, ['sign'])
 }
 
-/** A CRL made outside certs.ts: any hash, any serial spelling, optionally without nextUpdate. */
-async function foreignCrl(pki: TestPki, serials: readonly string[], opts: { hash?: string; nextUpdate?: Date | null } = {}): Promise<string> {
+/** A CRL made outside certs.ts: any hash, any serial spelling, optionally without nextUpdate, with or without a cRLNumber. */
+async function foreignCrl(
+  pki: TestPki,
+  serials: readonly string[],
+  opts: { hash?: string; nextUpdate?: Date | null; thisUpdate?: Date; crlNumber?: number } = {},
+): Promise<string> {
   const hash = opts.hash ?? 'SHA-256'
   const crl = await x509.X509CrlGenerator.create(
     {
       issuer: new x509.X509Certificate(pki.caPem).subjectName,
-      thisUpdate: daysFromNow(-1),
+      thisUpdate: opts.thisUpdate ?? daysFromNow(-1),
       ...(opts.nextUpdate === null ? {} : { nextUpdate: opts.nextUpdate ?? daysFromNow(30) }),
       entries: serials.map((serialNumber) => ({ serialNumber, revocationDate: daysFromNow(-1) })),
+      ...(opts.crlNumber === undefined ? {} : { extensions: [new x509.Extension('2.5.29.20', false, new Uint8Array([2, 1, opts.crlNumber]))] }),
       signingKey: await caSigningKey(pki, hash),
       signingAlgorithm: { name: 'RSASSA-PKCS1-v1_5', hash },
     },
@@ -281,6 +295,52 @@ describe('verify: CRLs from other tools', () => {
     await expect(refused).rejects.toThrow(CertificateError)
     await applied
     expectFailure(verifier.verify(alice), InvalidReason.Revoked)
+  })
+})
+
+describe('CRL rollback', () => {
+  const alice = (): SignedFields => signedFields(signer(main, 'alice'), canonical)
+
+  it('refuses a CRL with a lower cRLNumber on reload, keeping the newer one (and its revocations)', async () => {
+    const [older, newer, newest] = await Promise.all([
+      foreignCrl(main, [], { crlNumber: 3 }),
+      foreignCrl(main, [main.leaf('alice').serial], { crlNumber: 5 }),
+      foreignCrl(main, [main.leaf('alice').serial], { crlNumber: 6, thisUpdate: daysFromNow(-2) }),
+    ])
+    const verifier = await verifierFor(main, { crlPem: newer })
+    expectFailure(verifier.verify(alice()), InvalidReason.Revoked)
+    const refused = verifier.reloadCrl(older)
+    await expect(refused).rejects.toThrow(CrlRollbackError)
+    await expect(refused).rejects.toThrow(/cRLNumber 3 is lower than 5/)
+    expectFailure(verifier.verify(alice()), InvalidReason.Revoked)
+    expect(verifier.crlStatus()?.crlNumber).toBe(5n)
+    await verifier.reloadCrl(newer)
+    // A higher number wins even with an older thisUpdate.
+    await verifier.reloadCrl(newest)
+    expect(verifier.crlMark).toMatchObject({ crlNumber: 6n })
+    await expect(verifier.reloadCrl(newer)).rejects.toThrow(CrlRollbackError)
+  })
+
+  it('without cRLNumbers, refuses a CRL with an older thisUpdate', async () => {
+    const [older, newer] = await Promise.all([
+      foreignCrl(main, [], { thisUpdate: daysFromNow(-3) }),
+      foreignCrl(main, [main.leaf('alice').serial], { thisUpdate: daysFromNow(-2) }),
+    ])
+    const verifier = await verifierFor(main, { crlPem: newer })
+    await expect(verifier.reloadCrl(older)).rejects.toThrow(/thisUpdate .* is older than/)
+    expectFailure(verifier.verify(alice()), InvalidReason.Revoked)
+  })
+
+  it('remembers the newest CRL even after the CRL is removed, and honours minimumCrl at creation', async () => {
+    const [older, newer] = await Promise.all([foreignCrl(main, [], { crlNumber: 3 }), foreignCrl(main, [main.leaf('alice').serial], { crlNumber: 5 })])
+    const verifier = await verifierFor(main, { crlPem: newer })
+    await verifier.reloadCrl(undefined)
+    await expect(verifier.reloadCrl(older)).rejects.toThrow(CrlRollbackError)
+    const mark = verifier.crlMark
+    expect(mark).toBeDefined()
+    await expect(verifierFor(main, { crlPem: older, minimumCrl: mark })).rejects.toThrow(CrlRollbackError)
+    expect((await verifierFor(main, { crlPem: newer, minimumCrl: mark })).crlMark).toEqual(mark)
+    expect((await verifierFor(main, { crlPem: older })).crlStatus()?.crlNumber).toBe(3n)
   })
 })
 
