@@ -18,7 +18,7 @@ import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
 import { ResendBudget } from './resend-budget.js'
 import { backoffDelay, DEFAULT_BACKOFF, policyFor, type BackoffPolicy } from './backoff.js'
-import { ACK_MODNAME, ACK_TOPIC, parseAcks, reliableFields } from './protocol.js'
+import { ACK_MODNAME, ACK_TOPIC, checkDeadline, parseAcks, reliableFields } from './protocol.js'
 
 /** `publish()` waits this long for every ACK unless told otherwise. */
 export const DEFAULT_ACK_TIMEOUT_MS = 10_000
@@ -660,6 +660,7 @@ function checkPositive(value: number, what: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new InvalidArgumentError(`${what}: expected a number of milliseconds > 0, got ${String(value)}`)
   }
+  checkDeadline(value, what)
   return value
 }
 
