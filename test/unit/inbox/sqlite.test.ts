@@ -1,12 +1,11 @@
-import { createHash } from 'node:crypto'
-import { mkdirSync, statSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import Database from 'better-sqlite3'
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { SqliteInboxStore } from '../../../src/inbox/sqlite.js'
 import type { SqliteStoreOptions } from '../../../src/outbox/sqlite.js'
 import { tempDir } from '../outbox/helpers.js'
 import { describeInboxConformance, getOf, newEntry } from './conformance.js'
+import { writeSchema1 } from './schema1.js'
 
 const tmp = tempDir('inbox')
 afterAll(() => tmp.remove())
@@ -77,28 +76,6 @@ describe('SqliteInboxStore', () => {
 
 describe('SqliteInboxStore migrates a schema 1 file (keyed by msg_id alone)', () => {
   const T0 = 1_700_000_000_000
-
-  /** A file as gilmsg wrote it before entries had a signer. */
-  function writeSchema1(path: string, rows: readonly { msgId: string; digest: string; receivedAt: number; ackBody?: string }[]): void {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-    const db = new Database(path)
-    db.exec(`
-      CREATE TABLE inbox_acks (id INTEGER PRIMARY KEY, hash BLOB UNIQUE NOT NULL, topic TEXT, body TEXT);
-      CREATE TABLE inbox (msg_id TEXT PRIMARY KEY, digest TEXT NOT NULL, received_at INTEGER NOT NULL, ack_id INTEGER REFERENCES inbox_acks (id));
-      CREATE INDEX inbox_received ON inbox (received_at);
-      CREATE INDEX inbox_ack ON inbox (ack_id) WHERE ack_id IS NOT NULL;
-    `)
-    for (const r of rows) {
-      let ackId: number | null = null
-      if (r.ackBody !== undefined) {
-        const hash = createHash('sha256').update(r.ackBody).digest()
-        ackId = Number(db.prepare('INSERT INTO inbox_acks (hash, topic, body) VALUES (?, ?, ?)').run(hash, 'org.example.dev.gilmsg.ack', r.ackBody).lastInsertRowid)
-      }
-      db.prepare('INSERT INTO inbox (msg_id, digest, received_at, ack_id) VALUES (?, ?, ?, ?)').run(r.msgId, r.digest, r.receivedAt, ackId)
-    }
-    db.pragma('user_version = 1')
-    db.close()
-  }
 
   it('keeps the old entries without a signer: get returns one for its msgId whatever the signer, until the signer has its own; prune deletes them', async () => {
     const path = newPath()

@@ -10,6 +10,9 @@
  *     minus the clock skew margin) or too far in the future is refused, while
  *     a genuine resend at the end of the longest deadline is still accepted.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ecPartiesPki, leafSigner, memoryBus } from '../../support/memory-bus.js'
 import type { Bus } from '../../../src/bus/bus.js'
@@ -18,6 +21,7 @@ import type { Verifier } from '../../../src/crypto/types.js'
 import { buildEnvelope, sealEnvelope, type SealedMessage } from '../../../src/envelope/envelope.js'
 import { InvalidArgumentError } from '../../../src/errors.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
+import { SqliteInboxStore } from '../../../src/inbox/sqlite.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
 import { INBOX_PRUNE_INTERVAL_MS, type Delivery } from '../../../src/reliable/consumer.js'
 import { Gilmsg } from '../../../src/reliable/gilmsg.js'
@@ -33,6 +37,8 @@ import type { DeliveryReceipt } from '../../../src/reliable/publisher.js'
 import { MemoryHub } from '../../../src/transport/memory.js'
 import type { Clock } from '../../../src/util/clock.js'
 import { FakeClock, settle } from '../../support/fake-clock.js'
+import { waitUntil } from '../../support/reliable-net.js'
+import { writeSchema1 } from '../inbox/schema1.js'
 
 const TOPIC = { topicPrefix: 'org.test', environment: 'unit' }
 const APP = 'org.test.unit.app.'
@@ -150,6 +156,46 @@ describe('the inbox is keyed by (signer CN, msg_id): squatting a msg_id does not
     await w.clock.advance(3000)
     expect(alice.got).toHaveLength(2)
     expect(stat(alice, 'duplicates_suppressed')).toBeGreaterThanOrEqual(1)
+  })
+})
+
+describe('an inbox migrated from schema 1 (entries without a signer)', () => {
+  it('an old entry is the message only if the digest is equal: the same bytes are a duplicate (stored ACK resent), a squatted msg_id no longer blocks the genuine message', async () => {
+    const w = new World()
+    const pub = w.bus('publisher')
+    const before = w.seal('publisher', ['alice'], { msg: { n: 1 } })
+    const genuine = w.seal('publisher', ['alice'], { msg: { n: 2 } })
+    const squat = w.seal('mallory', ['alice'], { msgId: genuine.msgId })
+    const dir = mkdtempSync(join(tmpdir(), 'gilmsg-consumer-'))
+    try {
+      const path = join(dir, 'alice.inbox.db')
+      writeSchema1(
+        path,
+        [
+          { msgId: before.msgId, digest: before.digest, receivedAt: w.clock.now(), ackBody: '{"stored":"ack"}' },
+          { msgId: squat.msgId, digest: squat.digest, receivedAt: w.clock.now() },
+        ],
+        'org.test.unit.gilmsg.ack',
+      )
+      const g = await Gilmsg.open({ bus: w.bus('alice'), inbox: SqliteInboxStore.open(path), clock: w.clock })
+      open.push(g)
+      const got: Delivery[] = []
+      const sub = await g.subscribe(APP)
+      void (async () => {
+        for await (const d of sub) got.push(d)
+      })()
+      await settle()
+      await pub.send(before)
+      await pub.send(genuine)
+      // (the SQLite inbox commits and syncs for real before the ACK goes out and the message is handed over)
+      await waitUntil(() => got.length > 0 || (g.consumer?.stats.get('digest_conflicts') ?? 0) > 0, 5000, 'the genuine message or a conflict')
+      expect(got.map((d) => d.digest)).toEqual([genuine.digest])
+      expect(g.consumer?.stats.snapshot()).toMatchObject({ duplicates_suppressed: 1, acks_resent: 1, acks_sent: 1, ack_envelopes: 1 })
+      expect(g.consumer?.stats.get('digest_conflicts')).toBe(0)
+      await g.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
