@@ -251,6 +251,38 @@ describe('what a consumer stores', () => {
   })
 })
 
+describe('pruning failures', () => {
+  it('a prune that fails while running is counted (prune_failures) and given to onConsumerError; the next one still runs', async () => {
+    const w = new World()
+    /** How many of the next prunes fail (not the one at start). */
+    let failures = 0
+    class FlakyInbox extends MemoryInboxStore {
+      override prune(before: number): Promise<number> {
+        if (failures-- > 0) return Promise.reject(new Error('disk I/O error'))
+        return super.prune(before)
+      }
+    }
+    const data = new MemoryInboxData()
+    const errors: unknown[] = []
+    const g = await Gilmsg.open({ bus: w.bus('alice'), inbox: new FlakyInbox(data), clock: w.clock, onConsumerError: (e) => errors.push(e) })
+    open.push(g)
+    const sub = await g.subscribe(APP)
+    void (async () => {
+      for await (const _ of sub);
+    })()
+    await settle()
+    await w.bus('publisher').send(w.seal('publisher', ['alice']))
+    await settle()
+    expect(data.entries.size).toBe(1)
+    failures = 1
+    await w.clock.advance(INBOX_PRUNE_INTERVAL_MS)
+    expect(g.consumer?.stats.get('prune_failures')).toBe(1)
+    expect(errors.map((e) => (e as Error).message)).toEqual(['disk I/O error'])
+    await w.clock.advance(DEFAULT_INBOX_RETENTION_MS)
+    expect(data.entries.size).toBe(0)
+  })
+})
+
 describe('the replay window: the signed timestamp of a guaranteed message', () => {
   it('a message replayed after the inbox forgot it is refused as stale: not handed over, not acknowledged again', async () => {
     const w = new World()
