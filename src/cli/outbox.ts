@@ -1,6 +1,10 @@
+import { envelopeInt } from '../envelope/envelope.js'
+import { parseJson } from '../json/parse.js'
+import type { JsonObject } from '../json/value.js'
 import { SqliteOutboxStore } from '../outbox/sqlite.js'
-import { DELIVERY_STATES, type DeliveryState, type OutboxMessage } from '../outbox/store.js'
+import { DELIVERY_STATES, DeliveryState, type OutboxMessage } from '../outbox/store.js'
 import { storePath } from '../reliable/from-config.js'
+import { MAX_DEADLINE_MS, MAX_MESSAGE_AGE_MS, resendableUntil } from '../reliable/protocol.js'
 import { DEFAULT_DEADLINE_MS } from '../reliable/publisher.js'
 import { intOption, parse, UsageError } from './args.js'
 import { cliConfig } from './config.js'
@@ -10,7 +14,8 @@ const HELP = `Usage:
   gilmsg outbox list [--state pending|acked|expired|rejected] [--limit N] [--json]
   gilmsg outbox show MSG_ID [--json]       who acknowledged what, when, with which certificate
   gilmsg outbox retry MSG_ID [--deadline D] make an expired message pending again (default 24h);
-                                            a running publisher on this outbox resends it
+                                            a running publisher on this outbox resends it; resends
+                                            end 5 days after it was signed (consumers refuse older)
   gilmsg outbox purge --older-than D        delete finished (not pending) messages older than D
 Options: --config FILE, --name NAME (which outbox: outbox_path or <state dir>/gilmsg/<name>.outbox.db),
          --outbox PATH (a file directly), --verbose (say which config file was loaded, on stderr).
@@ -114,7 +119,29 @@ export async function run(argv: string[]): Promise<number> {
       case 'retry': {
         if (msgId === undefined) throw new UsageError('outbox retry: MSG_ID is required')
         const now = Date.now()
-        const deadline = now + (values.deadline !== undefined ? parseDuration(values.deadline, '--deadline') : DEFAULT_DEADLINE_MS)
+        const m = store.get(msgId)
+        let deadline = now + (values.deadline !== undefined ? parseDuration(values.deadline, '--deadline') : DEFAULT_DEADLINE_MS)
+        if (m?.state === DeliveryState.Expired) {
+          // A resend is the same signed bytes, timestamp included: past its window every consumer refuses it as stale.
+          const signedAt = signedAtMs(m)
+          const until = resendableUntil(signedAt)
+          if (now >= until) {
+            process.stderr.write(
+              `gilmsg outbox: ${msgId} can no longer be resent: it was signed at ${iso(signedAt)}, consumers refuse a guaranteed message ` +
+                `signed more than ${MAX_MESSAGE_AGE_MS / 86_400_000} days ago, and its resends had to end by ${iso(until)} ` +
+                `(${MAX_DEADLINE_MS / 86_400_000} days after signing). Publish it again as a new message ` +
+                `(gilmsg outbox show ${msgId} --json prints its body).\n`,
+            )
+            return ExitCode.Failure
+          }
+          if (values.deadline === undefined) deadline = Math.min(deadline, until)
+          if (deadline > until) {
+            throw new UsageError(
+              `--deadline: expected at most ${Math.floor((until - now) / 60_000)}m for ${msgId} (its resends must end by ${iso(until)}, ` +
+                `${MAX_DEADLINE_MS / 86_400_000} days after it was signed), got "${values.deadline ?? ''}"`,
+            )
+          }
+        }
         if (!(await store.retry(msgId, now, deadline))) {
           process.stderr.write(`gilmsg outbox: ${msgId} is not expired (${store.get(msgId)?.state ?? 'unknown'}); nothing to retry\n`)
           return ExitCode.Failure
@@ -148,4 +175,10 @@ function summary(m: OutboxMessage, recipients: readonly { cn: string; state: str
     acked: recipients.filter((r) => r.state === 'acked').map((r) => r.cn),
     missing: recipients.filter((r) => r.state !== 'acked').map((r) => r.cn),
   }
+}
+
+/** When a stored message was signed: its envelope's `timestamp` (whole seconds), else when it was committed. */
+function signedAtMs(m: OutboxMessage): number {
+  const seconds = envelopeInt(parseJson(m.body, { maxDepth: Infinity }) as JsonObject, 'timestamp')
+  return seconds === undefined ? m.createdAt : seconds * 1000
 }

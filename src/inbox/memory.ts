@@ -1,5 +1,5 @@
 import { ClosedError } from '../errors.js'
-import { checkInboxEntry, checkPruneBefore } from './rules.js'
+import { checkInboxEntry, checkPruneBefore, inboxKey } from './rules.js'
 import type { InboxEntry, InboxStore } from './store.js'
 
 /**
@@ -8,14 +8,15 @@ import type { InboxEntry, InboxStore } from './store.js'
  * `MemoryInboxStore` over the same data. Opaque: read it through a store.
  */
 export class MemoryInboxData {
-  /** @internal */
+  /** @internal By {@link inboxKey}. */
   readonly entries = new Map<string, InboxEntry>()
 }
 
 /**
  * An {@link InboxStore} in memory, for tests (it passes the same conformance
  * suite as the SQLite store). Writes apply synchronously, so reads see them at
- * once, and their promises settle on a microtask.
+ * once, and their promises settle on a microtask. Every entry has a signer
+ * (only a migrated SQLite file has entries without one).
  *
  * `close()` only detaches this store (every later call throws or rejects a
  * `ClosedError`); the data stays, and `new MemoryInboxStore(data)` or
@@ -36,17 +37,17 @@ export class MemoryInboxStore implements InboxStore {
     return new MemoryInboxStore(this.data)
   }
 
-  get(msgId: string): InboxEntry | undefined {
+  get(signer: string, msgId: string): InboxEntry | undefined {
     this.#checkOpen()
-    const e = this.data.entries.get(msgId)
+    const e = this.data.entries.get(inboxKey(signer, msgId))
     return e === undefined ? undefined : { ...e }
   }
 
   put(entry: InboxEntry): Promise<void> {
     return this.#write(() => {
       checkInboxEntry(entry)
-      const { msgId, digest, receivedAt, ackTopic, ackBody } = entry
-      this.data.entries.set(msgId, { msgId, digest, receivedAt, ackTopic, ackBody })
+      const { signer, msgId, digest, receivedAt, ackTopic, ackBody } = entry
+      this.data.entries.set(inboxKey(signer as string, msgId), { signer, msgId, digest, receivedAt, ackTopic, ackBody })
     })
   }
 

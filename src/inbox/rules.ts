@@ -18,9 +18,17 @@ export function checkInboxEntry(entry: InboxEntry): void {
   if (typeof entry.digest !== 'string' || entry.digest === '') {
     throw new GilmsgError(ErrorCode.Usage, `inbox entry ${entry.msgId}: digest: expected a non-empty string, got ${JSON.stringify(entry.digest)}`)
   }
+  if (typeof entry.signer !== 'string') {
+    throw new GilmsgError(ErrorCode.Usage, `inbox entry ${entry.msgId}: signer: expected a string (a CN, or '' when unvalidated), got ${JSON.stringify(entry.signer)}`)
+  }
   checkTime(`inbox entry ${entry.msgId}: receivedAt`, entry.receivedAt)
   checkOptionalString(`inbox entry ${entry.msgId}: ackTopic`, entry.ackTopic)
   checkOptionalString(`inbox entry ${entry.msgId}: ackBody`, entry.ackBody)
+}
+
+/** The key of an entry in a map: unambiguous whatever characters a CN holds. */
+export function inboxKey(signer: string, msgId: string): string {
+  return `${signer.length}:${signer}${msgId}`
 }
 
 /** Throws a `GILMSG_USAGE` error unless `before` is a finite number. */

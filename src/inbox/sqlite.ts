@@ -29,10 +29,35 @@ const MIGRATIONS: readonly Migration[] = [
       `)
     },
   },
+  {
+    // Keyed by (msg_id, signer CN): a msg_id seen first from another signer no longer shadows the
+    // genuine message. Rows of schema 1 keep a NULL signer: `get` returns one for its msg_id whatever
+    // the signer, and the consumer takes it for the same message only if the digest (over the signed
+    // bytes) is equal. They are pruned like the others, within the retention.
+    version: 2,
+    up(db) {
+      db.exec(`
+        CREATE TABLE inbox_v2 (
+          msg_id TEXT NOT NULL,
+          signer TEXT,
+          digest TEXT NOT NULL,
+          received_at INTEGER NOT NULL,
+          ack_id INTEGER REFERENCES inbox_acks (id)
+        );
+        INSERT INTO inbox_v2 (msg_id, signer, digest, received_at, ack_id) SELECT msg_id, NULL, digest, received_at, ack_id FROM inbox;
+        DROP TABLE inbox;
+        ALTER TABLE inbox_v2 RENAME TO inbox;
+        CREATE UNIQUE INDEX inbox_key ON inbox (msg_id, signer);
+        CREATE INDEX inbox_received ON inbox (received_at);
+        CREATE INDEX inbox_ack ON inbox (ack_id) WHERE ack_id IS NOT NULL;
+      `)
+    },
+  },
 ]
 
 interface InboxSqlRow {
   readonly msg_id: string
+  readonly signer: string | null
   readonly digest: string
   readonly received_at: number
   readonly ack_topic: string | null
@@ -43,19 +68,21 @@ type Statements = ReturnType<typeof prepareStatements>
 
 function prepareStatements(db: Database.Database) {
   return {
-    get: db.prepare<[string], InboxSqlRow>(
-      `SELECT i.msg_id, i.digest, i.received_at, a.topic AS ack_topic, a.body AS ack_body
-       FROM inbox i LEFT JOIN inbox_acks a ON a.id = i.ack_id WHERE i.msg_id = ?`,
+    // The signer's own row first, else a schema-1 row (NULL signer) for the msg_id.
+    get: db.prepare<[string, string], InboxSqlRow>(
+      `SELECT i.msg_id, i.signer, i.digest, i.received_at, a.topic AS ack_topic, a.body AS ack_body
+       FROM inbox i LEFT JOIN inbox_acks a ON a.id = i.ack_id
+       WHERE i.msg_id = ? AND (i.signer = ? OR i.signer IS NULL) ORDER BY i.signer IS NULL LIMIT 1`,
     ),
-    ackIdOf: db.prepare<[string], number | null>(`SELECT ack_id FROM inbox WHERE msg_id = ?`).pluck(),
+    ackIdOf: db.prepare<[string, string], number | null>(`SELECT ack_id FROM inbox WHERE msg_id = ? AND signer = ?`).pluck(),
     findAck: db.prepare<[Buffer], number>(`SELECT id FROM inbox_acks WHERE hash = ?`).pluck(),
     insertAck: db.prepare<unknown[]>(`INSERT INTO inbox_acks (hash, topic, body) VALUES (?, ?, ?)`),
-    insert: db.prepare<[string, string, number, number | null]>(
-      `INSERT INTO inbox (msg_id, digest, received_at, ack_id) VALUES (?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`,
+    insert: db.prepare<[string, string, string, number, number | null]>(
+      `INSERT INTO inbox (msg_id, signer, digest, received_at, ack_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (msg_id, signer) DO NOTHING`,
     ),
-    put: db.prepare<[string, string, number, number | null]>(
-      `INSERT INTO inbox (msg_id, digest, received_at, ack_id) VALUES (?, ?, ?, ?)
-       ON CONFLICT (msg_id) DO UPDATE SET digest = excluded.digest, received_at = excluded.received_at, ack_id = excluded.ack_id`,
+    put: db.prepare<[string, string, string, number, number | null]>(
+      `INSERT INTO inbox (msg_id, signer, digest, received_at, ack_id) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (msg_id, signer) DO UPDATE SET digest = excluded.digest, received_at = excluded.received_at, ack_id = excluded.ack_id`,
     ),
     prune: db.prepare<[number], number | null>(`DELETE FROM inbox WHERE received_at < ? RETURNING ack_id`).pluck(),
     deleteUnusedAck: db.prepare<[number]>(
@@ -81,6 +108,10 @@ function prepareStatements(db: Database.Database) {
  * keyed by its SHA-256), however many messages one batched ACK acknowledges;
  * `prune`, and a `put` that replaces an entry's ACK, delete the ACKs no longer
  * referenced.
+ *
+ * Entries are keyed by (msg_id, signer CN). A file of schema 1 (keyed by
+ * msg_id alone) is migrated on open; its entries keep no signer (see
+ * {@link InboxStore.get}) until they are pruned.
  *
  * `get` is synchronous and sees every write issued so far, committed or not;
  * after a failed batch it sees the committed state again. After `close()`
@@ -123,11 +154,12 @@ export class SqliteInboxStore implements InboxStore {
     return this.#file.db
   }
 
-  get(msgId: string): InboxEntry | undefined {
+  get(signer: string, msgId: string): InboxEntry | undefined {
     return this.#file.read(() => {
-      const row = this.#s.get.get(msgId)
+      const row = this.#s.get.get(msgId, signer)
       if (row === undefined) return undefined
       return {
+        signer: row.signer ?? undefined,
         msgId: row.msg_id,
         digest: row.digest,
         receivedAt: row.received_at,
@@ -143,10 +175,11 @@ export class SqliteInboxStore implements InboxStore {
       const s = this.#s
       const { ackTopic, ackBody } = entry
       const ackId = ackTopic === undefined && ackBody === undefined ? null : this.#acks.idOf([ackTopic ?? null, ackBody ?? null])
-      // A consumer puts each msg_id once: one statement; replacing an entry (and its ACK) is the rare path.
-      if (s.insert.run(entry.msgId, entry.digest, entry.receivedAt, ackId).changes > 0) return
-      const previous = s.ackIdOf.get(entry.msgId)
-      s.put.run(entry.msgId, entry.digest, entry.receivedAt, ackId)
+      const signer = entry.signer as string
+      // A consumer puts each message once: one statement; replacing an entry (and its ACK) is the rare path.
+      if (s.insert.run(entry.msgId, signer, entry.digest, entry.receivedAt, ackId).changes > 0) return
+      const previous = s.ackIdOf.get(entry.msgId, signer)
+      s.put.run(entry.msgId, signer, entry.digest, entry.receivedAt, ackId)
       if (previous != null && previous !== ackId && s.deleteUnusedAck.run(previous).changes > 0) this.#acks.forget()
     })
   }

@@ -5,8 +5,13 @@ import { ACK_MODNAME, ACK_TOPIC, batchAckBody, type AckBody } from './protocol.j
 /** At most this many messages are acknowledged by one signed ACK. */
 export const MAX_ACK_BATCH = 64
 
-interface Pending {
+/** One message's ACK and the CN that signed the message (with its msg_id, the message's inbox key). */
+export interface QueuedAck {
   readonly ack: AckBody
+  readonly signer: string
+}
+
+interface Pending extends QueuedAck {
   readonly resolve: (sealed: SealedMessage) => void
   readonly reject: (error: unknown) => void
 }
@@ -23,27 +28,28 @@ interface Pending {
  */
 export class AckBatcher {
   readonly #bus: Bus
-  readonly #persist: (acks: readonly AckBody[], sealed: SealedMessage) => Promise<void>
+  readonly #persist: (acks: readonly QueuedAck[], sealed: SealedMessage) => Promise<void>
   readonly #maxBatch: number
   #queues = new Map<string, Pending[]>()
   #scheduled = false
 
-  constructor(bus: Bus, persist: (acks: readonly AckBody[], sealed: SealedMessage) => Promise<void>, maxBatch = MAX_ACK_BATCH) {
+  constructor(bus: Bus, persist: (acks: readonly QueuedAck[], sealed: SealedMessage) => Promise<void>, maxBatch = MAX_ACK_BATCH) {
     this.#bus = bus
     this.#persist = persist
     this.#maxBatch = maxBatch
   }
 
   /**
-   * Queues one ACK. `group` separates batches (the publisher's CN; a unique key
-   * for ACKs that must go alone). Resolves with the sealed ACK once it is
-   * persisted and sent; rejects if signing, persisting or sending failed.
+   * Queues the ACK of a message signed by `signer`. `group` separates batches
+   * (the publisher's CN; a unique key for ACKs that must go alone). Resolves
+   * with the sealed ACK once it is persisted and sent; rejects if signing,
+   * persisting or sending failed.
    */
-  ack(ack: AckBody, group: string): Promise<SealedMessage> {
+  ack(ack: AckBody, signer: string, group: string): Promise<SealedMessage> {
     return new Promise((resolve, reject) => {
       let queue = this.#queues.get(group)
       if (queue === undefined) this.#queues.set(group, (queue = []))
-      queue.push({ ack, resolve, reject })
+      queue.push({ ack, signer, resolve, reject })
       if (!this.#scheduled) {
         this.#scheduled = true
         setImmediate(() => void this.#flush())
@@ -67,7 +73,7 @@ export class AckBatcher {
       const acks = batch.map((p) => p.ack)
       const body = acks.length === 1 ? (acks[0] as AckBody) : batchAckBody(acks)
       const sealed = await this.#bus.sealAsync(ACK_TOPIC, body, { modname: ACK_MODNAME })
-      await this.#persist(acks, sealed)
+      await this.#persist(batch, sealed)
       await this.#bus.send(sealed)
       for (const p of batch) p.resolve(sealed)
     } catch (e) {

@@ -1,13 +1,17 @@
 import { ConfigError, InvalidArgumentError } from '../errors.js'
 import type { Bus, BusMessage, Subscription } from '../bus/bus.js'
+import { inboxKey } from '../inbox/rules.js'
 import type { InboxStore } from '../inbox/store.js'
 import { Disposition } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
 import { mapOrdered } from '../util/concurrent.js'
+import { BoundedMap } from '../util/bounded-map.js'
 import { ReasonCounter, type ReasonCounts } from '../util/counters.js'
 import type { SealedMessage } from '../envelope/envelope.js'
-import { AckBatcher } from './ack-batcher.js'
-import { ackBody, mustAck, RECIPIENTS_FIELD, VERSION_FIELD, type AckBody } from './protocol.js'
+import { AckBatcher, type QueuedAck } from './ack-batcher.js'
+import { ackBody, CLOCK_SKEW_MARGIN_MS, DEFAULT_INBOX_RETENTION_MS, mustAck, RECIPIENTS_FIELD, refusal, VERSION_FIELD } from './protocol.js'
+
+export { DEFAULT_INBOX_RETENTION_MS } from './protocol.js'
 
 /** How a subscription acknowledges: `auto` on receipt (`received`), `manual` when the app calls `ack()`/`reject()`. */
 export type AckMode = 'auto' | 'manual'
@@ -18,8 +22,15 @@ export const CONSUMER_CONCURRENCY = 64
 /** A stored ACK envelope is re-sent at most once in this many ms, however many of its messages are resent. */
 export const REACK_WINDOW_MS = 50
 
-/** Inbox entries older than this are pruned; a resend after that would be handed to the app again. */
-export const DEFAULT_INBOX_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+/** While running, a consumer prunes its inbox this often (and once at start). */
+export const INBOX_PRUNE_INTERVAL_MS = 60 * 60 * 1000
+
+/**
+ * How many guaranteed messages addressed to others a consumer remembers (in
+ * memory, the latest) to hand each to the application once: best-effort,
+ * within the process; the inbox only holds what this consumer acknowledges.
+ */
+export const UNADDRESSED_MEMORY = 16_384
 
 /** A message handed to the application. */
 export interface Delivery extends BusMessage {
@@ -38,6 +49,11 @@ export interface ReliableConsumerOptions {
   readonly bus: Bus
   readonly inbox: InboxStore
   readonly clock: Clock
+  /**
+   * How long inbox entries are kept (default {@link DEFAULT_INBOX_RETENTION_MS},
+   * 7 days); guaranteed messages signed more than this minus
+   * `CLOCK_SKEW_MARGIN_MS` (1 day) ago are refused as `stale`. Must be more than that margin.
+   */
   readonly retentionMs?: number
   /**
    * Called when a message could not be acknowledged (inbox write or send
@@ -54,25 +70,39 @@ export interface ConsumeOptions {
 /**
  * The consuming half of the reliability layer: acknowledges, with this
  * process's own certificate, the messages that name its CN, and hands each
- * msg_id to the application once (de-duplicated through the inbox, also
- * across restarts). A resend is answered with the same signed ACK.
+ * message (signer CN and msg_id) to the application once (de-duplicated
+ * through the inbox, also across restarts, for the messages it acknowledges;
+ * in a bounded memory for those addressed to others). A resend is answered
+ * with the same signed ACK. Guaranteed messages with a msg_id over 128
+ * characters, or signed too long ago or too far in the future, are refused
+ * (see `refusal` in protocol.ts).
  */
 export class ReliableConsumer {
   readonly #bus: Bus
   readonly #inbox: InboxStore
   readonly #clock: Clock
   readonly #retentionMs: number
+  readonly #maxAgeMs: number
   readonly #cn: string
   readonly #onError: ((error: unknown) => void) | undefined
   readonly #batcher: AckBatcher
-  /** Manual mode: msg_ids handed to the app and not yet acknowledged. */
+  /** Manual mode: messages (by inboxKey) handed to the app and not yet acknowledged. */
   readonly #unacked = new Set<string>()
+  /** Guaranteed messages addressed to others that were handed over: inboxKey -> digest. */
+  readonly #unaddressed = new BoundedMap<string, string>(UNADDRESSED_MEMORY)
   /** ACK envelopes re-sent recently (body -> when), to send each once per window. */
   readonly #reacked = new Map<string, number>()
-  /** msg_ids being handled now: a copy that arrives meanwhile waits for the first. */
+  /** Messages (by inboxKey) being handled now: a copy that arrives meanwhile waits for the first. */
   readonly #handling = new Map<string, Promise<unknown>>()
+  #cancelPrune: (() => void) | undefined
+  #pruning: Promise<void> | undefined
+  #closed = false
   readonly #stats = new ReasonCounter()
-  /** Counters: `acks_sent` (messages acknowledged), `ack_envelopes` (signed ACKs sent), `acks_resent`, `acks_resend_coalesced`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`. */
+  /**
+   * Counters: `acks_sent` (messages acknowledged), `ack_envelopes` (signed ACKs sent), `acks_resent`,
+   * `acks_resend_coalesced`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`, `prune_failures`,
+   * and the guaranteed messages refused: `msg_id_too_long`, `no_timestamp`, `stale`, `from_future`.
+   */
   readonly stats: ReasonCounts = this.#stats.view
 
   constructor(options: ReliableConsumerOptions) {
@@ -81,7 +111,12 @@ export class ReliableConsumer {
     this.#bus = options.bus
     this.#inbox = options.inbox
     this.#clock = options.clock
-    this.#retentionMs = options.retentionMs ?? DEFAULT_INBOX_RETENTION_MS
+    const retention = options.retentionMs ?? DEFAULT_INBOX_RETENTION_MS
+    if (typeof retention !== 'number' || !Number.isFinite(retention) || retention <= CLOCK_SKEW_MARGIN_MS) {
+      throw new InvalidArgumentError(`retentionMs: expected a number of milliseconds > ${CLOCK_SKEW_MARGIN_MS} (the clock skew margin), got ${String(retention)}`)
+    }
+    this.#retentionMs = retention
+    this.#maxAgeMs = retention - CLOCK_SKEW_MARGIN_MS
     this.#cn = signer.cn
     this.#onError = options.onError
     this.#batcher = new AckBatcher(options.bus, (acks, sealed) => this.#persist(acks, sealed))
@@ -92,10 +127,44 @@ export class ReliableConsumer {
     return this.#cn
   }
 
-  /** Prunes inbox entries past the retention window and opens the socket ACKs go out on. */
+  /**
+   * Prunes inbox entries past the retention window, opens the socket ACKs go
+   * out on, and from then on prunes every {@link INBOX_PRUNE_INTERVAL_MS} (on
+   * the clock's timer, which does not keep the process alive; a failed prune
+   * is counted as `prune_failures` and given to `onError`) until `close()`.
+   */
   async start(): Promise<void> {
     await this.#inbox.prune(this.#clock.now() - this.#retentionMs)
     await this.#bus.openPublisher()
+    this.#armPrune()
+  }
+
+  #armPrune(): void {
+    if (this.#closed) return
+    this.#cancelPrune = this.#clock.setTimer(() => {
+      this.#cancelPrune = undefined
+      this.#pruning = this.#inbox
+        .prune(this.#clock.now() - this.#retentionMs)
+        .then(
+          () => undefined,
+          (e: unknown) => {
+            this.#stats.add('prune_failures')
+            this.#onError?.(e)
+          },
+        )
+        .finally(() => {
+          this.#pruning = undefined
+          this.#armPrune()
+        })
+    }, INBOX_PRUNE_INTERVAL_MS)
+  }
+
+  /** Stops the pruning timer and waits for a prune in progress. Idempotent; the inbox stays open (its owner closes it). */
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#cancelPrune?.()
+    this.#cancelPrune = undefined
+    await this.#pruning
   }
 
   /** Subscribes to topics starting with `prefixes`; see {@link ReliableSubscription}. */
@@ -104,7 +173,8 @@ export class ReliableConsumer {
     if (mode !== 'auto' && mode !== 'manual') throw new InvalidArgumentError(`ack: expected "auto" or "manual", got ${JSON.stringify(mode)}`)
     const sub = await this.#bus.subscribe(prefixes)
     return new ReliableSubscription(sub, async (m) => {
-      const before = this.#handling.get(m.msgId)
+      const key = inboxKey(m.signer ?? '', m.msgId)
+      const before = this.#handling.get(key)
       const work = (async () => {
         if (before !== undefined) await before
         try {
@@ -115,11 +185,11 @@ export class ReliableConsumer {
           return undefined
         }
       })()
-      this.#handling.set(m.msgId, work)
+      this.#handling.set(key, work)
       try {
         return await work
       } finally {
-        if (this.#handling.get(m.msgId) === work) this.#handling.delete(m.msgId)
+        if (this.#handling.get(key) === work) this.#handling.delete(key)
       }
     })
   }
@@ -127,8 +197,17 @@ export class ReliableConsumer {
   /** Decides what to do with one validated message; returns the delivery to yield, if any. */
   async #handle(m: BusMessage, mode: AckMode): Promise<Delivery | undefined> {
     if (!m.envelope.has(VERSION_FIELD)) return this.#delivery(m, false, mode)
-    const required = mustAck(m.envelope, this.#cn)
-    const seen = this.#inbox.get(m.msgId)
+    const refused = refusal(m.msgId, m.envelope, this.#clock.now(), this.#maxAgeMs)
+    if (refused !== undefined) {
+      this.#stats.add(refused)
+      return undefined
+    }
+    const signer = m.signer ?? ''
+    const key = inboxKey(signer, m.msgId)
+    if (!mustAck(m.envelope, this.#cn)) return this.#unaddressedDelivery(m, key, mode)
+    const found = this.#inbox.get(signer, m.msgId)
+    // An entry from before the inbox was keyed by signer is this message only if the signed bytes are the same.
+    const seen = found !== undefined && (found.signer !== undefined || found.digest === m.digest) ? found : undefined
     if (seen !== undefined) {
       if (seen.digest !== m.digest) {
         this.#stats.add('digest_conflicts')
@@ -145,20 +224,27 @@ export class ReliableConsumer {
       this.#stats.add('duplicates_suppressed')
       return undefined
     }
-    if (!required) {
-      await this.#inbox.put({ msgId: m.msgId, digest: m.digest, receivedAt: this.#clock.now(), ackTopic: undefined, ackBody: undefined })
-      return this.#delivery(m, false, mode)
-    }
     if (mode === 'auto') {
       await this.#acknowledge(m, Disposition.Received)
       return this.#delivery(m, true, mode)
     }
-    if (this.#unacked.has(m.msgId)) {
+    if (this.#unacked.has(key)) {
       this.#stats.add('duplicates_suppressed')
       return undefined
     }
-    this.#unacked.add(m.msgId)
+    this.#unacked.add(key)
     return this.#delivery(m, true, mode)
+  }
+
+  /** A guaranteed message this consumer must not acknowledge: handed over once per process (best-effort), never stored. */
+  #unaddressedDelivery(m: BusMessage, key: string, mode: AckMode): Delivery | undefined {
+    const digest = this.#unaddressed.get(key)
+    if (digest !== undefined) {
+      this.#stats.add(digest === m.digest ? 'duplicates_suppressed' : 'digest_conflicts')
+      return undefined
+    }
+    this.#unaddressed.set(key, m.digest)
+    return this.#delivery(m, false, mode)
   }
 
   /**
@@ -180,16 +266,20 @@ export class ReliableConsumer {
 
   /** Queues the ACK; it is signed with others of this turn, committed to the inbox, then sent. */
   async #acknowledge(m: BusMessage, disposition: Disposition, reason?: string): Promise<void> {
-    const group = m.envelope.get(RECIPIENTS_FIELD) === undefined ? `alone:${m.msgId}` : `publisher:${m.signer ?? ''}`
-    await this.#batcher.ack(ackBody(m.msgId, m.digest, disposition, reason), group)
-    this.#unacked.delete(m.msgId)
+    const signer = m.signer ?? ''
+    const key = inboxKey(signer, m.msgId)
+    const group = m.envelope.get(RECIPIENTS_FIELD) === undefined ? `alone:${key}` : `publisher:${signer}`
+    await this.#batcher.ack(ackBody(m.msgId, m.digest, disposition, reason), signer, group)
+    this.#unacked.delete(key)
     this.#stats.add('acks_sent')
   }
 
-  async #persist(acks: readonly AckBody[], sealed: SealedMessage): Promise<void> {
+  async #persist(acks: readonly QueuedAck[], sealed: SealedMessage): Promise<void> {
     const receivedAt = this.#clock.now()
     await Promise.all(
-      acks.map((a) => this.#inbox.put({ msgId: a.ack_msg_id, digest: a.ack_digest ?? '', receivedAt, ackTopic: sealed.topic, ackBody: sealed.body })),
+      acks.map(({ ack, signer }) =>
+        this.#inbox.put({ signer, msgId: ack.ack_msg_id, digest: ack.ack_digest ?? '', receivedAt, ackTopic: sealed.topic, ackBody: sealed.body }),
+      ),
     )
     this.#stats.add('ack_envelopes')
   }
@@ -219,8 +309,9 @@ export class ReliableConsumer {
  * A stream of deliveries: iterate it once with `for await`; it ends after
  * `close()`. Messages that ask this consumer for an ACK are acknowledged (auto
  * mode). Every guaranteed message (one with `gilmsg_version`) is handed over
- * once per msg_id, resends included; plain fedmsg messages pass through as
- * they come, with `requiresAck: false`.
+ * once per signer CN and msg_id, resends included (across restarts for those
+ * this consumer acknowledges, within the process for the others); plain
+ * fedmsg messages pass through as they come, with `requiresAck: false`.
  */
 export class ReliableSubscription implements AsyncIterable<Delivery>, AsyncDisposable {
   readonly #sub: Subscription

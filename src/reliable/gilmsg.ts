@@ -100,10 +100,10 @@ export class Gilmsg implements AsyncDisposable {
 
   /**
    * Opens the reliability layer on a bus: subscribes to ACKs and resumes every
-   * pending outbox message (when an outbox is given), prunes the inbox (when
-   * an inbox is given). Resolves once the ACK subscription is open. Rejects
-   * with `ConfigError` when an inbox is given on a bus without a verifier and
-   * `ackUnvalidated` is not set.
+   * pending outbox message (when an outbox is given), prunes the inbox now
+   * and hourly (when an inbox is given). Resolves once the ACK subscription
+   * is open. Rejects with `ConfigError` when an inbox is given on a bus
+   * without a verifier and `ackUnvalidated` is not set.
    */
   static async open(options: GilmsgOptions): Promise<Gilmsg> {
     const g = new Gilmsg(options)
@@ -181,12 +181,14 @@ export class Gilmsg implements AsyncDisposable {
   }
 
   /**
-   * Stops resending, closes the subscriptions and sockets, then the stores.
+   * Stops resending and the inbox's pruning timer, closes the subscriptions
+   * and sockets, then the stores.
    * Pending messages stay in the outbox for the next open. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#publisher?.close()
+      await this.#consumer?.close()
       await this.bus.close()
       await Promise.all([this.#outbox?.close(), this.#inbox?.close()])
     })()

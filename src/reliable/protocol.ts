@@ -1,6 +1,7 @@
+import { InvalidArgumentError } from '../errors.js'
 import { DISPOSITIONS, type Disposition } from '../outbox/store.js'
 import type { JsonObject } from '../json/value.js'
-import { envelopeField } from '../envelope/envelope.js'
+import { envelopeField, envelopeInt } from '../envelope/envelope.js'
 
 /** Written into every envelope that asks for ACKs (signed). */
 export const GILMSG_VERSION = '1.0'
@@ -27,6 +28,77 @@ export interface BatchAckBody {
 
 /** Largest batch a publisher accepts in one ACK. */
 export const MAX_ACKS_PER_ENVELOPE = 1024
+
+/**
+ * Longest msg_id of a guaranteed message a consumer accepts, and of an
+ * `ack_msg_id` a publisher accepts (fedmsg's `<year>-<uuid>` has 41).
+ */
+export const MAX_MSG_ID_LENGTH = 128
+
+/** Inbox entries older than this are pruned (7 days); see {@link MAX_MESSAGE_AGE_MS}. */
+export const DEFAULT_INBOX_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
+
+/** The clock skew between peers that the replay window allows for: 1 day. */
+export const CLOCK_SKEW_MARGIN_MS = 24 * 60 * 60 * 1000
+
+/**
+ * A consumer with the default retention refuses a guaranteed message whose
+ * signed `timestamp` is older than this (6 days: the retention minus
+ * {@link CLOCK_SKEW_MARGIN_MS}), so that a replay is refused before its inbox
+ * entry is pruned.
+ */
+export const MAX_MESSAGE_AGE_MS = DEFAULT_INBOX_RETENTION_MS - CLOCK_SKEW_MARGIN_MS
+
+/**
+ * Longest deadline of a guaranteed message (5 days: {@link MAX_MESSAGE_AGE_MS}
+ * minus {@link CLOCK_SKEW_MARGIN_MS}): its last resend, which carries the
+ * signed timestamp of the first send, is still accepted by a consumer whose
+ * clock is up to the margin ahead.
+ */
+export const MAX_DEADLINE_MS = MAX_MESSAGE_AGE_MS - CLOCK_SKEW_MARGIN_MS
+
+/** Why a consumer refuses a guaranteed message before looking at its inbox (counted under these names). */
+export const Refusal = {
+  MsgIdTooLong: 'msg_id_too_long',
+  NoTimestamp: 'no_timestamp',
+  Stale: 'stale',
+  FromFuture: 'from_future',
+} as const
+export type Refusal = (typeof Refusal)[keyof typeof Refusal]
+
+/**
+ * Whether a consumer must refuse the guaranteed message `msgId`/`envelope`
+ * at `nowMs`, and why: a msg_id longer than {@link MAX_MSG_ID_LENGTH}, no
+ * integer `timestamp`, a `timestamp` (seconds) more than `maxAgeMs` in the
+ * past (default {@link MAX_MESSAGE_AGE_MS}) or more than
+ * {@link CLOCK_SKEW_MARGIN_MS} in the future. Undefined: accept it.
+ */
+export function refusal(msgId: string, envelope: JsonObject, nowMs: number, maxAgeMs = MAX_MESSAGE_AGE_MS): Refusal | undefined {
+  if (msgId.length > MAX_MSG_ID_LENGTH) return Refusal.MsgIdTooLong
+  const seconds = envelopeInt(envelope, 'timestamp')
+  if (seconds === undefined) return Refusal.NoTimestamp
+  const signedAt = seconds * 1000
+  if (signedAt < nowMs - maxAgeMs) return Refusal.Stale
+  if (signedAt > nowMs + CLOCK_SKEW_MARGIN_MS) return Refusal.FromFuture
+  return undefined
+}
+
+/**
+ * Throws an `InvalidArgumentError` naming `what` unless `ms` is at most
+ * {@link MAX_DEADLINE_MS}: resends past that would be refused as stale.
+ */
+export function checkDeadline(ms: number, what: string): void {
+  if (ms > MAX_DEADLINE_MS) {
+    throw new InvalidArgumentError(
+      `${what}: expected at most ${MAX_DEADLINE_MS} ms (5 days: consumers refuse a guaranteed message signed more than 6 days ago), got ${String(ms)}`,
+    )
+  }
+}
+
+/** The last moment (ms since the epoch) a message signed at `signedAtMs` may be resent: {@link MAX_DEADLINE_MS} later. */
+export function resendableUntil(signedAtMs: number): number {
+  return signedAtMs + MAX_DEADLINE_MS
+}
 
 /** The envelope fields that ask `recipients` to acknowledge. */
 export function reliableFields(recipients: readonly string[]): Record<string, unknown> {
@@ -96,7 +168,7 @@ function hasBatch(envelope: JsonObject): boolean {
 }
 
 function readAck(m: Record<string, unknown>): AckBody | undefined {
-  if (typeof m['ack_msg_id'] !== 'string') return undefined
+  if (typeof m['ack_msg_id'] !== 'string' || m['ack_msg_id'].length > MAX_MSG_ID_LENGTH) return undefined
   const digest = m['ack_digest']
   if (digest !== undefined && (typeof digest !== 'string' || !HEX64.test(digest))) return undefined
   const disposition = 'disposition' in m ? m['disposition'] : 'received'

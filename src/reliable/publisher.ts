@@ -21,7 +21,7 @@ import { ResendBudget } from './resend-budget.js'
 import { RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
 import { RttEstimator } from './rtt.js'
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
-import { ACK_MODNAME, ACK_TOPIC, reliableFields } from './protocol.js'
+import { ACK_MODNAME, ACK_TOPIC, checkDeadline, reliableFields } from './protocol.js'
 
 export { RESEND_BURST } from './resend-scheduler.js'
 
@@ -498,6 +498,7 @@ function checkPositive(value: number, what: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new InvalidArgumentError(`${what}: expected a number of milliseconds > 0, got ${String(value)}`)
   }
+  checkDeadline(value, what)
   return value
 }
 

@@ -7,6 +7,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CliProcess, runCli } from '../support/cli.js'
+import { FakeClock } from '../support/fake-clock.js'
+import { ecPartiesPki, memoryBus } from '../support/memory-bus.js'
+import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
+import { Gilmsg } from '../../src/reliable/gilmsg.js'
+import { MemoryHub } from '../../src/transport/memory.js'
 
 const procs = new Set<CliProcess>()
 function start(args: string[], env: NodeJS.ProcessEnv): CliProcess {
@@ -196,6 +201,52 @@ describe('gilmsg with a relay: logger, publish --recipients, exit codes', () => 
     expect(t.code).toBe(2)
     expect(t.stderr).toMatch(/--ack-timeout: expected a number/)
   })
+})
+
+describe('gilmsg outbox retry and the replay window (protocol.md: the replay window)', () => {
+  const DAY = 24 * 60 * 60 * 1000
+
+  /** An outbox holding two expired messages, signed 6 and 4 days ago (a publisher on a fake clock, nobody listening). */
+  async function oldOutbox(): Promise<{ path: string; sixDays: string; fourDays: string; fourDaysSignedAt: number }> {
+    const { pki, verifier } = await ecPartiesPki('cli-retry', ['pub'])
+    const path = join(dir, 'old.outbox.db')
+    const clock = new FakeClock(Date.now() - 6 * DAY)
+    const bus = memoryBus({ hub: new MemoryHub(), verifier, topic: { topicPrefix: 'org.test', environment: 'cli' }, clock }, pki, 'pub')
+    const g = await Gilmsg.open({ bus, outbox: SqliteOutboxStore.open(path), clock, awaitSubscriberMs: 0 })
+    try {
+      const sixDays = (await g.enqueue('job', { n: 6 }, { recipients: ['bob'], deadline: 1000 })).msgId
+      await clock.advance(2 * DAY)
+      const fourDaysSignedAt = Math.floor(clock.now() / 1000) * 1000
+      const fourDays = (await g.enqueue('job', { n: 4 }, { recipients: ['bob'], deadline: 1000 })).msgId
+      await clock.advance(2000)
+      expect(g.publisher?.inFlight).toBe(0)
+      return { path, sixDays, fourDays, fourDaysSignedAt }
+    } finally {
+      await g.close()
+    }
+  }
+
+  it('refuses to retry a message past its window (exit 1, saying why and what to do), bounds --deadline to what is left (exit 2), and by default ends resends at the window', async () => {
+    const { path, sixDays, fourDays, fourDaysSignedAt } = await oldOutbox()
+    const list = await runCli(['outbox', 'list', '--state', 'expired', '--outbox', path], { env })
+    expect(list.stdout).toMatch(/\(0 pending, 0 acked, 2 expired, 0 rejected\)/)
+
+    const tooOld = await runCli(['outbox', 'retry', sixDays, '--outbox', path], { env })
+    expect(tooOld.code, tooOld.stderr).toBe(1)
+    expect(tooOld.stderr).toMatch(new RegExp(`${sixDays} can no longer be resent: it was signed at \\S+, consumers refuse a guaranteed message signed more than 6 days ago`))
+    expect(tooOld.stderr).toMatch(/Publish it again as a new message/)
+
+    const tooLong = await runCli(['outbox', 'retry', fourDays, '--deadline', '2d', '--outbox', path], { env })
+    expect(tooLong.code, tooLong.stderr).toBe(2)
+    expect(tooLong.stderr).toMatch(/--deadline: expected at most 14[0-9]{2}m for \S+ \(its resends must end by \S+, 5 days after it was signed\), got "2d"/)
+
+    const retried = await runCli(['outbox', 'retry', fourDays, '--outbox', path], { env })
+    expect(retried.code, retried.stderr).toBe(0)
+    const until = Date.parse(/pending again until (\S+)/.exec(retried.stdout)?.[1] ?? '')
+    expect(until).toBe(fourDaysSignedAt + 5 * DAY)
+    const again = await runCli(['outbox', 'list', '--state', 'expired', '--outbox', path], { env })
+    expect(again.stdout).toMatch(/\(1 pending, 0 acked, 1 expired, 0 rejected\)/)
+  }, 30_000)
 })
 
 describe('gilmsg demo', () => {

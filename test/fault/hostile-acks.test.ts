@@ -17,7 +17,7 @@
  *   - the right msg_id with a wrong digest, by alice's genuine key   -> ignored, digest_mismatch
  *   - by bob, a valid certificate that is not a listed recipient     -> ignored, not_recipient
  *   - by alice without ack_digest (legacy, not accepted)             -> ignored, legacy_ack_refused
- *   - by alice with a malformed body                                 -> ignored, malformed_ack
+ *   - by alice with a malformed body (an ack_msg_id over 128 chars)  -> ignored, malformed_ack
  *   - by alice on another topic under the ACK prefix                 -> ignored, not_an_ack
  *   - forged "rejected" dispositions (another CA; bob)               -> dropped / ignored
  * With alice down, publish() rejects with AckTimeoutError (missing [alice], acked []) and the
@@ -184,6 +184,7 @@ function hostileAcks(
     { kind: 'digest not hex, alice', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, body(msgId, 'x'.repeat(64))) },
     { kind: 'unknown disposition, alice', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, body(msgId, digest, 'accepted')) },
     { kind: 'another topic under the ACK prefix, alice', counter: 'ignored', reason: 'not_an_ack', wire: ack(s.alice, right, `${ACK_TOPIC}.x`) },
+    { kind: 'ack_msg_id over 128 characters, alice', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, body(msgId + 'x'.repeat(128), digest)) },
     // Batched ACKs ({"acks": [...]}: one signature, several items, each counted or ignored alone).
     { kind: 'batch, same CN, another CA', counter: 'drops', reason: 'unknown_ca', wire: ack(s.aliceOtherCa, { acks: [right, right] }) },
     { kind: 'batch, revoked certificate', counter: 'drops', reason: 'revoked', wire: ack(s.aliceRevoked, { acks: [right] }) },
@@ -204,6 +205,7 @@ function hostileAcks(
     { kind: 'batch by alice, an item without digest', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, { acks: [body(msgId, WRONG_DIGEST), body(msgId, undefined)] }) },
     { kind: 'batch by alice, a key beside "acks"', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, { acks: [body(msgId, WRONG_DIGEST)], ack_msg_id: msgId }) },
     { kind: 'batch by alice, empty', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, { acks: [] }) },
+    { kind: 'batch by alice, an ack_msg_id of 100,000 characters', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, { acks: [body(msgId, WRONG_DIGEST), body('y'.repeat(100_000), digest)] }) },
     { kind: 'batch by alice, "acks" not a list', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, { acks: right }) },
     { kind: 'batch by alice, a rejection without reason', counter: 'ignored', reason: 'malformed_ack', wire: ack(s.alice, { acks: [body(msgId, WRONG_DIGEST, 'rejected')] }) },
     ...(options.oversized

@@ -34,6 +34,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isUtf8 } from 'node:buffer'
+import Database from 'better-sqlite3'
 import fc from 'fast-check'
 import { Publisher, Subscriber } from 'zeromq'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -621,6 +622,65 @@ describe(`hostile input at a real socket, in-process Gilmsg subscriber (seed ${S
     expect(deliveredIds.get(first.msgId)).toBe(1)
     expect(delivered.find((d) => d.msgId === first.msgId)?.msg).toEqual({ v: 1 })
     expect((g.consumer?.stats.get('digest_conflicts') ?? 0) - conflicts0).toBe(1)
+  })
+
+  /** The ACK items (single or batched form) in the ACK bodies the wire caught so far. */
+  function ackItems(): { ack_msg_id: string; ack_digest: string }[] {
+    type Item = { ack_msg_id: string; ack_digest: string }
+    return wire.ackBodies.flatMap((a) => {
+      const msg = (JSON.parse(a.body) as { msg: Item | { acks: Item[] } }).msg
+      return 'acks' in msg ? msg.acks : [msg]
+    })
+  }
+
+  it("msg_id squatting: mallory's message with the genuine msg_id comes first; the genuine one is still handed over and acknowledged with its own digest", async () => {
+    const extra = { gilmsg_version: '1.0', gilmsg_recipients: [CONSUMER] }
+    const genuine = seal(signers.pub, topicOf('guaranteed'), { genuine: true }, extra)
+    const squat = seal(signers.mallory, topicOf('guaranteed'), { genuine: false }, extra, genuine.msgId)
+    const conflicts0 = g.consumer?.stats.get('digest_conflicts') ?? 0
+    const handedOver = (): [string | undefined, unknown][] => delivered.filter((d) => d.msgId === genuine.msgId).map((d) => [d.signer, d.msg])
+    await send(wire, [textItem('squatter', squat.topic, squat.body, 'valid', squat.msgId)])
+    await sendSentinel(wire, sentinel(4), (id) => deliveredIds.has(id), false)
+    expect(handedOver()).toEqual([['mallory', { genuine: false }]])
+    await send(wire, [textItem('genuine', genuine.topic, genuine.body, 'valid', genuine.msgId)])
+    await sendSentinel(wire, sentinel(5), (id) => deliveredIds.has(id), false)
+    expect(handedOver()).toEqual([
+      ['mallory', { genuine: false }],
+      ['pub', { genuine: true }],
+    ])
+    expect((g.consumer?.stats.get('digest_conflicts') ?? 0) - conflicts0).toBe(0)
+    await waitUntil(() => ackItems().some((a) => a.ack_msg_id === genuine.msgId && a.ack_digest === genuine.digest), 5000, 'the ACK of the genuine message')
+    // Each ACK names the digest of the message it acknowledges: the squatter's cannot count for the genuine publisher.
+    expect(ackItems().filter((a) => a.ack_msg_id === genuine.msgId).map((a) => a.ack_digest).sort()).toEqual([genuine.digest, squat.digest].sort())
+  })
+
+  it('1,000 guaranteed messages for someone else leave the inbox file as it was; a msg_id over 128 characters is refused and counted', async () => {
+    const inboxRows = (): number => {
+      const db = new Database(join(dir, 'inproc.inbox.db'), { readonly: true })
+      try {
+        return db.prepare('SELECT count(*) FROM inbox').pluck().get() as number
+      } finally {
+        db.close()
+      }
+    }
+    const rows0 = inboxRows()
+    const others = Array.from({ length: 1000 }, (_, n) =>
+      seal(signers.mallory, topicOf('guaranteed'), { n }, { gilmsg_version: '1.0', gilmsg_recipients: ['someone-else'] }),
+    )
+    await runBatch(
+      others.map((m) => textItem('guaranteed for someone else', m.topic, m.body, 'valid', m.msgId)),
+      6,
+    )
+    expect(inboxRows()).toBe(rows0 + 1) // the sentinel
+
+    const tooLong0 = g.consumer?.stats.get('msg_id_too_long') ?? 0
+    const long = seal(signers.pub, topicOf('guaranteed'), { long: true }, { gilmsg_version: '1.0', gilmsg_recipients: [CONSUMER] }, `2026-${'x'.repeat(124)}`)
+    await send(wire, [textItem('msg_id of 129 characters', long.topic, long.body, 'valid', long.msgId)])
+    await sendSentinel(wire, sentinel(7), (id) => deliveredIds.has(id), false)
+    expect((g.consumer?.stats.get('msg_id_too_long') ?? 0) - tooLong0).toBe(1)
+    expect(deliveredIds.has(long.msgId)).toBe(false)
+    expect(ackItems().some((a) => a.ack_msg_id === long.msgId)).toBe(false)
+    expect(inboxRows()).toBe(rows0 + 2)
   })
 
   it('fast-check: batches of junk interleaved with valid messages; drops match the junk exactly, valid ones arrive once', async () => {

@@ -2,6 +2,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { ClosedError, ErrorCode } from '../../../src/errors.js'
 import type { InboxEntry, InboxStore } from '../../../src/inbox/store.js'
 
+/** Reads an entry back under its own key. */
+export function getOf(store: InboxStore, e: InboxEntry): InboxEntry | undefined {
+  return store.get(e.signer as string, e.msgId)
+}
+
 /** What a conformance run needs: a fresh empty store, and a way to open it again (as a restarted process would). */
 export interface InboxUnderTest {
   readonly store: InboxStore
@@ -12,9 +17,13 @@ export interface InboxUnderTest {
 const T0 = 1_700_000_000_000
 let counter = 0
 
+/** What every entry of {@link newEntry} is signed by unless told otherwise. */
+export const SIGNER = 'publisher'
+
 export function newEntry(over: Partial<InboxEntry> = {}): InboxEntry {
   counter += 1
   return {
+    signer: SIGNER,
     msgId: `2024-${String(counter).padStart(6, '0')}`,
     digest: `digest-${counter}`,
     receivedAt: T0 + counter,
@@ -52,32 +61,62 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
     })
 
     it('get: undefined for an unknown msgId', () => {
-      expect(store.get('nope')).toBeUndefined()
+      expect(store.get(SIGNER, 'nope')).toBeUndefined()
     })
 
     it('put then get returns the entry; reads see it before the promise settles', async () => {
       const e = newEntry()
       const p = store.put(e)
-      expect(store.get(e.msgId)).toEqual(e)
+      expect(getOf(store, e)).toEqual(e)
       await expect(p).resolves.toBeUndefined()
-      expect(store.get(e.msgId)).toEqual(e)
+      expect(getOf(store, e)).toEqual(e)
     })
 
     it('keeps an entry without ACK (manual mode), then replaces it once acked', async () => {
       const e = newEntry({ ackTopic: undefined, ackBody: undefined })
       await store.put(e)
-      expect(store.get(e.msgId)).toEqual({ ...e, ackTopic: undefined, ackBody: undefined })
+      expect(getOf(store, e)).toEqual({ ...e, ackTopic: undefined, ackBody: undefined })
       const acked = { ...e, ackTopic: 'org.example.ack', ackBody: '{"signed":true}' }
       await store.put(acked)
-      expect(store.get(e.msgId)).toEqual(acked)
+      expect(getOf(store, e)).toEqual(acked)
+    })
+
+    it('keys entries by (signer, msgId): the same msgId from another signer is another entry, put and replaced on its own', async () => {
+      const genuine = newEntry({ signer: 'publisher' })
+      const squatter = { ...genuine, signer: 'mallory', digest: 'digest-of-mallory', ackBody: '{"mallory":true}' }
+      await store.put(squatter)
+      expect(store.get('publisher', genuine.msgId), 'a squatter does not claim the msgId for another signer').toBeUndefined()
+      await store.put(genuine)
+      expect(getOf(store, genuine)).toEqual(genuine)
+      expect(getOf(store, squatter)).toEqual(squatter)
+      await store.put({ ...squatter, ackBody: 'replaced' })
+      expect(getOf(store, genuine)).toEqual(genuine)
+      expect(getOf(store, squatter)?.ackBody).toBe('replaced')
+      expect(store.get('bob', genuine.msgId)).toBeUndefined()
+      await expect(store.prune(Math.max(genuine.receivedAt, squatter.receivedAt) + 1)).resolves.toBe(2)
+    })
+
+    it("keys are unambiguous whatever a CN holds: ('a', 'bc') and ('ab', 'c') are two entries; '' is a signer too", async () => {
+      const one = newEntry({ signer: 'a', msgId: 'bc', digest: 'one' })
+      const two = newEntry({ signer: 'ab', msgId: 'c', digest: 'two' })
+      const unsigned = newEntry({ signer: '', msgId: 'abc', digest: 'three' })
+      const odd = newEntry({ signer: '3:ab\u0000', msgId: 'c', digest: 'four' })
+      for (const e of [one, two, unsigned, odd]) await store.put(e)
+      for (const e of [one, two, unsigned, odd]) expect(getOf(store, e)).toEqual(e)
+      expect(store.get('', 'bc')).toBeUndefined()
+      expect(store.get('a', 'abc')).toBeUndefined()
+    })
+
+    it('put refuses an entry without a signer (usage)', async () => {
+      await expect(store.put({ ...newEntry(), signer: undefined })).rejects.toMatchObject({ code: ErrorCode.Usage })
     })
 
     it('returns copies: mutating a result changes nothing stored', async () => {
       const e = newEntry()
       await store.put(e)
-      const got = store.get(e.msgId) as { digest: string }
+      const got = getOf(store, e) as { digest: string }
       got.digest = 'changed'
-      expect(store.get(e.msgId)?.digest).toBe(e.digest)
+      expect(getOf(store, e)?.digest).toBe(e.digest)
     })
 
     it('prune deletes entries received before `before` only, resolving with how many', async () => {
@@ -86,11 +125,11 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
       const young = newEntry({ receivedAt: T0 + 10 })
       for (const e of [old, edge, young]) await store.put(e)
       await expect(store.prune(T0)).resolves.toBe(1)
-      expect(store.get(old.msgId)).toBeUndefined()
-      expect(store.get(edge.msgId)).toEqual(edge)
+      expect(getOf(store, old)).toBeUndefined()
+      expect(getOf(store, edge)).toEqual(edge)
       await expect(store.prune(T0 + 11)).resolves.toBe(2)
       await expect(store.prune(T0 + 11)).resolves.toBe(0)
-      expect(store.get(young.msgId)).toBeUndefined()
+      expect(getOf(store, young)).toBeUndefined()
     })
 
     it('rejects an invalid entry (usage) without disturbing the writes around it', async () => {
@@ -99,8 +138,8 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
       const results = await Promise.allSettled([store.put(a), store.put({ ...newEntry(), digest: '' }), store.put(b)])
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
       expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.Usage })
-      expect(store.get(a.msgId)).toEqual(a)
-      expect(store.get(b.msgId)).toEqual(b)
+      expect(getOf(store, a)).toEqual(a)
+      expect(getOf(store, b)).toEqual(b)
     })
 
     it('300 puts and prunes issued without awaiting all resolve, in a consistent final state', async () => {
@@ -111,8 +150,8 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
       await Promise.all(puts)
       await expect(pruned).resolves.toBe(100)
       await replaced
-      expect(entries.filter((e) => store.get(e.msgId) !== undefined)).toHaveLength(200)
-      expect(store.get(entries[250]!.msgId)?.ackBody).toBe('replaced')
+      expect(entries.filter((e) => getOf(store, e) !== undefined)).toHaveLength(200)
+      expect(getOf(store, entries[250]!)?.ackBody).toBe('replaced')
     })
 
     it('a store reopened after close() has everything', async () => {
@@ -120,14 +159,14 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
       await Promise.all(es.map((e) => store.put(e)))
       await store.close()
       const again = await reopen()
-      for (const e of es) expect(again.get(e.msgId)).toEqual(e)
+      for (const e of es) expect(getOf(again, e)).toEqual(e)
     })
 
     it('resolved writes are visible to a store opened without closing the first', async () => {
       const e = newEntry()
       await store.put(e)
       const other = await reopen()
-      expect(other.get(e.msgId)).toEqual(e)
+      expect(getOf(other, e)).toEqual(e)
     })
 
     it('close() is idempotent and flushes writes issued just before it', async () => {
@@ -135,12 +174,12 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
       const put = store.put(e)
       await Promise.all([store.close(), store.close(), put])
       await expect(store.close()).resolves.toBeUndefined()
-      expect((await reopen()).get(e.msgId)).toEqual(e)
+      expect(getOf(await reopen(), e)).toEqual(e)
     })
 
     it('after close(), get throws and writes reject with ClosedError', async () => {
       await store.close()
-      expect(() => store.get('x')).toThrow(ClosedError)
+      expect(() => store.get(SIGNER, 'x')).toThrow(ClosedError)
       await expect(store.put(newEntry())).rejects.toBeInstanceOf(ClosedError)
       await expect(store.prune(T0)).rejects.toBeInstanceOf(ClosedError)
     })

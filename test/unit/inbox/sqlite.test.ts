@@ -4,7 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { SqliteInboxStore } from '../../../src/inbox/sqlite.js'
 import type { SqliteStoreOptions } from '../../../src/outbox/sqlite.js'
 import { tempDir } from '../outbox/helpers.js'
-import { describeInboxConformance, newEntry } from './conformance.js'
+import { describeInboxConformance, getOf, newEntry } from './conformance.js'
+import { writeSchema1 } from './schema1.js'
 
 const tmp = tempDir('inbox')
 afterAll(() => tmp.remove())
@@ -45,13 +46,21 @@ describe('SqliteInboxStore', () => {
       const db = store.database
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
       expect(db.pragma('synchronous', { simple: true })).toBe(1) // FULL: NORMAL commits, each followed by a WAL sync off the loop
-      expect(db.pragma('user_version', { simple: true })).toBe(1)
+      expect(db.pragma('user_version', { simple: true })).toBe(2)
       expect(db.prepare(`SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name LIKE 'inbox%' ORDER BY name`).pluck().all()).toEqual([
         'inbox',
         'inbox_ack',
         'inbox_acks',
+        'inbox_key',
         'inbox_received',
       ])
+      expect(
+        db
+          .prepare(`EXPLAIN QUERY PLAN SELECT * FROM inbox WHERE msg_id = 'x' AND (signer = 'y' OR signer IS NULL)`)
+          .all()
+          .map((r) => (r as { detail: string }).detail)
+          .join(' '),
+      ).toMatch(/inbox_key/)
       expect(
         db
           .prepare(`EXPLAIN QUERY PLAN DELETE FROM inbox WHERE received_at < 5`)
@@ -59,6 +68,37 @@ describe('SqliteInboxStore', () => {
           .map((r) => (r as { detail: string }).detail)
           .join(' '),
       ).toMatch(/inbox_received/)
+    } finally {
+      await store.close()
+    }
+  })
+})
+
+describe('SqliteInboxStore migrates a schema 1 file (keyed by msg_id alone)', () => {
+  const T0 = 1_700_000_000_000
+
+  it('keeps the old entries without a signer: get returns one for its msgId whatever the signer, until the signer has its own; prune deletes them', async () => {
+    const path = newPath()
+    writeSchema1(path, [
+      { msgId: '2024-old-acked', digest: 'd1', receivedAt: T0, ackBody: '{"ack":1}' },
+      { msgId: '2024-old-manual', digest: 'd2', receivedAt: T0 + 1 },
+    ])
+    const store = SqliteInboxStore.open(path)
+    try {
+      expect(store.database.pragma('user_version', { simple: true })).toBe(2)
+      const legacy = { signer: undefined, msgId: '2024-old-acked', digest: 'd1', receivedAt: T0, ackTopic: 'org.example.dev.gilmsg.ack', ackBody: '{"ack":1}' }
+      expect(store.get('publisher', '2024-old-acked')).toEqual(legacy)
+      expect(store.get('mallory', '2024-old-acked')).toEqual(legacy)
+      expect(store.get('publisher', '2024-old-manual')).toEqual({ signer: undefined, msgId: '2024-old-manual', digest: 'd2', receivedAt: T0 + 1, ackTopic: undefined, ackBody: undefined })
+      // Another signer's message with that msg_id (the legacy row's digest differs) gets its own entry; the legacy one stays.
+      const own = newEntry({ signer: 'publisher', msgId: '2024-old-acked', digest: 'd9', receivedAt: T0 + 5 })
+      await store.put(own)
+      expect(getOf(store, own)).toEqual(own)
+      expect(store.get('mallory', '2024-old-acked')).toEqual(legacy)
+      await expect(store.prune(T0 + 2)).resolves.toBe(2)
+      expect(store.get('mallory', '2024-old-acked')).toBeUndefined()
+      expect(getOf(store, own)).toEqual(own)
+      expect(store.database.prepare('SELECT count(*) FROM inbox_acks').pluck().get()).toBe(1)
     } finally {
       await store.close()
     }
@@ -82,10 +122,10 @@ describe('SqliteInboxStore stores each distinct ACK once', () => {
       const es = Array.from({ length: 64 }, (_, i) => newEntry({ receivedAt: T0 + i, ackTopic: ACK_TOPIC, ackBody: body }))
       await Promise.all(es.map((e) => store.put(e)))
       expect(acks(store)).toEqual([{ topic: ACK_TOPIC, body }])
-      for (const e of es) expect(store.get(e.msgId)).toEqual(e)
+      for (const e of es) expect(getOf(store, e)).toEqual(e)
       await expect(store.prune(T0 + 32)).resolves.toBe(32)
       expect(acks(store)).toHaveLength(1)
-      expect(store.get(es[63]!.msgId)?.ackBody).toBe(body)
+      expect(getOf(store, es[63]!)?.ackBody).toBe(body)
       await expect(store.prune(T0 + 64)).resolves.toBe(32)
       expect(acks(store)).toEqual([])
     } finally {
@@ -104,7 +144,7 @@ describe('SqliteInboxStore stores each distinct ACK once', () => {
       await store.put(none)
       expect(acks(store)).toEqual([])
       for (const e of [topicOnly, bodyOnly, empty, swapped]) await store.put(e)
-      for (const e of [none, topicOnly, bodyOnly, empty, swapped]) expect(store.get(e.msgId)).toEqual(e)
+      for (const e of [none, topicOnly, bodyOnly, empty, swapped]) expect(getOf(store, e)).toEqual(e)
       expect(acks(store)).toHaveLength(4)
     } finally {
       await store.close()
@@ -127,7 +167,7 @@ describe('SqliteInboxStore stores each distinct ACK once', () => {
         { topic: ACK_TOPIC, body },
         { topic: `${ACK_TOPIC}.other`, body },
       ])
-      expect(store.get(later.msgId)?.ackBody).toBe(body)
+      expect(getOf(store, later)?.ackBody).toBe(body)
     } finally {
       await store.close()
     }
@@ -156,8 +196,8 @@ describe('SqliteInboxStore stores each distinct ACK once', () => {
         store.put({ ...b, ackBody: 'y' }),
       ])
       expect(store.stats.failedBatches).toBe(0)
-      expect(store.get(d.msgId)?.ackBody).toBe('x')
-      expect(store.get(b.msgId)?.ackBody).toBe('y')
+      expect(getOf(store, d)?.ackBody).toBe('x')
+      expect(getOf(store, b)?.ackBody).toBe('y')
       expect(acks(store).map((r) => (r as { body: string }).body)).toEqual(['x', 'y'])
     } finally {
       await store.close()

@@ -7,13 +7,23 @@ import {
   ACK_MODNAME,
   ACK_TOPIC,
   ackBody,
+  checkDeadline,
+  CLOCK_SKEW_MARGIN_MS,
+  DEFAULT_INBOX_RETENTION_MS,
   GILMSG_VERSION,
+  MAX_DEADLINE_MS,
+  MAX_MESSAGE_AGE_MS,
+  MAX_MSG_ID_LENGTH,
   mustAck,
   parseAck,
+  parseAcks,
   RECIPIENTS_FIELD,
+  refusal,
   reliableFields,
   VERSION_FIELD,
 } from '../../../src/reliable/protocol.js'
+import { newMsgId } from '../../../src/envelope/envelope.js'
+import { InvalidArgumentError } from '../../../src/errors.js'
 
 const DIGEST = 'a'.repeat(32) + '0123456789abcdef'.repeat(2)
 
@@ -132,6 +142,13 @@ describe('parseAck', () => {
     expect(parseAck(ack({ ack_msg_id: null, ack_digest: DIGEST }))).toBeUndefined()
   })
 
+  it(`ack_msg_id of at most ${MAX_MSG_ID_LENGTH} characters: a longer one is refused, alone or in a batch`, () => {
+    expect(parseAck(ack({ ack_msg_id: 'm'.repeat(MAX_MSG_ID_LENGTH), ack_digest: DIGEST }))?.ack_msg_id).toHaveLength(MAX_MSG_ID_LENGTH)
+    expect(parseAck(ack({ ack_msg_id: 'm'.repeat(MAX_MSG_ID_LENGTH + 1), ack_digest: DIGEST }))).toBeUndefined()
+    const item = (id: string) => ({ ack_msg_id: id, ack_digest: DIGEST, disposition: 'received' })
+    expect(parseAcks(ack({ acks: [item('m1'), item('m'.repeat(MAX_MSG_ID_LENGTH + 1))] }))).toBeUndefined()
+  })
+
   it('reason must be a string when present', () => {
     expect(parseAck(ack({ ack_msg_id: 'm1', ack_digest: DIGEST, disposition: 'rejected', reason: 5 }))).toBeUndefined()
     expect(parseAck(ack({ ack_msg_id: 'm1', ack_digest: DIGEST, disposition: 'rejected', reason: ['x'] }))).toBeUndefined()
@@ -146,6 +163,46 @@ describe('parseAck', () => {
     ['missing', undefined],
   ])('a msg that is not an object (%s) is refused', (_, msg) => {
     expect(parseAck(ack(msg))).toBeUndefined()
+  })
+})
+
+describe('refusal: which guaranteed messages a consumer refuses before its inbox', () => {
+  const NOW = Date.UTC(2026, 5, 1, 12)
+  const signedAt = (ms: number): JsonObject => env({ timestamp: Math.floor(ms / 1000) })
+
+  it('accepts a message signed now, up to MAX_MESSAGE_AGE_MS (6 days) ago, and up to CLOCK_SKEW_MARGIN_MS (1 day) ahead', () => {
+    expect(MAX_MESSAGE_AGE_MS).toBe(DEFAULT_INBOX_RETENTION_MS - CLOCK_SKEW_MARGIN_MS)
+    expect([DEFAULT_INBOX_RETENTION_MS, CLOCK_SKEW_MARGIN_MS, MAX_MESSAGE_AGE_MS, MAX_DEADLINE_MS].map((ms) => ms / 86_400_000)).toEqual([7, 1, 6, 5])
+    expect(refusal('m', signedAt(NOW), NOW)).toBeUndefined()
+    expect(refusal('m', signedAt(NOW - MAX_MESSAGE_AGE_MS), NOW)).toBeUndefined()
+    expect(refusal('m', signedAt(NOW + CLOCK_SKEW_MARGIN_MS), NOW)).toBeUndefined()
+  })
+
+  it('stale: signed (whole seconds) before now - maxAge; from_future: after now + the margin', () => {
+    expect(refusal('m', signedAt(NOW - MAX_MESSAGE_AGE_MS - 1000), NOW)).toBe('stale')
+    expect(refusal('m', signedAt(NOW + CLOCK_SKEW_MARGIN_MS + 1000), NOW)).toBe('from_future')
+    expect(refusal('m', signedAt(0), NOW)).toBe('stale')
+    // A shorter retention narrows the window.
+    expect(refusal('m', signedAt(NOW - 2 * 3_600_000), NOW, 3_600_000)).toBe('stale')
+  })
+
+  it('no_timestamp: missing, not an integer; msg_id_too_long comes first', () => {
+    expect(refusal('m', env({}), NOW)).toBe('no_timestamp')
+    expect(refusal('m', env({ timestamp: '1700000000' }), NOW)).toBe('no_timestamp')
+    expect(refusal('m', env({ timestamp: 1.5e9 + 0.5 }), NOW)).toBe('no_timestamp')
+    expect(refusal('m'.repeat(MAX_MSG_ID_LENGTH + 1), signedAt(NOW), NOW)).toBe('msg_id_too_long')
+    expect(refusal('m'.repeat(MAX_MSG_ID_LENGTH), signedAt(NOW), NOW)).toBeUndefined()
+  })
+
+  it('a publisher never makes a msg_id near the limit: <year>-<uuid> is 41 characters', () => {
+    expect(newMsgId(NOW)).toMatch(/^2026-[0-9a-f-]{36}$/)
+    expect(newMsgId(NOW)).toHaveLength(41)
+  })
+
+  it('checkDeadline: at most MAX_DEADLINE_MS, else an InvalidArgumentError naming the maximum', () => {
+    expect(() => checkDeadline(MAX_DEADLINE_MS, 'deadline')).not.toThrow()
+    expect(() => checkDeadline(MAX_DEADLINE_MS + 1, 'deadline')).toThrow(InvalidArgumentError)
+    expect(() => checkDeadline(MAX_DEADLINE_MS + 1, '--deadline')).toThrow(`--deadline: expected at most ${MAX_DEADLINE_MS} ms (5 days`)
   })
 })
 

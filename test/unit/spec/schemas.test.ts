@@ -214,6 +214,11 @@ describe('the schemas reject wrong documents', () => {
     expectInvalid(validateAck, { ...ack, ack_msg_id: '' }, 'minLength')
     expectInvalid(validateAck, without(ack, 'disposition'), 'required')
   })
+
+  it('ACK with an ack_msg_id over 128 characters (as parseAcks refuses it)', () => {
+    expectValid(validateAck, { ...ack, ack_msg_id: 'm'.repeat(128) })
+    expectInvalid(validateAck, { ...ack, ack_msg_id: 'm'.repeat(129) }, 'maxLength')
+  })
 })
 
 describe('batched ACK payloads against ack.schema.json', () => {
