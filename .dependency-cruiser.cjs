@@ -11,11 +11,13 @@ const MAY_IMPORT = {
   crypto: ['util'],
   transport: ['util'],
   envelope: ['crypto', 'json', 'util'],
+  protocol: [],
   config: ['crypto', 'util'],
-  outbox: ['util'],
-  inbox: ['util', 'outbox'],
+  sqlite: ['util'],
+  outbox: ['protocol', 'sqlite', 'util'],
+  inbox: ['sqlite', 'util'],
   bus: ['config', 'crypto', 'envelope', 'json', 'transport', 'util'],
-  reliable: ['bus', 'config', 'crypto', 'envelope', 'inbox', 'json', 'outbox', 'transport', 'util'],
+  reliable: ['bus', 'config', 'crypto', 'envelope', 'inbox', 'json', 'outbox', 'protocol', 'transport', 'util'],
   cli: ['bus', 'config', 'crypto', 'envelope', 'inbox', 'json', 'outbox', 'reliable', 'transport', 'util'],
 }
 

@@ -13,7 +13,9 @@ export const ErrorCode = {
   Closed: 'GILMSG_CLOSED',
   AckTimeout: 'GILMSG_ACK_TIMEOUT',
   DeliveryRejected: 'GILMSG_DELIVERY_REJECTED',
-  Outbox: 'GILMSG_OUTBOX',
+  Store: 'GILMSG_STORE',
+  /** @deprecated Use {@link ErrorCode.Store} (the same value); to be removed in the next release. */
+  Outbox: 'GILMSG_STORE',
   Aborted: 'GILMSG_ABORTED',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -135,6 +137,36 @@ export class AbortedError extends GilmsgError {
     super(ErrorCode.Aborted, message, options)
   }
 }
+
+/** The stores gilmsg keeps: a publisher's outbox, a consumer's inbox. */
+export type StoreKind = 'outbox' | 'inbox'
+
+/**
+ * A storage failure of an outbox or inbox (code `GILMSG_STORE`): its file
+ * cannot be opened, is locked, full or damaged, a batch failed to commit, or
+ * a write conflicts with what is stored (duplicate msgId). `store` says which
+ * store, `path` its file (undefined for a memory store); the message names
+ * them (`"inbox /path/x.db: ..."`) and says what to do; `cause` is the
+ * underlying SQLite or file system error, if any.
+ */
+export class StoreError extends GilmsgError {
+  override name = 'StoreError'
+  readonly store: StoreKind
+  readonly path: string | undefined
+  constructor(store: StoreKind, message: string, options?: { readonly path?: string | undefined; readonly cause?: unknown }) {
+    super(ErrorCode.Store, message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.store = store
+    this.path = options?.path
+  }
+}
+
+/**
+ * @deprecated Use {@link StoreError}: `OutboxError` is the same class (an
+ * inbox's errors are instances of it too), kept for one release.
+ */
+export const OutboxError = StoreError
+/** @deprecated Use {@link StoreError}. */
+export type OutboxError = StoreError
 
 /** Per-recipient detail in delivery errors and receipts. */
 export interface RecipientAck {

@@ -36,9 +36,10 @@ export {
   AckTimeoutError,
   DeliveryRejectedError,
   CrlRollbackError,
+  StoreError,
+  OutboxError,
 } from './errors.js'
-export type { RecipientAck, CrlPosition } from './errors.js'
-export { OutboxError } from './outbox/errors.js'
+export type { RecipientAck, CrlPosition, StoreKind } from './errors.js'
 
 export { Lossless } from './json/value.js'
 export type { JsonValue, JsonNumber, JsonObject } from './json/value.js'
@@ -49,7 +50,8 @@ export { describeCrlEvent, DEFAULT_CRL_POLL_MS } from './crypto/crl-watch.js'
 export type { CrlEvent } from './crypto/crl-watch.js'
 export type { CrlStatus, CrlMark } from './crypto/crl.js'
 
-export { DeliveryState, Disposition } from './outbox/store.js'
+export { Disposition } from './protocol/ack.js'
+export { DeliveryState } from './outbox/store.js'
 export type { OutboxStore, OutboxMessage, RecipientStatus, Added, AckRecorded } from './outbox/store.js'
 export type { InboxStore, InboxEntry } from './inbox/store.js'
 export { SqliteOutboxStore } from './outbox/sqlite.js'

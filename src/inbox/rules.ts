@@ -1,25 +1,38 @@
-import { ErrorCode, GilmsgError } from '../errors.js'
-import { checkTime } from '../outbox/rules.js'
+import { InvalidArgumentError } from '../errors.js'
 import type { InboxEntry } from './store.js'
 
 /* Argument checks shared by the InboxStore implementations. Internal to src/inbox. */
 
 function checkOptionalString(what: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'string') {
-    throw new GilmsgError(ErrorCode.Usage, `${what}: expected a string or undefined, got ${typeof value}`)
+    throw new InvalidArgumentError(`${what}: expected a string or undefined, got ${typeof value}`)
   }
 }
 
-/** Throws a `GILMSG_USAGE` error naming the field unless `entry` is well-formed. */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) return String(value)
+  return typeof value
+}
+
+function checkTime(what: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new InvalidArgumentError(`${what}: expected a finite number of ms since the epoch, got ${describe(value)}`)
+  }
+}
+
+/** Throws an `InvalidArgumentError` naming the field unless `entry` is well-formed. */
 export function checkInboxEntry(entry: InboxEntry): void {
   if (typeof entry.msgId !== 'string' || entry.msgId === '') {
-    throw new GilmsgError(ErrorCode.Usage, `inbox entry msgId: expected a non-empty string, got ${JSON.stringify(entry.msgId)}`)
+    throw new InvalidArgumentError(`inbox entry msgId: expected a non-empty string, got ${JSON.stringify(entry.msgId)}`)
   }
   if (typeof entry.digest !== 'string' || entry.digest === '') {
-    throw new GilmsgError(ErrorCode.Usage, `inbox entry ${entry.msgId}: digest: expected a non-empty string, got ${JSON.stringify(entry.digest)}`)
+    throw new InvalidArgumentError(`inbox entry ${entry.msgId}: digest: expected a non-empty string, got ${JSON.stringify(entry.digest)}`)
   }
   if (typeof entry.signer !== 'string') {
-    throw new GilmsgError(ErrorCode.Usage, `inbox entry ${entry.msgId}: signer: expected a string (a CN, or '' when unvalidated), got ${JSON.stringify(entry.signer)}`)
+    throw new InvalidArgumentError(
+      `inbox entry ${entry.msgId}: signer: expected a string (a CN, or '' when unvalidated), got ${JSON.stringify(entry.signer)}`,
+    )
   }
   checkTime(`inbox entry ${entry.msgId}: receivedAt`, entry.receivedAt)
   checkOptionalString(`inbox entry ${entry.msgId}: ackTopic`, entry.ackTopic)
@@ -31,7 +44,7 @@ export function inboxKey(signer: string, msgId: string): string {
   return `${signer.length}:${signer}${msgId}`
 }
 
-/** Throws a `GILMSG_USAGE` error unless `before` is a finite number. */
+/** Throws an `InvalidArgumentError` unless `before` is a finite number. */
 export function checkPruneBefore(before: number): void {
   checkTime('prune(before)', before)
 }

@@ -1,8 +1,9 @@
 import type Database from 'better-sqlite3'
-import type { GroupCommitStats } from '../outbox/group-commit.js'
-import { ContentIds } from '../outbox/sqlite-dedupe.js'
-import { SqliteFile } from '../outbox/sqlite-file.js'
-import type { Migration, SqliteStoreOptions } from '../outbox/sqlite-common.js'
+import { ContentIds } from '../sqlite/content-ids.js'
+import { SqliteFile } from '../sqlite/file.js'
+import type { GroupCommitStats } from '../sqlite/group-commit.js'
+import type { Migration } from '../sqlite/migrate.js'
+import type { SqliteStoreOptions } from '../sqlite/options.js'
 import { checkInboxEntry, checkPruneBefore } from './rules.js'
 import type { InboxEntry, InboxStore } from './store.js'
 
@@ -97,12 +98,12 @@ function prepareStatements(db: Database.Database) {
 
 /**
  * The durable {@link InboxStore}: one SQLite file in WAL mode (normally its
- * own file, see `defaultStatePath(name, 'inbox')`), with the outbox's group
- * commit: `put` and `prune` run at once inside the current batch transaction
- * and resolve after it commits (on `setImmediate`, or once it holds
- * `maxBatchOps` writes). A commit failure rejects every write of the batch
- * with an `OutboxError` (code `GILMSG_OUTBOX`) that says nothing in it was
- * committed.
+ * own file, see `defaultStatePath(name, 'inbox')`), with the engine's group
+ * commit (`src/sqlite/`): `put` and `prune` run at once inside the current
+ * batch transaction and resolve after it commits (on `setImmediate`, or once
+ * it holds `maxBatchOps` writes). A commit failure rejects every write of the
+ * batch with a `StoreError` (`store: 'inbox'`, code `GILMSG_STORE`) that says
+ * nothing in it was committed.
  *
  * Each distinct ACK (topic and body) is stored once (table `inbox_acks`,
  * keyed by its SHA-256), however many messages one batched ACK acknowledges;
@@ -133,11 +134,11 @@ export class SqliteInboxStore implements InboxStore {
 
   /**
    * Opens the inbox at `path`, creating the file (mode 0600) and its
-   * directory (mode 0700) if missing, and migrating its schema. Throws an
-   * `OutboxError` naming the path and what to do when the file is locked by
-   * another process past `busyTimeoutMs`, is not a database or is corrupt,
-   * cannot be created or written, or has a newer schema; a `GILMSG_USAGE`
-   * error for invalid options.
+   * directory (mode 0700) if missing, and migrating its schema. Throws a
+   * `StoreError` (`store: 'inbox'`) naming the path and what to do when the
+   * file is locked by another process past `busyTimeoutMs`, is not a database
+   * or is corrupt, cannot be created or written, or has a newer schema; an
+   * `InvalidArgumentError` for an empty path or invalid options.
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteInboxStore {
     const { file, statements } = SqliteFile.open('inbox', path, options, MIGRATIONS, prepareStatements)
@@ -196,8 +197,8 @@ export class SqliteInboxStore implements InboxStore {
 
   /**
    * Commits queued writes (settling their promises), then closes the file.
-   * Idempotent: every call returns the same promise. Rejects with an
-   * `OutboxError` only if the file cannot be closed.
+   * Idempotent: every call returns the same promise. Rejects with a
+   * `StoreError` only if the file cannot be closed.
    */
   close(): Promise<void> {
     return this.#file.close()

@@ -1,4 +1,5 @@
 import { ClosedError } from '../errors.js'
+import type { Disposition } from '../protocol/ack.js'
 import {
   added,
   checkAckRecord,
@@ -19,7 +20,6 @@ import type {
   AckRecord,
   AckRecorded,
   Added,
-  Disposition,
   ListFilter,
   NewOutboxMessage,
   OutboxMessage,

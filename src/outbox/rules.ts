@@ -1,16 +1,12 @@
-import { ErrorCode, GilmsgError } from '../errors.js'
-import { OutboxError } from './errors.js'
-import { DELIVERY_STATES, DISPOSITIONS, DeliveryState, Disposition } from './store.js'
+import { InvalidArgumentError, StoreError } from '../errors.js'
+import { DISPOSITIONS, Disposition } from '../protocol/ack.js'
+import { DELIVERY_STATES, DeliveryState } from './store.js'
 import type { AckOutcome, AckRecord, AckRecorded, Added, ListFilter, NewOutboxMessage } from './store.js'
 
 /*
  * The rules every OutboxStore applies, shared so that the implementations
  * cannot drift apart. Internal to src/outbox.
  */
-
-function usage(message: string): GilmsgError {
-  return new GilmsgError(ErrorCode.Usage, message)
-}
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
@@ -19,70 +15,70 @@ function describe(value: unknown): string {
 }
 
 function checkString(what: string, value: unknown): void {
-  if (typeof value !== 'string' || value === '') throw usage(`${what}: expected a non-empty string, got ${describe(value)}`)
+  if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`${what}: expected a non-empty string, got ${describe(value)}`)
 }
 
-/** Throws a `GILMSG_USAGE` error unless `value` is a finite number. */
+/** Throws an `InvalidArgumentError` unless `value` is a finite number. */
 export function checkTime(what: string, value: unknown): void {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw usage(`${what}: expected a finite number of ms since the epoch, got ${describe(value)}`)
+    throw new InvalidArgumentError(`${what}: expected a finite number of ms since the epoch, got ${describe(value)}`)
   }
 }
 
-/** Returns `value` if it is a non-negative integer; throws a `GILMSG_USAGE` error otherwise. */
+/** Returns `value` if it is a non-negative integer; throws an `InvalidArgumentError` otherwise. */
 export function checkLimit(what: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw usage(`${what}: expected a non-negative integer, got ${describe(value)}`)
+    throw new InvalidArgumentError(`${what}: expected a non-negative integer, got ${describe(value)}`)
   }
   return value
 }
 
-/** Throws a `GILMSG_USAGE` error naming the field unless `m` is a valid new message (recipients non-empty, no duplicates). */
+/** Throws an `InvalidArgumentError` naming the field unless `m` is a valid new message (recipients non-empty, no duplicates). */
 export function checkNewMessage(m: NewOutboxMessage): void {
   checkString('message.msgId', m.msgId)
   checkString(`message ${m.msgId}: topic`, m.topic)
-  if (typeof m.body !== 'string') throw usage(`message ${m.msgId}: body: expected a string, got ${describe(m.body)}`)
+  if (typeof m.body !== 'string') throw new InvalidArgumentError(`message ${m.msgId}: body: expected a string, got ${describe(m.body)}`)
   checkString(`message ${m.msgId}: digest`, m.digest)
   checkTime(`message ${m.msgId}: createdAt`, m.createdAt)
   checkTime(`message ${m.msgId}: deadline`, m.deadline)
   checkTime(`message ${m.msgId}: nextAttemptAt`, m.nextAttemptAt)
   if (!Array.isArray(m.recipients) || m.recipients.length === 0) {
-    throw usage(`message ${m.msgId}: recipients: expected a non-empty array of CNs, got ${describe(m.recipients)}`)
+    throw new InvalidArgumentError(`message ${m.msgId}: recipients: expected a non-empty array of CNs, got ${describe(m.recipients)}`)
   }
   const seen = new Set<string>()
   for (const cn of m.recipients) {
     checkString(`message ${m.msgId}: recipient`, cn)
-    if (seen.has(cn)) throw usage(`message ${m.msgId}: recipient ${JSON.stringify(cn)} is listed twice`)
+    if (seen.has(cn)) throw new InvalidArgumentError(`message ${m.msgId}: recipient ${JSON.stringify(cn)} is listed twice`)
     seen.add(cn)
   }
 }
 
-/** The rejection of `add()` for a msgId already stored. */
-export function duplicateMessage(msgId: string): OutboxError {
-  return new OutboxError(`message ${JSON.stringify(msgId)} is already in the outbox (msgIds must be unique)`)
+/** The rejection of `add()` for a msgId already stored (`path`: the outbox's file, if it has one). */
+export function duplicateMessage(msgId: string, path?: string): StoreError {
+  return new StoreError('outbox', `message ${JSON.stringify(msgId)} is already in the outbox (msgIds must be unique)`, { path })
 }
 
-/** Throws a `GILMSG_USAGE` error naming the field unless `ack` is well-formed. */
+/** Throws an `InvalidArgumentError` naming the field unless `ack` is well-formed. */
 export function checkAckRecord(ack: AckRecord): void {
   checkString('ack.msgId', ack.msgId)
   checkString(`ack of ${ack.msgId}: cn`, ack.cn)
   if (ack.digest !== undefined) checkString(`ack of ${ack.msgId}: digest`, ack.digest)
   if (!DISPOSITIONS.includes(ack.disposition)) {
-    throw usage(`ack of ${ack.msgId}: disposition: expected one of ${DISPOSITIONS.join(', ')}, got ${describe(ack.disposition)}`)
+    throw new InvalidArgumentError(`ack of ${ack.msgId}: disposition: expected one of ${DISPOSITIONS.join(', ')}, got ${describe(ack.disposition)}`)
   }
   if (ack.reason !== undefined && typeof ack.reason !== 'string') {
-    throw usage(`ack of ${ack.msgId}: reason: expected a string, got ${describe(ack.reason)}`)
+    throw new InvalidArgumentError(`ack of ${ack.msgId}: reason: expected a string, got ${describe(ack.reason)}`)
   }
   checkTime(`ack of ${ack.msgId}: at`, ack.at)
-  if (typeof ack.ackBody !== 'string') throw usage(`ack of ${ack.msgId}: ackBody: expected a string, got ${describe(ack.ackBody)}`)
+  if (typeof ack.ackBody !== 'string') throw new InvalidArgumentError(`ack of ${ack.msgId}: ackBody: expected a string, got ${describe(ack.ackBody)}`)
   checkString(`ack of ${ack.msgId}: fingerprint`, ack.fingerprint)
 }
 
-/** The filter's state and limit, checked; throws a `GILMSG_USAGE` error for an unknown state or a bad limit. */
+/** The filter's state and limit, checked; throws an `InvalidArgumentError` for an unknown state or a bad limit. */
 export function checkListFilter(filter: ListFilter | undefined): { state: DeliveryState | undefined; limit: number | undefined } {
   const state = filter?.state
   if (state !== undefined && !DELIVERY_STATES.includes(state)) {
-    throw usage(`list filter state: expected one of ${DELIVERY_STATES.join(', ')}, got ${describe(state)}`)
+    throw new InvalidArgumentError(`list filter state: expected one of ${DELIVERY_STATES.join(', ')}, got ${describe(state)}`)
   }
   const limit = filter?.limit === undefined ? undefined : checkLimit('list filter limit', filter.limit)
   return { state, limit }

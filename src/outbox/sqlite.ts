@@ -1,6 +1,10 @@
 import type Database from 'better-sqlite3'
-import type { OutboxError } from './errors.js'
-import type { GroupCommit, GroupCommitStats } from './group-commit.js'
+import type { Disposition } from '../protocol/ack.js'
+import { ContentIds } from '../sqlite/content-ids.js'
+import { SqliteFile } from '../sqlite/file.js'
+import type { GroupCommit, GroupCommitStats } from '../sqlite/group-commit.js'
+import type { Migration } from '../sqlite/migrate.js'
+import type { SqliteStoreOptions } from '../sqlite/options.js'
 import {
   added,
   checkAckRecord,
@@ -15,16 +19,12 @@ import {
   recordNow,
   refuseAck,
 } from './rules.js'
-import { ContentIds } from './sqlite-dedupe.js'
-import { SqliteFile } from './sqlite-file.js'
-import type { Migration, SqliteStoreOptions } from './sqlite-common.js'
 import { DeliveryState } from './store.js'
 import type {
   AckOutcome,
   AckRecord,
   AckRecorded,
   Added,
-  Disposition,
   ListFilter,
   NewOutboxMessage,
   OutboxMessage,
@@ -32,9 +32,10 @@ import type {
   RecipientStatus,
 } from './store.js'
 
-export { defaultStatePath, DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_MAX_BATCH_OPS, DEFAULT_SYNCHRONOUS } from './sqlite-common.js'
-export type { SqliteStoreOptions, SqliteSynchronous } from './sqlite-common.js'
-export type { GroupCommitStats } from './group-commit.js'
+export { defaultStatePath } from '../sqlite/open.js'
+export { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_MAX_BATCH_OPS, DEFAULT_SYNCHRONOUS } from '../sqlite/options.js'
+export type { SqliteStoreOptions, SqliteSynchronous } from '../sqlite/options.js'
+export type { GroupCommitStats } from '../sqlite/group-commit.js'
 
 /** The outbox schema, one entry per `PRAGMA user_version`. */
 const MIGRATIONS: readonly Migration[] = [
@@ -200,10 +201,10 @@ function prepareStatements(db: Database.Database) {
  * `maxBatchOps` writes; each promise settles after that commit. A write that
  * is refused (duplicate msgId, invalid argument) rejects alone; a batch
  * failure (disk full, I/O error, failed COMMIT) rejects every write of the
- * batch with an {@link OutboxError} that says nothing in it was committed.
+ * batch with a `StoreError` that says nothing in it was committed.
  * If another process holds the file's write lock, the write that opens a
  * batch waits up to `busyTimeoutMs` (blocking the event loop), then rejects
- * with a "locked" `OutboxError`.
+ * with a "locked" `StoreError`.
  *
  * Each distinct ACK body is stored once (table `ack_bodies`, keyed by its
  * SHA-256), however many messages one batched ACK acknowledges; `purge`
@@ -235,11 +236,11 @@ export class SqliteOutboxStore implements OutboxStore {
 
   /**
    * Opens the outbox at `path`, creating the file (mode 0600) and its
-   * directory (mode 0700) if missing, and migrating its schema. Throws an
-   * {@link OutboxError} naming the path and what to do when the file is locked
-   * by another process past `busyTimeoutMs`, is not a database or is corrupt,
-   * cannot be created or written, or has a newer schema; a `GILMSG_USAGE`
-   * error for invalid options.
+   * directory (mode 0700) if missing, and migrating its schema. Throws a
+   * `StoreError` (`store: 'outbox'`) naming the path and what to do when the
+   * file is locked by another process past `busyTimeoutMs`, is not a database
+   * or is corrupt, cannot be created or written, or has a newer schema; an
+   * `InvalidArgumentError` for an empty path or invalid options.
    */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteOutboxStore {
     const { file, statements } = SqliteFile.open('outbox', path, options, MIGRATIONS, prepareStatements)
@@ -264,7 +265,7 @@ export class SqliteOutboxStore implements OutboxStore {
         s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, message.nextAttemptAt)
       } catch (e) {
         // The first statement: a duplicate msg_id changed nothing, and is refused alone.
-        if ((e as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateMessage(message.msgId)
+        if ((e as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateMessage(message.msgId, this.path)
         throw e
       }
       s.insertBody.run(message.msgId, message.body)
@@ -412,8 +413,8 @@ export class SqliteOutboxStore implements OutboxStore {
 
   /**
    * Commits queued writes (settling their promises), then closes the file.
-   * Idempotent: every call returns the same promise. Rejects with an
-   * {@link OutboxError} only if the file cannot be closed.
+   * Idempotent: every call returns the same promise. Rejects with a
+   * `StoreError` only if the file cannot be closed.
    */
   close(): Promise<void> {
     return this.#file.close()

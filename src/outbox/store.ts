@@ -1,3 +1,5 @@
+import type { Disposition } from '../protocol/ack.js'
+
 /**
  * OutboxStore: where a publisher keeps every guaranteed message until all its
  * recipients acknowledged it, and the receipts (the signed ACKs) after that.
@@ -17,18 +19,6 @@ export const DeliveryState = {
 } as const
 export type DeliveryState = (typeof DeliveryState)[keyof typeof DeliveryState]
 export const DELIVERY_STATES: readonly DeliveryState[] = Object.values(DeliveryState)
-
-/** What a recipient said in its ACK. */
-export const Disposition = {
-  /** Got it (automatic ACK on receipt). */
-  Received: 'received',
-  /** The application processed it (manual ACK). */
-  Processed: 'processed',
-  /** The application refused it; `reason` says why. */
-  Rejected: 'rejected',
-} as const
-export type Disposition = (typeof Disposition)[keyof typeof Disposition]
-export const DISPOSITIONS: readonly Disposition[] = Object.values(Disposition)
 
 export interface NewOutboxMessage {
   readonly msgId: string
@@ -133,7 +123,7 @@ export interface OutboxStore {
   /**
    * Commits a new pending message (state pending, attempts 1) with its
    * recipients: see {@link Added} for when each promise settles. Rejects a
-   * duplicate msgId with an `OutboxError`.
+   * duplicate msgId with a `StoreError`.
    */
   add(message: NewOutboxMessage): Added
   get(msgId: string): OutboxMessage | undefined

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js'
-import { DISPOSITIONS, type Disposition } from '../outbox/store.js'
+import { DISPOSITIONS, type AckBody, type BatchAckBody, type Disposition } from '../protocol/ack.js'
 import type { JsonObject } from '../json/value.js'
 import { envelopeField, envelopeInt } from '../envelope/envelope.js'
 
@@ -12,19 +12,8 @@ export const ACK_TOPIC = 'ack'
 export const VERSION_FIELD = 'gilmsg_version'
 export const RECIPIENTS_FIELD = 'gilmsg_recipients'
 
-/** The payload of one ACK. */
-export interface AckBody {
-  readonly ack_msg_id: string
-  /** SHA-256 hex of the acknowledged message's canonical signed bytes. Absent from Python gilmsg 0.1.2 ACKs. */
-  readonly ack_digest?: string
-  readonly disposition: Disposition
-  readonly reason?: string
-}
-
-/** The payload of a batched ACK: one signature over many messages' ACKs (gilmsg peers only). */
-export interface BatchAckBody {
-  readonly acks: readonly AckBody[]
-}
+/** The ACK payloads this module builds and parses; defined with the rest of the ACK vocabulary in `src/protocol/ack.ts`. */
+export type { AckBody, BatchAckBody } from '../protocol/ack.js'
 
 /** Largest batch a publisher accepts in one ACK. */
 export const MAX_ACKS_PER_ENVELOPE = 1024

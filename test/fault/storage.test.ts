@@ -25,9 +25,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { busFromConfig } from '../../src/bus/from-config.js'
 import { parseConfig } from '../../src/config/config.js'
 import { createTestPki, type TestPki } from '../../src/crypto/certs.js'
-import { ErrorCode } from '../../src/errors.js'
+import { ErrorCode, StoreError } from '../../src/errors.js'
 import { SqliteInboxStore } from '../../src/inbox/sqlite.js'
-import { OutboxError } from '../../src/outbox/errors.js'
 import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
 import type { Delivery } from '../../src/reliable/consumer.js'
 import { openGilmsg } from '../../src/reliable/from-config.js'
@@ -132,8 +131,8 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 function expectStorageError(e: unknown, path: string, what: RegExp): void {
-  expect(e).toBeInstanceOf(OutboxError)
-  expect((e as OutboxError).code).toBe(ErrorCode.Outbox)
+  expect(e).toBeInstanceOf(StoreError)
+  expect(e).toMatchObject({ code: ErrorCode.Store, store: 'outbox', path })
   expect((e as Error).message.startsWith(`outbox ${path}: `), (e as Error).message).toBe(true)
   expect((e as Error).message).toMatch(what)
 }
@@ -163,7 +162,7 @@ afterAll(async () => {
 })
 
 describe('the outbox locked by another process', () => {
-  it('publish and enqueue reject with a "locked" OutboxError within the busy timeout; the committed messages survive and publishing works once the lock is gone', async () => {
+  it('publish and enqueue reject with a "locked" StoreError within the busy timeout; the committed messages survive and publishing works once the lock is gone', async () => {
     const path = join(dir, 'locked', 'pub.outbox.db')
     const { g, store } = await openPublisher(path)
     const backgroundErrors: string[] = []

@@ -2,12 +2,11 @@ import { chmodSync, closeSync, mkdirSync, openSync, writeFileSync, writeSync } f
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ErrorCode } from '../../../src/errors.js'
+import { ErrorCode, StoreError } from '../../../src/errors.js'
 import { SqliteInboxStore } from '../../../src/inbox/sqlite.js'
-import { OutboxError } from '../../../src/outbox/errors.js'
 import { SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
 import { ackOf, newMessage } from '../../unit/outbox/conformance.js'
-import { isRoot, tempDir } from '../../unit/outbox/helpers.js'
+import { isRoot, tempDir } from '../../unit/sqlite/helpers.js'
 
 const tmp = tempDir('outbox-faults')
 afterAll(() => tmp.remove())
@@ -34,9 +33,9 @@ describe('SQLite store faults (real files)', () => {
 
     expect(results.every((r) => r.status === 'rejected')).toBe(true)
     for (const r of results) {
-      const error = (r as PromiseRejectedResult).reason as OutboxError
-      expect(error).toBeInstanceOf(OutboxError)
-      expect(error.code).toBe(ErrorCode.Outbox)
+      const error = (r as PromiseRejectedResult).reason as StoreError
+      expect(error).toBeInstanceOf(StoreError)
+      expect(error).toMatchObject({ code: ErrorCode.Store, store: 'outbox', path })
       expect(error.message).toContain(`outbox ${path}: disk is full (SQLITE_FULL)`)
       expect(error.message).toContain('nothing in this batch was committed')
       expect((error.cause as { code?: string }).code).toBe('SQLITE_FULL')
@@ -66,7 +65,7 @@ describe('SQLite store faults (real files)', () => {
         const other = new Database(path)
         other.exec(begin)
         try {
-          expect(() => SqliteOutboxStore.open(path, { busyTimeoutMs: 50 })).toThrow(OutboxError)
+          expect(() => SqliteOutboxStore.open(path, { busyTimeoutMs: 50 })).toThrow(StoreError)
           expect(() => SqliteOutboxStore.open(path, { busyTimeoutMs: 50 })).toThrow(
             `outbox ${path}: database is locked by another connection (SQLITE_BUSY after waiting 50 ms)`,
           )
@@ -105,7 +104,7 @@ describe('SQLite store faults (real files)', () => {
     const path = newPath()
     mkdirSync(join(path, '..'), { recursive: true })
     writeFileSync(path, 'this is a text file, not an outbox\n'.repeat(300))
-    expect(() => SqliteOutboxStore.open(path)).toThrow(OutboxError)
+    expect(() => SqliteOutboxStore.open(path)).toThrow(StoreError)
     expect(() => SqliteOutboxStore.open(path)).toThrow(`outbox ${path}: not a SQLite database (SQLITE_NOTADB)`)
     expect(() => SqliteOutboxStore.open(path)).toThrow(/move it aside/)
     expect(() => SqliteInboxStore.open(path)).toThrow(`inbox ${path}: not a SQLite database (SQLITE_NOTADB)`)
@@ -132,7 +131,7 @@ describe('SQLite store faults (real files)', () => {
       opened.list()
       expect.unreachable('a corrupt file was read without error')
     } catch (error) {
-      expect(error).toBeInstanceOf(OutboxError)
+      expect(error).toBeInstanceOf(StoreError)
       expect((error as Error).message).toMatch(new RegExp(`^outbox ${path}: (database file is corrupt \\(SQLITE_CORRUPT|not a SQLite database)`))
     } finally {
       await opened?.close()
@@ -147,7 +146,7 @@ describe('SQLite store faults (real files)', () => {
       chmodSync(dir, 0o500)
       try {
         const path = join(dir, 'x.outbox.db')
-        expect(() => SqliteOutboxStore.open(path)).toThrow(OutboxError)
+        expect(() => SqliteOutboxStore.open(path)).toThrow(StoreError)
         expect(() => SqliteOutboxStore.open(path)).toThrow(`outbox ${path}: cannot create the file (EACCES)`)
       } finally {
         chmodSync(dir, 0o700)

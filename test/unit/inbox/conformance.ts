@@ -108,7 +108,7 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
     })
 
     it('put refuses an entry without a signer (usage)', async () => {
-      await expect(store.put({ ...newEntry(), signer: undefined })).rejects.toMatchObject({ code: ErrorCode.Usage })
+      await expect(store.put({ ...newEntry(), signer: undefined })).rejects.toMatchObject({ code: ErrorCode.InvalidArgument })
     })
 
     it('returns copies: mutating a result changes nothing stored', async () => {
@@ -137,7 +137,7 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
       const b = newEntry()
       const results = await Promise.allSettled([store.put(a), store.put({ ...newEntry(), digest: '' }), store.put(b)])
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
-      expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.Usage })
+      expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: ErrorCode.InvalidArgument })
       expect(getOf(store, a)).toEqual(a)
       expect(getOf(store, b)).toEqual(b)
     })

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { contentHash } from '../../../src/outbox/sqlite-dedupe.js'
+import { contentHash } from '../../../src/sqlite/content-ids.js'
 
 /** A row of an inbox as gilmsg wrote it before entries had a signer. */
 export interface Schema1Row {

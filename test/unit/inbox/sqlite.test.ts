@@ -1,9 +1,10 @@
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { ErrorCode, StoreError } from '../../../src/errors.js'
 import { SqliteInboxStore } from '../../../src/inbox/sqlite.js'
-import type { SqliteStoreOptions } from '../../../src/outbox/sqlite.js'
-import { tempDir } from '../outbox/helpers.js'
+import type { SqliteStoreOptions } from '../../../src/sqlite/options.js'
+import { tempDir } from '../sqlite/helpers.js'
 import { describeInboxConformance, getOf, newEntry } from './conformance.js'
 import { writeSchema1 } from './schema1.js'
 
@@ -68,6 +69,30 @@ describe('SqliteInboxStore', () => {
           .map((r) => (r as { detail: string }).detail)
           .join(' '),
       ).toMatch(/inbox_received/)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it("its errors name the inbox: a StoreError (GILMSG_STORE) with store 'inbox' and the path, at open and for a failed batch", async () => {
+    expect(() => SqliteInboxStore.open(tmp.dir)).toThrow(StoreError)
+    expect(() => SqliteInboxStore.open(tmp.dir)).toThrow(
+      expect.objectContaining({ code: ErrorCode.Store, store: 'inbox', path: tmp.dir, message: expect.stringMatching(`^inbox ${tmp.dir}: cannot create the file`) }),
+    )
+    const path = newPath()
+    const store = SqliteInboxStore.open(path, { synchronous: 'OFF' })
+    try {
+      await store.put(newEntry())
+      const db = store.database
+      db.pragma(`max_page_count = ${String(db.pragma('page_count', { simple: true }))}`)
+      const full = store.put(newEntry({ ackBody: 'x'.repeat(100_000) }))
+      await expect(full).rejects.toBeInstanceOf(StoreError)
+      await expect(full).rejects.toMatchObject({
+        code: ErrorCode.Store,
+        store: 'inbox',
+        path,
+        message: expect.stringMatching(/^inbox .*: disk is full \(SQLITE_FULL\).*; nothing in this batch was committed$/),
+      })
     } finally {
       await store.close()
     }

@@ -1,6 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ClosedError, ErrorCode, GilmsgError } from '../../../src/errors.js'
-import { OutboxError } from '../../../src/outbox/errors.js'
+import { ClosedError, ErrorCode, GilmsgError, StoreError } from '../../../src/errors.js'
 import type { AckRecord, NewOutboxMessage, OutboxStore } from '../../../src/outbox/store.js'
 
 /** What a conformance run needs: a fresh empty store, and a way to open it again (as a restarted process would). */
@@ -111,8 +110,8 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
           await expect(store.add(m).committed).rejects.toThrow(/already/)
           await expect(store.add(m).durable).rejects.toThrow(/already/)
           const bad = { ...ackOf(m, 'alice'), at: Number.NaN }
-          await expect(store.recordAck(bad).outcome).rejects.toMatchObject({ code: ErrorCode.Usage })
-          await expect(store.recordAck(bad).durable).rejects.toMatchObject({ code: ErrorCode.Usage })
+          await expect(store.recordAck(bad).outcome).rejects.toMatchObject({ code: ErrorCode.InvalidArgument })
+          await expect(store.recordAck(bad).durable).rejects.toMatchObject({ code: ErrorCode.InvalidArgument })
           for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r))
         } finally {
           process.off('unhandledRejection', onUnhandled)
@@ -147,14 +146,14 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         await p
       })
 
-      it('rejects a duplicate msgId with an OutboxError, leaving the rest of the batch alone', async () => {
+      it('rejects a duplicate msgId with a StoreError, leaving the rest of the batch alone', async () => {
         const a = newMessage()
         const b = newMessage()
         const results = await Promise.allSettled([store.add(a).durable, store.add({ ...a, body: 'other', digest: 'other' }).durable, store.add(b).durable])
         expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
         const reason = (results[1] as PromiseRejectedResult).reason
-        expect(reason).toBeInstanceOf(OutboxError)
-        expect(reason).toMatchObject({ code: ErrorCode.Outbox })
+        expect(reason).toBeInstanceOf(StoreError)
+        expect(reason).toMatchObject({ code: ErrorCode.Store, store: 'outbox' })
         expect(String(reason.message)).toContain(a.msgId)
         expect(store.get(a.msgId)?.body).toBe(a.body)
         expect(store.get(b.msgId)?.state).toBe('pending')
@@ -164,8 +163,8 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
       it('rejects a message without recipients or with a recipient twice (usage), storing nothing', async () => {
         const empty = newMessage({ recipients: [] })
         const twice = newMessage({ recipients: ['alice', 'alice'] })
-        await expect(store.add(empty).durable).rejects.toMatchObject({ code: ErrorCode.Usage })
-        await expect(store.add(twice).durable).rejects.toMatchObject({ code: ErrorCode.Usage })
+        await expect(store.add(empty).durable).rejects.toMatchObject({ code: ErrorCode.InvalidArgument })
+        await expect(store.add(twice).durable).rejects.toMatchObject({ code: ErrorCode.InvalidArgument })
         expect(store.get(empty.msgId)).toBeUndefined()
         expect(store.get(twice.msgId)).toBeUndefined()
         expect(store.recipients(twice.msgId)).toEqual([])
@@ -368,7 +367,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         const m = newMessage()
         await store.add(m).durable
         const bad = { ...ackOf(m, 'alice'), disposition: 'maybe' } as unknown as AckRecord
-        await expect(store.recordAck(bad).durable).rejects.toMatchObject({ code: ErrorCode.Usage })
+        await expect(store.recordAck(bad).durable).rejects.toMatchObject({ code: ErrorCode.InvalidArgument })
         expect(store.recipients(m.msgId)[0]?.state).toBe('pending')
       })
     })
@@ -598,7 +597,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         const expired = store.expire(ms[1]!.msgId, T0 + 1)
         await expect(Promise.all(adds)).resolves.toHaveLength(200)
         const outcomes = await Promise.all(acks)
-        await expect(dup).rejects.toBeInstanceOf(OutboxError)
+        await expect(dup).rejects.toBeInstanceOf(StoreError)
         await expect(expired).resolves.toBe(true)
         expect(outcomes.every((o) => o.kind === 'counted')).toBe(true)
         expect(outcomes.filter((o) => o.kind === 'counted' && o.state === 'acked')).toHaveLength(100)

@@ -1,15 +1,13 @@
 import { createHash } from 'node:crypto'
-import { statSync, writeFileSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
-import { ErrorCode } from '../../../src/errors.js'
-import { OutboxError } from '../../../src/outbox/errors.js'
-import { defaultStatePath, SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
+import { SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
 import type { SqliteStoreOptions } from '../../../src/outbox/sqlite.js'
 import type { NewOutboxMessage } from '../../../src/outbox/store.js'
 import { ackOf, describeOutboxConformance, newMessage } from './conformance.js'
-import { tempDir } from './helpers.js'
+import { tempDir } from '../sqlite/helpers.js'
 
 const tmp = tempDir('outbox')
 afterAll(() => tmp.remove())
@@ -376,53 +374,5 @@ describe('SqliteOutboxStore', () => {
       // 100 bodies of 10 KB, plus the messages; one body per message would be 64 MB.
       expect(statSync(path).size).toBeLessThan(5_000_000)
     })
-  })
-
-  it('refuses a file with a newer schema, saying so', () => {
-    const path = newPath()
-    SqliteOutboxStore.open(path).database.close()
-    const db = new Database(path)
-    db.pragma('user_version = 99')
-    db.close()
-    expect(() => SqliteOutboxStore.open(path)).toThrow(/schema version 99 is newer than this gilmsg supports \(1\)/)
-  })
-
-  it('validates options: expected X, got Y', () => {
-    expect(() => SqliteOutboxStore.open(newPath(), { synchronous: 'full' as never })).toThrow(
-      /synchronous: expected one of FULL, NORMAL, OFF, got "full"/,
-    )
-    expect(() => SqliteOutboxStore.open(newPath(), { busyTimeoutMs: -1 })).toThrow(/busyTimeoutMs: expected a non-negative integer, got -1/)
-    expect(() => SqliteOutboxStore.open(newPath(), { maxBatchOps: 0 })).toThrow(/maxBatchOps: expected a positive integer, got 0/)
-    expect(() => SqliteOutboxStore.open('')).toThrow(expect.objectContaining({ code: ErrorCode.Usage }))
-  })
-
-  it('names the path when it is a directory', () => {
-    expect(() => SqliteOutboxStore.open(tmp.dir)).toThrow(OutboxError)
-    expect(() => SqliteOutboxStore.open(tmp.dir)).toThrow(new RegExp(`outbox ${tmp.dir}: cannot create the file \\(EISDIR\\): the path is a directory`))
-  })
-
-  it('names the path when a parent is a file', () => {
-    const file = join(tmp.dir, 'plain-file')
-    writeFileSync(file, 'x')
-    expect(() => SqliteOutboxStore.open(join(file, 'x.db'))).toThrow(/cannot create directory .*plain-file \((ENOTDIR|EEXIST)\)/)
-  })
-
-})
-
-describe('defaultStatePath', () => {
-  it('uses $XDG_STATE_HOME/gilmsg/<name>.<kind>.db', () => {
-    expect(defaultStatePath('pub-1', 'outbox', { XDG_STATE_HOME: '/var/state', HOME: '/home/u' })).toBe('/var/state/gilmsg/pub-1.outbox.db')
-    expect(defaultStatePath('pub-1', 'inbox', { XDG_STATE_HOME: '/var/state' })).toBe('/var/state/gilmsg/pub-1.inbox.db')
-  })
-
-  it('falls back to ~/.local/state when XDG_STATE_HOME is unset, empty or relative', () => {
-    expect(defaultStatePath('a', 'outbox', { HOME: '/home/u' })).toBe('/home/u/.local/state/gilmsg/a.outbox.db')
-    expect(defaultStatePath('a', 'outbox', { HOME: '/home/u', XDG_STATE_HOME: '' })).toBe('/home/u/.local/state/gilmsg/a.outbox.db')
-    expect(defaultStatePath('a', 'outbox', { HOME: '/home/u', XDG_STATE_HOME: 'rel' })).toBe('/home/u/.local/state/gilmsg/a.outbox.db')
-  })
-
-  it('replaces characters outside [A-Za-z0-9._-] and refuses an empty name', () => {
-    expect(defaultStatePath('../evil/näme x', 'outbox', { HOME: '/h' })).toBe('/h/.local/state/gilmsg/.._evil_n_me_x.outbox.db')
-    expect(() => defaultStatePath('', 'outbox', { HOME: '/h' })).toThrow(expect.objectContaining({ code: ErrorCode.Usage }))
   })
 })

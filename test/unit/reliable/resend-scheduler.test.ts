@@ -11,7 +11,8 @@ import { DEFAULT_BACKOFF } from '../../../src/reliable/backoff.js'
 import { ResendBudget } from '../../../src/reliable/resend-budget.js'
 import { BUDGET_WAKE_MS, RESEND_BATCH, ResendScheduler } from '../../../src/reliable/resend-scheduler.js'
 import { RttEstimator } from '../../../src/reliable/rtt.js'
-import { Disposition, type AckRecord } from '../../../src/outbox/store.js'
+import type { AckRecord } from '../../../src/outbox/store.js'
+import { Disposition } from '../../../src/protocol/ack.js'
 import { FakeClock, settle } from '../../support/fake-clock.js'
 
 const DAY = 24 * 3600_000

@@ -1,5 +1,6 @@
 import { closeSync, fdatasync, openSync } from 'node:fs'
-import { OutboxError } from './errors.js'
+import type { StoreError } from '../errors.js'
+import { storeError, type StoreId } from './errors.js'
 
 /** `fs.fdatasync`'s shape, injectable so tests can delay or fail it. */
 export type FdatasyncFn = (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void
@@ -26,31 +27,33 @@ export type FdatasyncFn = (fd: number, callback: (error: NodeJS.ErrnoException |
  */
 export class WalSync {
   readonly #fd: number
-  readonly #label: string
+  readonly #id: StoreId
   readonly #fdatasync: FdatasyncFn
   #running: Promise<void> | undefined
   #queued: Promise<void> | undefined
-  #broken: OutboxError | undefined
+  #broken: StoreError | undefined
   #closed = false
   #syncs = 0
 
-  constructor(fd: number, label: string, fdatasyncFn: FdatasyncFn = fdatasync) {
+  /** `fd`: the WAL file, open for writing; `id`: the store, which errors name. */
+  constructor(fd: number, id: StoreId, fdatasyncFn: FdatasyncFn = fdatasync) {
     this.#fd = fd
-    this.#label = label
+    this.#id = id
     this.#fdatasync = fdatasyncFn
   }
 
   /**
-   * Opens `<dbPath>-wal` (SQLite creates it when the database is put in WAL
-   * mode). The connection must stay open as long as this object: SQLite
-   * deletes the WAL when its last connection closes.
+   * Opens `<path>-wal` of the store's file (SQLite creates it when the
+   * database is put in WAL mode). The connection must stay open as long as
+   * this object: SQLite deletes the WAL when its last connection closes.
+   * Throws a `StoreError` if it cannot.
    */
-  static open(dbPath: string, label: string): WalSync {
+  static open(id: StoreId): WalSync {
     try {
-      return new WalSync(openSync(`${dbPath}-wal`, 'r+'), label)
+      return new WalSync(openSync(`${id.path}-wal`, 'r+'), id)
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? String(error)
-      throw new OutboxError(`${label}: cannot open the write-ahead log ${dbPath}-wal to sync it (${code})`, { cause: error })
+      throw storeError(id, `cannot open the write-ahead log ${id.path}-wal to sync it (${code})`, error)
     }
   }
 
@@ -62,7 +65,7 @@ export class WalSync {
   /** Resolves once everything written to the WAL before this call is on disk. */
   sync(): Promise<void> {
     if (this.#broken) return Promise.reject(this.#broken)
-    if (this.#closed) return Promise.reject(new OutboxError(`${this.#label}: closed before its last commit was synced`))
+    if (this.#closed) return Promise.reject(storeError(this.#id, 'closed before its last commit was synced'))
     if (this.#queued) return this.#queued
     if (this.#running === undefined) return this.#start()
     const after = this.#running.then(
@@ -88,11 +91,12 @@ export class WalSync {
     return tracked
   }
 
-  #break(error: NodeJS.ErrnoException): OutboxError {
-    this.#broken ??= new OutboxError(
-      `${this.#label}: a commit could not be made durable (fdatasync of the write-ahead log failed: ${error.code ?? error.message}): ` +
+  #break(error: NodeJS.ErrnoException): StoreError {
+    this.#broken ??= storeError(
+      this.#id,
+      `a commit could not be made durable (fdatasync of the write-ahead log failed: ${error.code ?? error.message}): ` +
         'check the disk (dmesg); what was committed since the last successful sync may be lost on power failure. Reopen the store',
-      { cause: error },
+      error,
     )
     return this.#broken
   }

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
 import { ClosedError, GilmsgError } from '../errors.js'
-import { isStatementError, storageError } from './sqlite-common.js'
+import { isStatementError, storageError, storeLabel, type StoreId } from './errors.js'
 
 /** Counters of a {@link GroupCommit} (a snapshot; reading it resets nothing). */
 export interface GroupCommitStats {
@@ -54,7 +54,7 @@ export interface Durability {
  * (constraint) before it changed any row rejects alone; the batch goes on.
  * Any other failure (a write that throws after changing rows, disk full, I/O
  * error, lock timeout, failed COMMIT) rolls back the whole batch and rejects
- * every write in it with one `OutboxError` saying that nothing in the batch
+ * every write in it with one `StoreError` saying that nothing in the batch
  * was committed. (No savepoint per write: they cost up to 40% of the
  * throughput; `total_changes()` tells whether a failed write changed rows.)
  *
@@ -66,7 +66,7 @@ export interface Durability {
  */
 export class GroupCommit {
   readonly #db: Database.Database
-  readonly #label: string
+  readonly #id: StoreId
   readonly #maxOps: number
   readonly #busyTimeoutMs: number
   readonly #begin: Database.Statement
@@ -90,13 +90,14 @@ export class GroupCommit {
   /** `total_changes()` when the current batch began: a batch that changed nothing needs no sync. */
   #changesAtBegin = 0
 
+  /** `id`: the store whose file `db` is, which errors name. */
   constructor(
     db: Database.Database,
-    label: string,
+    id: StoreId,
     options: { readonly maxOps: number; readonly busyTimeoutMs: number; readonly durability?: Durability },
   ) {
     this.#db = db
-    this.#label = label
+    this.#id = id
     this.#maxOps = options.maxOps
     this.#busyTimeoutMs = options.busyTimeoutMs
     this.#durability = options.durability
@@ -131,7 +132,7 @@ export class GroupCommit {
    * Runs `write` now, inside the current batch, and resolves with its result
    * once the batch is committed (and, with a durability, synced). Rejects
    * with its own error (if it refused before changing anything), with an
-   * `OutboxError` if the batch failed, or with a `ClosedError` after
+   * `StoreError` if the batch failed, or with a `ClosedError` after
    * {@link close}.
    */
   run<T>(write: () => T): Promise<T> {
@@ -248,18 +249,18 @@ export class GroupCommit {
       }
     }
     this.#failedBatches += 1
-    const error = storageError(this.#label, cause, this.#busyTimeoutMs, NOTHING_COMMITTED)
+    const error = storageError(this.#id, cause, this.#busyTimeoutMs, NOTHING_COMMITTED)
     for (const w of waiters) w.reject(w.ownError ?? error)
     return error
   }
 
   #exec<T>(write: () => T): Outcome<T> {
-    if (this.#closed) throw new ClosedError(this.#label)
+    if (this.#closed) throw new ClosedError(storeLabel(this.#id))
     if (!this.#inBatch) {
       try {
         this.#begin.run()
       } catch (error) {
-        throw storageError(this.#label, error, this.#busyTimeoutMs, '; nothing was written')
+        throw storageError(this.#id, error, this.#busyTimeoutMs, '; nothing was written')
       }
       this.#inBatch = true
       this.#batches += 1

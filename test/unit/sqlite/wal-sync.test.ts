@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { OutboxError } from '../../../src/outbox/errors.js'
-import { WalSync, type FdatasyncFn } from '../../../src/outbox/wal-sync.js'
+import { StoreError } from '../../../src/errors.js'
+import { WalSync, type FdatasyncFn } from '../../../src/sqlite/wal-sync.js'
 import { tempDir } from './helpers.js'
 
 const tmp = tempDir('wal-sync')
@@ -18,7 +18,7 @@ describe('WalSync', () => {
   it('syncs a real WAL file, and close() closes it', async () => {
     const path = join(tmp.dir, 'real.db')
     writeFileSync(`${path}-wal`, 'x')
-    const s = WalSync.open(path, 'outbox real.db')
+    const s = WalSync.open({ store: 'outbox', path })
     await s.sync()
     await s.sync()
     expect(s.syncs).toBe(2)
@@ -27,12 +27,14 @@ describe('WalSync', () => {
   })
 
   it('names the file when the WAL cannot be opened', () => {
-    expect(() => WalSync.open(join(tmp.dir, 'missing', 'x.db'), 'outbox x.db')).toThrow(/outbox x\.db: cannot open the write-ahead log .*x\.db-wal to sync it \(ENOENT\)/)
+    const path = join(tmp.dir, 'missing', 'x.db')
+    expect(() => WalSync.open({ store: 'inbox', path })).toThrow(/^inbox .*x\.db: cannot open the write-ahead log .*x\.db-wal to sync it \(ENOENT\)/)
+    expect(() => WalSync.open({ store: 'inbox', path })).toThrow(expect.objectContaining({ store: 'inbox', path }))
   })
 
   it('one fdatasync in flight; calls made meanwhile share the next one, which starts after it', async () => {
     const { fn, calls } = manualFdatasync()
-    const s = new WalSync(-1, 'outbox t', fn)
+    const s = new WalSync(-1, { store: 'outbox', path: 't' }, fn)
     const done: string[] = []
     const first = s.sync().then(() => done.push('first'))
     const second = s.sync().then(() => done.push('second'))
@@ -51,12 +53,12 @@ describe('WalSync', () => {
 
   it('a failed fdatasync breaks it: that sync, the queued one and every later one reject with a clear error', async () => {
     const { fn, calls } = manualFdatasync()
-    const s = new WalSync(-1, 'outbox t', fn)
+    const s = new WalSync(-1, { store: 'outbox', path: 't' }, fn)
     const first = s.sync()
     const queued = s.sync()
     calls[0]?.(Object.assign(new Error('input/output error'), { code: 'EIO' }))
     await expect(first).rejects.toThrow(/outbox t: a commit could not be made durable \(fdatasync of the write-ahead log failed: EIO\)/)
-    await expect(queued).rejects.toBeInstanceOf(OutboxError)
+    await expect(queued).rejects.toBeInstanceOf(StoreError)
     await expect(s.sync()).rejects.toThrow(/EIO/)
     expect(calls).toHaveLength(1)
   })

@@ -1,9 +1,11 @@
 import type Database from 'better-sqlite3'
-import { ClosedError, GilmsgError } from '../errors.js'
+import { ClosedError, GilmsgError, type StoreKind } from '../errors.js'
+import { storageError, storeLabel, type StoreId } from './errors.js'
 import { GroupCommit } from './group-commit.js'
+import type { Migration } from './migrate.js'
+import { openSqlite } from './open.js'
+import type { SqliteStoreOptions } from './options.js'
 import type { WalSync } from './wal-sync.js'
-import { openSqlite, storageError } from './sqlite-common.js'
-import type { Migration, SqliteStoreOptions } from './sqlite-common.js'
 
 /**
  * What the SQLite stores share: an open connection (see `openSqlite`), its
@@ -12,7 +14,9 @@ import type { Migration, SqliteStoreOptions } from './sqlite-common.js'
  */
 export class SqliteFile {
   readonly db: Database.Database
-  /** "outbox /path/x.db": how errors name the store. */
+  /** The store and its path, which errors name. */
+  readonly id: StoreId
+  /** "outbox /path/x.db": how messages name the store. */
   readonly label: string
   readonly batch: GroupCommit
   readonly #busyTimeoutMs: number
@@ -21,15 +25,16 @@ export class SqliteFile {
 
   private constructor(
     db: Database.Database,
-    label: string,
+    id: StoreId,
     options: { readonly maxBatchOps: number; readonly busyTimeoutMs: number },
     walSync: WalSync | undefined,
   ) {
     this.db = db
-    this.label = label
+    this.id = id
+    this.label = storeLabel(id)
     this.#busyTimeoutMs = options.busyTimeoutMs
     this.#walSync = walSync
-    this.batch = new GroupCommit(db, label, {
+    this.batch = new GroupCommit(db, id, {
       maxOps: options.maxBatchOps,
       busyTimeoutMs: options.busyTimeoutMs,
       ...(walSync ? { durability: walSync } : {}),
@@ -38,29 +43,30 @@ export class SqliteFile {
 
   /**
    * Opens the file and prepares the store's statements with `prepare`; closes
-   * the file again if that throws. Throws an `OutboxError` or a usage error.
+   * the file again if that throws. Throws a `StoreError` or an
+   * `InvalidArgumentError` (see `openSqlite`).
    */
   static open<S>(
-    kind: 'outbox' | 'inbox',
+    store: StoreKind,
     path: string,
     options: SqliteStoreOptions,
     migrations: readonly Migration[],
     prepare: (db: Database.Database) => S,
   ): { readonly file: SqliteFile; readonly statements: S } {
-    const { db, label, options: resolved, walSync } = openSqlite(kind, path, options, migrations)
+    const { db, id, options: resolved, walSync } = openSqlite(store, path, options, migrations)
     try {
-      return { file: new SqliteFile(db, label, resolved, walSync), statements: prepare(db) }
+      return { file: new SqliteFile(db, id, resolved, walSync), statements: prepare(db) }
     } catch (error) {
       db.close()
       void walSync?.close()
-      throw storageError(label, error, resolved.busyTimeoutMs)
+      throw storageError(id, error, resolved.busyTimeoutMs)
     }
   }
 
   /**
    * Runs a synchronous read. Throws a `ClosedError` once {@link close} was
    * called, a `GilmsgError` thrown by `read` as is, and any SQLite failure as
-   * an `OutboxError` naming the file.
+   * a `StoreError` naming the store and its file.
    */
   read<T>(read: () => T): T {
     if (this.#closing !== undefined) throw new ClosedError(this.label)
@@ -68,7 +74,7 @@ export class SqliteFile {
       return read()
     } catch (error) {
       if (error instanceof GilmsgError) throw error
-      throw storageError(this.label, error, this.#busyTimeoutMs)
+      throw storageError(this.id, error, this.#busyTimeoutMs)
     }
   }
 
@@ -80,7 +86,7 @@ export class SqliteFile {
       try {
         this.db.close()
       } catch (error) {
-        throw storageError(this.label, error, this.#busyTimeoutMs)
+        throw storageError(this.id, error, this.#busyTimeoutMs)
       }
     })()
     return this.#closing

@@ -1,11 +1,10 @@
 import { join } from 'node:path'
 import type Database from 'better-sqlite3'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { ClosedError, ErrorCode, GilmsgError } from '../../../src/errors.js'
-import { OutboxError } from '../../../src/outbox/errors.js'
-import { GroupCommit, type Durability } from '../../../src/outbox/group-commit.js'
-import { openSqlite } from '../../../src/outbox/sqlite-common.js'
-import type { WalSync } from '../../../src/outbox/wal-sync.js'
+import { ClosedError, InvalidArgumentError, StoreError } from '../../../src/errors.js'
+import { GroupCommit, type Durability } from '../../../src/sqlite/group-commit.js'
+import { openSqlite } from '../../../src/sqlite/open.js'
+import type { WalSync } from '../../../src/sqlite/wal-sync.js'
 import { tempDir } from './helpers.js'
 
 const tmp = tempDir('group-commit')
@@ -30,7 +29,7 @@ interface Setup {
 /** A store file opened FULL (the default): its batches are made durable by the real WalSync unless `durability` replaces it. */
 function setup(maxOps = 512, durability?: Durability): Setup {
   files += 1
-  const { db, walSync } = openSqlite('outbox', join(tmp.dir, `${files}.db`), {}, [
+  const { db, id, walSync } = openSqlite('outbox', join(tmp.dir, `${files}.db`), {}, [
     { version: 1, up: (d) => d.exec('CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)') },
   ])
   open.push({ db, walSync })
@@ -39,7 +38,7 @@ function setup(maxOps = 512, durability?: Durability): Setup {
   const d = durability ?? walSync
   return {
     db,
-    batch: new GroupCommit(db, `outbox ${files}.db`, { maxOps, busyTimeoutMs: 10, ...(d ? { durability: d } : {}) }),
+    batch: new GroupCommit(db, id, { maxOps, busyTimeoutMs: 10, ...(d ? { durability: d } : {}) }),
     insert: (k) => void ins.run(k),
     count: () => cnt.get() as number,
   }
@@ -78,7 +77,7 @@ describe('GroupCommit', () => {
 
   it('a GilmsgError thrown before any change rejects that write only', async () => {
     const { batch, insert, count } = setup()
-    const refused = new GilmsgError(ErrorCode.Usage, 'refused')
+    const refused = new InvalidArgumentError('refused')
     const results = await Promise.allSettled([
       batch.run(() => insert('a')),
       batch.run(() => {
@@ -99,7 +98,7 @@ describe('GroupCommit', () => {
       insert('a')
     })
     await expect(a).rejects.toThrow(/UNIQUE constraint failed.*; nothing in this batch was committed$/)
-    await expect(half).rejects.toBeInstanceOf(OutboxError)
+    await expect(half).rejects.toBeInstanceOf(StoreError)
     expect(count()).toBe(0)
     expect(batch.stats.failedBatches).toBe(1)
   })
@@ -112,7 +111,7 @@ describe('GroupCommit', () => {
     })
     const after = batch.run(() => insert('c'))
     await expect(a).rejects.toThrow(/: bug; nothing in this batch was committed$/)
-    await expect(boom).rejects.toBeInstanceOf(OutboxError)
+    await expect(boom).rejects.toBeInstanceOf(StoreError)
     await expect(after).resolves.toBeUndefined()
     expect(count()).toBe(1)
     expect(batch.stats).toMatchObject({ commits: 1, failedBatches: 1 })
