@@ -7,7 +7,7 @@
  */
 const MAY_IMPORT = {
   util: [],
-  json: [],
+  json: ['util'],
   crypto: ['util'],
   transport: ['util'],
   envelope: ['crypto', 'json', 'util'],

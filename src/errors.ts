@@ -1,24 +1,105 @@
 /**
+ * gilmsg's errors: one class per code, one code per meaning, and one formatter for the
+ * "expected X, got Y" messages ({@link describe}, {@link InvalidArgumentError.format},
+ * {@link ConfigError.format}).
+ *
+ * Which class for a bad value:
+ * - {@link InvalidArgumentError} (`GILMSG_INVALID_ARGUMENT`): a caller of the library passed
+ *   something it cannot accept: a function argument, a constructor or `open()` option (a
+ *   programmatic option is an argument), or a call the object does not allow in its state.
+ *   A bug in the calling code.
+ * - {@link ConfigError} (`GILMSG_CONFIG`): the configuration (the config file, its keys, or
+ *   what they combine into) is wrong or cannot do what was asked. The message names the key.
+ * - {@link UsageError} (`GILMSG_USAGE`): the `gilmsg` command line cannot be understood
+ *   (unknown flag, missing NAME). Only the CLI throws it; the person at the terminal fixes it.
+ *
+ * Every throw site uses the subclass (never `new GilmsgError(code, ...)`), so that
+ * `instanceof` and `code` always agree.
+ */
+
+/**
  * Stable error codes. Every error gilmsg throws from public code is a
- * {@link GilmsgError} whose `code` is one of these strings.
+ * {@link GilmsgError} whose `code` is one of these strings, and an instance of
+ * the subclass named beside it.
  */
 export const ErrorCode = {
+  /** {@link ConfigError} */
   Config: 'GILMSG_CONFIG',
+  /** {@link UsageError} (CLI only) */
   Usage: 'GILMSG_USAGE',
+  /** {@link InvalidArgumentError} */
   InvalidArgument: 'GILMSG_INVALID_ARGUMENT',
+  /** {@link JsonError} */
   Json: 'GILMSG_JSON',
+  /** {@link CertificateError} (and its {@link KeyPermissionError}, {@link CrlRollbackError}) */
   Certificate: 'GILMSG_CERTIFICATE',
+  /** {@link SigningError} */
   Signing: 'GILMSG_SIGNING',
+  /** {@link TransportError} */
   Transport: 'GILMSG_TRANSPORT',
+  /** {@link ClosedError} */
   Closed: 'GILMSG_CLOSED',
+  /** {@link AckTimeoutError} */
   AckTimeout: 'GILMSG_ACK_TIMEOUT',
+  /** {@link DeliveryRejectedError} */
   DeliveryRejected: 'GILMSG_DELIVERY_REJECTED',
+  /** {@link StoreError}: a storage failure of an outbox or inbox */
   Store: 'GILMSG_STORE',
   /** @deprecated Use {@link ErrorCode.Store} (the same value); to be removed in the next release. */
   Outbox: 'GILMSG_STORE',
+  /** {@link AbortedError} */
   Aborted: 'GILMSG_ABORTED',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+const PREVIEW_CHARS = 60
+
+/**
+ * How a value is shown after "got" in an "expected X, got Y" message: numbers,
+ * booleans, `null` and `undefined` as written (`-1`, `NaN`, `true`), strings
+ * quoted (`"10"`), bigints with `n`, arrays and plain objects as a short JSON
+ * preview (`an array ["a",1]`), other objects by class (`an instance of Map`),
+ * `a function`, `a symbol`. Never throws; at most about 80 characters.
+ */
+export function describe(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return preview(JSON.stringify(value))
+    case 'bigint':
+      return `${value}n`
+    case 'function':
+      return 'a function'
+    case 'symbol':
+      return 'a symbol'
+    case 'object': {
+      if (value === null) return 'null'
+      if (Array.isArray(value)) return `an array ${jsonPreview(value) ?? `of length ${value.length}`}`
+      const proto = Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null
+      if (proto === Object.prototype) return `an object ${jsonPreview(value) ?? ''}`.trimEnd()
+      const name = proto?.constructor?.name
+      return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'an object without a prototype'
+    }
+    default:
+      return String(value)
+  }
+}
+
+function jsonPreview(value: object): string | undefined {
+  try {
+    return preview(JSON.stringify(value))
+  } catch {
+    return undefined // a bigint or a cycle inside
+  }
+}
+
+function preview(text: string): string {
+  return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}...` : text
+}
+
+/** The one "expected X, got Y" sentence: `<what>: expected <expected>, got <describe(got)>`. */
+export function expectedGot(what: string, expected: string, got: unknown): string {
+  return `${what}: expected ${expected}, got ${describe(got)}`
+}
 
 /** Base class of every error gilmsg throws. */
 export class GilmsgError extends Error {
@@ -30,23 +111,49 @@ export class GilmsgError extends Error {
   }
 }
 
-/** A configuration file or option is wrong; the message says which key and what was expected. */
+/**
+ * The configuration (file, keys, or what they combine into) is wrong or cannot do
+ * what was asked; the message says which key and what was expected.
+ */
 export class ConfigError extends GilmsgError {
   override name = 'ConfigError'
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.Config, message, options)
   }
+
+  /** `<key>: expected <expected>, got <value>` (see {@link describe}). */
+  static format(key: string, expected: string, got: unknown): ConfigError {
+    return new ConfigError(expectedGot(key, expected, got))
+  }
 }
 
 /**
- * A function was called with an argument it cannot accept, or in a way the
- * object does not allow (a second active iterator on a subscriber): a bug in
- * the caller. The message says what was expected and what was given.
+ * A function was called with an argument or option it cannot accept, or in a
+ * way the object does not allow (a second active iterator on a subscriber): a
+ * bug in the caller. The message says what was expected and what was given.
  */
 export class InvalidArgumentError extends GilmsgError {
   override name = 'InvalidArgumentError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.InvalidArgument, message, options)
+  }
+
+  /** `<name>: expected <expected>, got <value>` (see {@link describe}), e.g. `lingerMs: expected an integer >= -1, got "5"`. */
+  static format(name: string, expected: string, got: unknown): InvalidArgumentError {
+    return new InvalidArgumentError(expectedGot(name, expected, got))
+  }
+}
+
+/** A `gilmsg` command line that cannot be understood (the CLI exits 2). Only the CLI throws it. */
+export class UsageError extends GilmsgError {
+  override name = 'UsageError'
   constructor(message: string) {
-    super(ErrorCode.InvalidArgument, message)
+    super(ErrorCode.Usage, message)
+  }
+
+  /** `<flag>: expected <expected>, got <value>` (see {@link describe}), e.g. `--count: expected a whole number >= 1, got "x"`. */
+  static format(flag: string, expected: string, got: unknown): UsageError {
+    return new UsageError(expectedGot(flag, expected, got))
   }
 }
 
@@ -122,11 +229,11 @@ export class TransportError extends GilmsgError {
   }
 }
 
-/** The object was closed before or during the call. */
+/** The object was closed before or during the call. The message is `<what> is closed` unless given. */
 export class ClosedError extends GilmsgError {
   override name = 'ClosedError'
-  constructor(what: string) {
-    super(ErrorCode.Closed, `${what} is closed`)
+  constructor(what: string, message = `${what} is closed`) {
+    super(ErrorCode.Closed, message)
   }
 }
 

@@ -2,7 +2,8 @@
  * Internals for tools, tests and benchmarks: the building blocks behind the
  * public API. No stability promise beyond the package version.
  */
-export { parseJson, DEFAULT_MAX_DEPTH } from './json/parse.js'
+export { parseJson } from './json/parse.js'
+export { DEFAULT_MAX_JSON_DEPTH } from './util/defaults.js'
 export { canonicalize, canonicalBytes, pythonFloatRepr, compareCodePoints } from './json/canonical.js'
 export { fromPlain, toPlain, stringifyPlain } from './json/plain.js'
 export { buildEnvelope, sealEnvelope, openEnvelope, contentDigest, newMsgId } from './envelope/envelope.js'

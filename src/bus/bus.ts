@@ -1,4 +1,4 @@
-import { ClosedError } from '../errors.js'
+import { ClosedError, errorMessage, GilmsgError, TransportError } from '../errors.js'
 import type { Signer, Verifier } from '../crypto/types.js'
 import {
   buildEnvelope,
@@ -160,10 +160,18 @@ export class Bus {
     return sealed
   }
 
-  /** Sends already sealed bytes unchanged (a resend keeps msg_id and signature). */
+  /**
+   * Sends already sealed bytes unchanged (a resend keeps msg_id and signature). Rejects with
+   * what the transport rejects with, a `GilmsgError`: anything else it throws becomes a
+   * {@link TransportError}.
+   */
   async send(sealed: Pick<SealedMessage, 'topic' | 'body'>): Promise<void> {
     const pub = await this.#publisher()
-    await pub.send(sealed.topic, sealed.body)
+    try {
+      await pub.send(sealed.topic, sealed.body)
+    } catch (e) {
+      throw e instanceof GilmsgError ? e : new TransportError(`cannot send ${sealed.topic}: ${errorMessage(e)}`, { cause: e })
+    }
   }
 
   /**

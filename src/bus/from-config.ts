@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { CertificateError, ConfigError, GilmsgError } from '../errors.js'
+import { CertificateError, ConfigError, GilmsgError, InvalidArgumentError } from '../errors.js'
 import type { GilmsgConfig } from '../config/config.js'
 import { loadSigner } from '../crypto/signer.js'
 import { caFingerprint, createVerifier, type X509Verifier } from '../crypto/verifier.js'
@@ -10,7 +10,8 @@ import type { CrlMark } from '../crypto/crl.js'
 import { crlFileIdentity, warnCrlEvent, watchCrl, type CrlEvent, type CrlWatcher } from '../crypto/crl-watch.js'
 import { stateDir } from '../util/paths.js'
 import type { Signer, Verifier } from '../crypto/types.js'
-import { ZmqTransport, type ZmqSocketOptions } from '../transport/zmq.js'
+import { ZmqTransport } from '../transport/zmq.js'
+import { resolveSocketOptions, type ZmqSocketOptions } from '../transport/zmq-options.js'
 import type { Transport } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { Bus } from './bus.js'
@@ -127,8 +128,42 @@ export function subscribeEndpoints(config: GilmsgConfig): string[] {
   return [...new Set(Object.values(config.endpoints).flat())]
 }
 
-/** The ZeroMQ socket options of the config (high-water mark, linger, reconnect, keepalive, size limit). */
+/** The config key of each ZeroMQ socket option, to name it in a {@link ConfigError}. */
+const SOCKET_OPTION_KEYS: Readonly<Record<string, string>> = {
+  highWaterMark: 'high_water_mark',
+  lingerMs: 'zmq_linger',
+  reconnectIvlMs: 'zmq_reconnect_ivl',
+  reconnectIvlMaxMs: 'zmq_reconnect_ivl_max',
+  maxMessageBytes: 'max_message_bytes',
+  'tcpKeepalive.count': 'zmq_tcp_keepalive_cnt',
+  'tcpKeepalive.idleSec': 'zmq_tcp_keepalive_idle',
+  'tcpKeepalive.intervalSec': 'zmq_tcp_keepalive_intvl',
+  tcpMaxRetransmitMs: 'zmq_tcp_maxrt',
+  connectTimeoutMs: 'zmq_connect_timeout',
+  'heartbeat.intervalMs': 'zmq_heartbeat_ivl',
+  'heartbeat.timeoutMs': 'zmq_heartbeat_timeout',
+  'heartbeat.ttlMs': 'zmq_heartbeat_ttl',
+}
+
+/**
+ * The ZeroMQ socket options of the config (high-water mark, linger, reconnect, keepalive,
+ * size limit). Throws {@link ConfigError} naming the key for a value the sockets cannot
+ * take (e.g. `max_message_bytes` under 64), which the config parser's checks let through.
+ */
 export function socketOptionsFromConfig(config: GilmsgConfig): ZmqSocketOptions {
+  const options = zmqOptions(config)
+  try {
+    resolveSocketOptions(options)
+  } catch (e) {
+    if (!(e instanceof InvalidArgumentError)) throw e
+    const option = e.message.slice(0, e.message.indexOf(':'))
+    const key = SOCKET_OPTION_KEYS[option]
+    throw new ConfigError(`${config.source}: ${key === undefined ? e.message : `key "${key}"${e.message.slice(option.length)}`}`, { cause: e })
+  }
+  return options
+}
+
+function zmqOptions(config: GilmsgConfig): ZmqSocketOptions {
   return {
     highWaterMark: config.high_water_mark,
     lingerMs: config.zmq_linger,

@@ -1,13 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { ErrorCode, GilmsgError } from '../errors.js'
-
-/** A command line that cannot be understood; the CLI exits 2. */
-export class UsageError extends GilmsgError {
-  override name = 'UsageError'
-  constructor(message: string) {
-    super(ErrorCode.Usage, message)
-  }
-}
+import { UsageError } from '../errors.js'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
@@ -37,13 +29,13 @@ export function parse<O extends Options>(argv: readonly string[], options: O, al
 export function numberOption(value: string | undefined, what: string, fallback: number): number {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`${what}: expected a number >= 0, got "${value}"`)
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw UsageError.format(what, 'a number >= 0', value)
   return n
 }
 
 /** Parses a positive integer option. */
 export function intOption(value: string | undefined, what: string, fallback: number): number {
   const n = numberOption(value, what, fallback)
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${what}: expected a whole number >= 1, got "${value}"`)
+  if (!Number.isSafeInteger(n) || n < 1) throw UsageError.format(what, 'a whole number >= 1', value)
   return n
 }

@@ -1,5 +1,6 @@
 import { DEFAULT_CA_DAYS, DEFAULT_CERT_DAYS, DEFAULT_CRL_DAYS, initCa, issueCert, renewCrl, revokeCert } from '../crypto/certs.js'
-import { intOption, parse, UsageError } from './args.js'
+import { intOption, parse } from './args.js'
+import { UsageError } from '../errors.js'
 import { ExitCode } from './exit-codes.js'
 
 const HELP = `Usage:
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     case 'issue': {
       if (name === undefined) throw new UsageError('certs issue: NAME is required')
       const key = values.key ?? 'rsa'
-      if (!(KEYS as readonly string[]).includes(key)) throw new UsageError(`--key: expected one of ${KEYS.join(', ')}, got "${key}"`)
+      if (!(KEYS as readonly string[]).includes(key)) throw UsageError.format('--key', `one of ${KEYS.join(', ')}`, key)
       const res = await issueCert(dir, name, {
         key: key as (typeof KEYS)[number],
         ...(values.cn !== undefined ? { cn: values.cn } : {}),

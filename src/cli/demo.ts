@@ -8,7 +8,8 @@ import { parseConfig } from '../config/config.js'
 import { initCa, issueCert } from '../crypto/certs.js'
 import { openGilmsg } from '../reliable/from-config.js'
 import { startRelay } from '../transport/relay.js'
-import { intOption, parse, UsageError } from './args.js'
+import { intOption, parse } from './args.js'
+import { UsageError } from '../errors.js'
 import { ExitCode } from './exit-codes.js'
 
 const HELP = `Usage: gilmsg demo [--messages N] [--key rsa|ec] [--keep]
@@ -50,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const total = intOption(values.messages, '--messages', 300)
   const key = values.key ?? 'rsa'
-  if (key !== 'rsa' && key !== 'ec') throw new UsageError(`--key: expected rsa or ec, got "${key}"`)
+  if (key !== 'rsa' && key !== 'ec') throw UsageError.format('--key', 'rsa or ec', key)
   const dir = mkdtempSync(join(tmpdir(), 'gilmsg-demo-'))
   const say = (line: string): void => void process.stderr.write(line + '\n')
   const started = Date.now()

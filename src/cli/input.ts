@@ -1,6 +1,6 @@
 import { parseJson } from '../json/parse.js'
 import { Lossless } from '../json/value.js'
-import { UsageError } from './args.js'
+import { UsageError } from '../errors.js'
 
 /** Reads all of stdin as text (empty when stdin is a terminal). */
 export async function readStdin(): Promise<string> {

@@ -6,7 +6,8 @@ import { DELIVERY_STATES, DeliveryState, type OutboxMessage } from '../outbox/st
 import { storePath } from '../reliable/from-config.js'
 import { MAX_DEADLINE_MS, MAX_MESSAGE_AGE_MS, resendableUntil } from '../reliable/protocol.js'
 import { DEFAULT_DEADLINE_MS } from '../reliable/publisher.js'
-import { intOption, parse, UsageError } from './args.js'
+import { intOption, parse } from './args.js'
+import { UsageError } from '../errors.js'
 import { cliConfig } from './config.js'
 import { ExitCode } from './exit-codes.js'
 
@@ -26,7 +27,7 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 /** Parses `30s`, `15m`, `12h`, `7d`, `250ms` or a bare number of ms. */
 export function parseDuration(text: string, what: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim())
-  if (m === null) throw new UsageError(`${what}: expected a duration like 30s, 15m, 12h or 7d, got "${text}"`)
+  if (m === null) throw UsageError.format(what, 'a duration like 30s, 15m, 12h or 7d', text)
   return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1)
 }
 
@@ -61,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       case 'list': {
         const state = values.state
         if (state !== undefined && !(DELIVERY_STATES as readonly string[]).includes(state)) {
-          throw new UsageError(`--state: expected one of ${DELIVERY_STATES.join(', ')}, got "${state}"`)
+          throw UsageError.format('--state', `one of ${DELIVERY_STATES.join(', ')}`, state)
         }
         const rows = store.list({
           ...(state !== undefined ? { state: state as DeliveryState } : {}),

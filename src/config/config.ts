@@ -38,6 +38,7 @@ export interface GilmsgConfig {
   /** exact topic -> CNs allowed to sign it. */
   readonly routing_policy: Readonly<Record<string, readonly string[]>>
   readonly routing_nitpicky: boolean
+  /** Messages queued per peer; `Infinity`: no limit (written `0` in the file, as fedmsg). */
   readonly high_water_mark: number
   readonly zmq_linger: number
   readonly zmq_reconnect_ivl: number
@@ -68,11 +69,11 @@ export interface GilmsgConfig {
   readonly store_synchronous: 'FULL' | 'NORMAL' | 'OFF'
   /** Count ACKs without `ack_digest` (Python gilmsg 0.1.2 consumers). Default false. */
   readonly accept_legacy_acks: boolean
-  /** Resends per second while no ACK comes back (each ACK pays for one more); 0: no limit. Default 200. */
+  /** Resends per second while no ACK comes back (each ACK pays for one more); `Infinity`: no limit (written `0` in the file). Default 200. */
   readonly resend_rate: number
 }
 
-type Kind = 'sync' | 'string' | 'boolean' | 'number' | 'integer' | 'strings' | 'endpoints' | 'map' | 'policy' | 'mode' | 'modes' | 'path' | 'addrs'
+type Kind = 'sync' | 'string' | 'boolean' | 'number' | 'integer' | 'limit' | 'rate' | 'strings' | 'endpoints' | 'map' | 'policy' | 'mode' | 'modes' | 'path' | 'addrs'
 
 const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   topic_prefix: 'string',
@@ -91,7 +92,7 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   crl_location: 'path',
   routing_policy: 'policy',
   routing_nitpicky: 'boolean',
-  high_water_mark: 'integer',
+  high_water_mark: 'limit',
   zmq_linger: 'integer',
   zmq_reconnect_ivl: 'integer',
   zmq_reconnect_ivl_max: 'integer',
@@ -113,7 +114,7 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   inbox_path: 'path',
   store_synchronous: 'sync',
   accept_legacy_acks: 'boolean',
-  resend_rate: 'number',
+  resend_rate: 'rate',
 }
 
 /** The valid config keys. */
@@ -140,9 +141,9 @@ export function defaultConfig(): GilmsgConfig {
     routing_policy: {},
     routing_nitpicky: false,
     high_water_mark: D.DEFAULT_HIGH_WATER_MARK,
-    zmq_linger: D.DEFAULT_ZMQ_LINGER_MS,
-    zmq_reconnect_ivl: D.DEFAULT_ZMQ_RECONNECT_IVL_MS,
-    zmq_reconnect_ivl_max: D.DEFAULT_ZMQ_RECONNECT_IVL_MAX_MS,
+    zmq_linger: D.DEFAULT_LINGER_MS,
+    zmq_reconnect_ivl: D.DEFAULT_RECONNECT_IVL_MS,
+    zmq_reconnect_ivl_max: D.DEFAULT_RECONNECT_IVL_MAX_MS,
     zmq_tcp_keepalive: false,
     zmq_tcp_keepalive_cnt: undefined,
     zmq_tcp_keepalive_idle: undefined,
@@ -235,7 +236,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GilmsgConfig {
     baseDir = dirname(path)
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ConfigError(`config ${source}: expected a JSON object, got ${describe(raw)}`)
+    throw ConfigError.format(`config ${source}`, 'a JSON object', raw)
   }
   return parseConfig({ ...(raw as Record<string, unknown>), ...options.overrides }, source, baseDir)
 }
@@ -257,7 +258,7 @@ export function parseConfig(raw: Readonly<Record<string, unknown>>, source = 'co
 
 function check(key: string, kind: Kind, v: unknown, source: string, baseDir: string): unknown {
   const fail = (expected: string): never => {
-    throw new ConfigError(`${source}: key "${key}": expected ${expected}, got ${describe(v)}`)
+    throw ConfigError.format(`${source}: key "${key}"`, expected, v)
   }
   switch (kind) {
     case 'string':
@@ -268,6 +269,11 @@ function check(key: string, kind: Kind, v: unknown, source: string, baseDir: str
       return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail('a number >= 0')
     case 'integer':
       return Number.isSafeInteger(v) && (v as number) >= 0 ? v : fail('an integer >= 0')
+    // Config files write "no limit" as 0 (JSON has no Infinity); the API's is Infinity. Converted here only.
+    case 'limit':
+      return Number.isSafeInteger(v) && (v as number) >= 0 ? noLimitIfZero(v as number) : fail('an integer >= 0')
+    case 'rate':
+      return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? noLimitIfZero(v) : fail('a number >= 0')
     case 'strings':
       return isStrings(v) ? v : fail('a list of strings')
     case 'addrs':
@@ -279,7 +285,7 @@ function check(key: string, kind: Kind, v: unknown, source: string, baseDir: str
       for (const [name, addrs] of Object.entries(v)) {
         if (typeof addrs === 'string') res[name] = [checkAddr(`${key}.${name}`, addrs, source)]
         else if (isStrings(addrs)) res[name] = addrs.map((a) => checkAddr(`${key}.${name}`, a, source))
-        else throw new ConfigError(`${source}: key "${key}.${name}": expected a list of addresses, got ${describe(addrs)}`)
+        else throw ConfigError.format(`${source}: key "${key}.${name}"`, 'a list of addresses', addrs)
       }
       return res
     }
@@ -313,7 +319,7 @@ const ADDRESS = /^(tcp|ipc|inproc|pgm|epgm):\/\/.+/
 
 function checkAddr(key: string, addr: string, source: string): string {
   if (!ADDRESS.test(addr)) {
-    throw new ConfigError(`${source}: key "${key}": expected a ZeroMQ address like tcp://127.0.0.1:9940, got "${addr}"`)
+    throw ConfigError.format(`${source}: key "${key}"`, 'a ZeroMQ address like tcp://127.0.0.1:9940', addr)
   }
   return addr
 }
@@ -326,11 +332,8 @@ function isStrings(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string')
 }
 
-function describe(v: unknown): string {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return `a list (${JSON.stringify(v).slice(0, 60)})`
-  if (typeof v === 'object') return 'an object'
-  return `${typeof v} ${JSON.stringify(v)}`
+function noLimitIfZero(v: number): number {
+  return v === 0 ? Infinity : v
 }
 
 /** The candidate closest to `word` by edit distance, if it is close enough to be a likely typo. */

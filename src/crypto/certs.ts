@@ -14,7 +14,7 @@ import { constants, createPrivateKey, createPublicKey, generateKeyPair, privateE
 import type { KeyObject } from 'node:crypto'
 import { access, chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CertificateError, errorMessage } from '../errors.js'
+import { CertificateError, errorMessage, InvalidArgumentError } from '../errors.js'
 import { checkKeyDirectory, KEY_DIR_MODE, KEY_FILE_MODE, readPrivateKeyFile } from './key-file.js'
 import { derToPem, pemToDer } from './pem.js'
 import { canonicalSerial } from './x509-fields.js'
@@ -180,7 +180,7 @@ async function writeAtomic(path: string, data: string, mode: number): Promise<vo
 }
 
 function checkDays(days: number, what: string): number {
-  if (!(Number.isFinite(days) && days > 0)) throw new CertificateError(`${what}: expected a positive number of days, got ${String(days)}`)
+  if (!(Number.isFinite(days) && days > 0)) throw InvalidArgumentError.format(what, 'a positive number of days', days)
   return days
 }
 
@@ -193,7 +193,7 @@ function validity(days: number, notBefore: Date | undefined, notAfter: Date | un
   const from = wholeSeconds(notBefore ?? new Date(Date.now() - NOT_BEFORE_BACKDATE_MS))
   const to = wholeSeconds(notAfter ?? new Date(from.getTime() + days * DAY_MS))
   if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime()) || to.getTime() <= from.getTime()) {
-    throw new CertificateError(`invalid validity: notAfter (${String(to)}) must be after notBefore (${String(from)})`)
+    throw new InvalidArgumentError(`invalid validity: notAfter (${String(to)}) must be after notBefore (${String(from)})`)
   }
   return { notBefore: from, notAfter: to }
 }
@@ -348,7 +348,7 @@ async function writeCrl(crlPath: string, ca: Ca, entries: readonly RevokedEntry[
 
 function checkName(name: string): void {
   if (!NAME_PATTERN.test(name) || name === 'ca') {
-    throw new CertificateError(`invalid certificate name ${JSON.stringify(name)}: expected letters, digits and . _ @ + - (not "ca")`)
+    throw new InvalidArgumentError(`invalid certificate name ${JSON.stringify(name)}: expected letters, digits and . _ @ + - (not "ca")`)
   }
 }
 
@@ -385,7 +385,7 @@ export async function initCa(dir: string, opts: InitCaOptions = {}): Promise<CaR
     }
   }
   const cn = opts.cn ?? DEFAULT_CA_CN
-  if (cn.length === 0) throw new CertificateError('the CA CN must not be empty')
+  if (cn.length === 0) throw new InvalidArgumentError('the CA CN must not be empty')
   const { notBefore, notAfter } = validity(opts.days ?? DEFAULT_CA_DAYS, opts.notBefore, opts.notAfter)
   await keyDirectory(dir)
   const key = await generateKey('rsa')
@@ -423,9 +423,9 @@ export async function initCa(dir: string, opts: InitCaOptions = {}): Promise<CaR
 export async function issueCert(dir: string, name: string, opts: IssueCertOptions = {}): Promise<IssuedCert> {
   checkName(name)
   const keyType = opts.key ?? 'rsa'
-  if (!['rsa', 'ec', 'ed25519'].includes(keyType)) throw new CertificateError(`key: expected rsa, ec or ed25519, got ${String(keyType)}`)
+  if (!['rsa', 'ec', 'ed25519'].includes(keyType)) throw InvalidArgumentError.format('key', 'rsa, ec or ed25519', keyType)
   const cn = opts.cn ?? name
-  if (cn.length === 0) throw new CertificateError('the CN must not be empty')
+  if (cn.length === 0) throw new InvalidArgumentError('the CN must not be empty')
   const certPath = join(dir, `${name}.crt`)
   const keyPath = join(dir, `${name}.key`)
   if (opts.force !== true) {

@@ -4,7 +4,7 @@
  */
 import { verify as cryptoVerify, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
-import { CertificateError, ConfigError, CrlRollbackError, errorMessage } from '../errors.js'
+import { CertificateError, CrlRollbackError, describe, errorMessage, InvalidArgumentError } from '../errors.js'
 import { digestFor, keyKind } from './algorithms.js'
 import type { KeyKind } from './algorithms.js'
 import { pemFromCertificateField, pemToDer, unwrapBase64 } from './pem.js'
@@ -102,12 +102,6 @@ function fail(reason: InvalidReason, detail: string): VerifyFailure {
   return { ok: false, reason, detail }
 }
 
-function describe(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
-}
-
 function iso(ms: number): string {
   return new Date(ms).toISOString()
 }
@@ -178,20 +172,20 @@ function loadCrl(crlPem: string, ca: CaState, mark: CrlMark | undefined): Checke
 function checkOptions(opts: VerifierOptions): void {
   const { cacheSize, acceptModes, routingPolicy, clock } = opts
   if (cacheSize !== undefined && !(Number.isSafeInteger(cacheSize) && cacheSize >= 0)) {
-    throw new ConfigError(`cacheSize: expected a non-negative integer, got ${String(cacheSize)}`)
+    throw InvalidArgumentError.format('cacheSize', 'a non-negative integer', cacheSize)
   }
   for (const mode of acceptModes ?? []) {
     if (!CRYPTO_MODES.includes(mode)) {
-      throw new ConfigError(`acceptModes: expected values among ${CRYPTO_MODES.join(', ')}, got ${JSON.stringify(mode)}`)
+      throw InvalidArgumentError.format('acceptModes', `values among ${CRYPTO_MODES.join(', ')}`, mode)
     }
   }
   for (const [topic, cns] of Object.entries(routingPolicy ?? {})) {
     if (!Array.isArray(cns) || !cns.every((cn) => typeof cn === 'string')) {
-      throw new ConfigError(`routing_policy[${JSON.stringify(topic)}]: expected a list of CNs, got ${describe(cns)}`)
+      throw InvalidArgumentError.format(`routingPolicy[${JSON.stringify(topic)}]`, 'a list of CNs', cns)
     }
   }
   if (clock !== undefined && typeof clock !== 'function') {
-    throw new ConfigError(`clock: expected a function, got ${describe(clock)}`)
+    throw InvalidArgumentError.format('clock', 'a function', clock)
   }
 }
 
@@ -228,7 +222,7 @@ function fingerprintOf(cert: X509Certificate): string {
  * The CRL's signature is checked with `node:crypto` whenever a CRL is loaded (nothing
  * about it is cached); `verify` is synchronous. Rejects with {@link CertificateError} when
  * the CA or CRL cannot be parsed, or the CRL is not signed by the CA or has no nextUpdate;
- * {@link CrlRollbackError} when the CRL is older than `minimumCrl`; {@link ConfigError}
+ * {@link CrlRollbackError} when the CRL is older than `minimumCrl`; {@link InvalidArgumentError}
  * for invalid options.
  */
 export async function createVerifier(opts: VerifierOptions): Promise<X509Verifier> {

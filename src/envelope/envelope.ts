@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import { userInfo } from 'node:os'
 import { v7 as uuidv7 } from 'uuid'
 import { canonicalize, canonicalizeWithout, canonicalMember, canonicalMembers, joinMembers, type CanonicalMember } from '../json/canonical.js'
-import { DEFAULT_MAX_DEPTH, parseJson } from '../json/parse.js'
+import { parseJson } from '../json/parse.js'
+import { DEFAULT_MAX_JSON_DEPTH } from '../util/defaults.js'
 import { fromPlain, toPlain } from '../json/plain.js'
 import { isJsonNumber, jsonInt, Lossless, type JsonObject, type JsonValue } from '../json/value.js'
 import { InvalidReason, type Signer, type Verifier, type VerifyOptions } from '../crypto/types.js'
@@ -44,7 +45,7 @@ export interface EnvelopeInput {
   readonly msgId?: string
   /** Extra top-level fields (e.g. `gilmsg_version`), added before signing so that they are signed. */
   readonly extra?: Readonly<Record<string, unknown>>
-  /** The nesting receivers accept (`max_json_depth`); `msg` sits one level down. Default 64. */
+  /** The nesting receivers accept (`max_json_depth`); `msg` sits one level down. Default {@link DEFAULT_MAX_JSON_DEPTH} (64). */
   readonly maxDepth?: number
 }
 
@@ -52,7 +53,7 @@ export interface EnvelopeInput {
 export function buildEnvelope(input: EnvelopeInput): JsonObject {
   const env: JsonObject = new Map<string, JsonValue>()
   env.set('topic', input.topic)
-  const maxDepth = (input.maxDepth ?? DEFAULT_MAX_DEPTH) - 1
+  const maxDepth = (input.maxDepth ?? DEFAULT_MAX_JSON_DEPTH) - 1
   env.set('msg', input.msg instanceof Lossless ? input.msg.value : fromPlain(input.msg, 'msg', { maxDepth }))
   env.set('msg_id', input.msgId ?? newMsgId(input.nowMs))
   env.set('timestamp', jsonInt(BigInt(Math.floor(input.nowMs / 1000))))

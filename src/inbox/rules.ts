@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js'
+import { describe, InvalidArgumentError } from '../errors.js'
 import type { InboxEntry } from './store.js'
 
 /* Argument checks shared by the InboxStore implementations. Internal to src/inbox. */
@@ -7,12 +7,6 @@ function checkOptionalString(what: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'string') {
     throw new InvalidArgumentError(`${what}: expected a string or undefined, got ${typeof value}`)
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) return String(value)
-  return typeof value
 }
 
 function checkTime(what: string, value: unknown): void {

@@ -4,16 +4,14 @@
  * Hand-written because lossless-json cannot parse `NaN`/`Infinity` nor keep duplicate keys.
  */
 import { JsonError } from '../errors.js'
+import { DEFAULT_MAX_JSON_DEPTH } from '../util/defaults.js'
 import type { JsonNumber, JsonObject, JsonValue } from './value.js'
 
 /** Limits applied while parsing. */
 export interface ParseLimits {
-  /** Maximum nesting of arrays and objects (a top-level array is depth 1). Default 64. */
+  /** Maximum nesting of arrays and objects (a top-level array is depth 1); `Infinity`: no limit. Default {@link DEFAULT_MAX_JSON_DEPTH} (64). */
   readonly maxDepth?: number | undefined
 }
-
-/** Default {@link ParseLimits.maxDepth}. */
-export const DEFAULT_MAX_DEPTH = 64
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
@@ -197,7 +195,7 @@ export const MAX_INT_DIGITS = 4300
  *   arrays/objects nest deeper than `limits.maxDepth` ("too deeply nested").
  */
 export function parseJson(text: string, limits?: ParseLimits): JsonValue {
-  const maxDepth = limits?.maxDepth ?? DEFAULT_MAX_DEPTH
+  const maxDepth = limits?.maxDepth ?? DEFAULT_MAX_JSON_DEPTH
   const parents: (JsonValue[] | JsonObject)[] = []
   const parentKeys: string[] = []
   let array: JsonValue[] | null = null

@@ -1,11 +1,11 @@
-import { JsonError } from '../errors.js'
+import { describe, JsonError } from '../errors.js'
+import { DEFAULT_MAX_JSON_DEPTH } from '../util/defaults.js'
 import { canonicalize } from './canonical.js'
-import { DEFAULT_MAX_DEPTH } from './parse.js'
 import type { JsonObject, JsonValue } from './value.js'
 
 /** Options of {@link fromPlain}. */
 export interface FromPlainOptions {
-  /** Maximum nesting of arrays and objects (the outermost one is depth 1). Default 64, as the parser's. */
+  /** Maximum nesting of arrays and objects (the outermost one is depth 1). Default {@link DEFAULT_MAX_JSON_DEPTH} (64), as the parser's. */
   readonly maxDepth?: number | undefined
 }
 
@@ -24,16 +24,6 @@ function formatPath(root: string, segments: readonly Segment[]): string {
     else out += `[${JSON.stringify(s)}]`
   }
   return out
-}
-
-function describe(v: unknown): string {
-  if (typeof v === 'function') return 'a function'
-  if (typeof v === 'symbol') return 'a symbol'
-  if (typeof v === 'object' && v !== null) {
-    const name = (Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null)?.constructor?.name
-    return typeof name === 'string' && name !== '' ? `an instance of ${name}` : 'a non-plain object'
-  }
-  return String(v)
 }
 
 class Converter {
@@ -146,7 +136,7 @@ class Converter {
  *   `options.maxDepth`, or a top-level `undefined`.
  */
 export function fromPlain(v: unknown, path = 'value', options?: FromPlainOptions): JsonValue {
-  const converter = new Converter(path, options?.maxDepth ?? DEFAULT_MAX_DEPTH)
+  const converter = new Converter(path, options?.maxDepth ?? DEFAULT_MAX_JSON_DEPTH)
   const out = converter.convert(v, '')
   if (out === undefined) throw new JsonError(`${path} is undefined, which has no JSON form`)
   return out

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, StoreError } from '../errors.js'
+import { describe, InvalidArgumentError, StoreError } from '../errors.js'
 import { DISPOSITIONS, Disposition } from '../protocol/ack.js'
 import { DELIVERY_STATES, DeliveryState } from './store.js'
 import type { AckOutcome, AckRecord, AckRecorded, Added, ListFilter, NewOutboxMessage } from './store.js'
@@ -7,12 +7,6 @@ import type { AckOutcome, AckRecord, AckRecorded, Added, ListFilter, NewOutboxMe
  * The rules every OutboxStore applies, shared so that the implementations
  * cannot drift apart. Internal to src/outbox.
  */
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) return String(value)
-  return typeof value
-}
 
 function checkString(what: string, value: unknown): void {
   if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`${what}: expected a non-empty string, got ${describe(value)}`)

@@ -113,7 +113,7 @@ export class ReliableConsumer {
     this.#clock = options.clock
     const retention = options.retentionMs ?? DEFAULT_INBOX_RETENTION_MS
     if (typeof retention !== 'number' || !Number.isFinite(retention) || retention <= CLOCK_SKEW_MARGIN_MS) {
-      throw new InvalidArgumentError(`retentionMs: expected a number of milliseconds > ${CLOCK_SKEW_MARGIN_MS} (the clock skew margin), got ${String(retention)}`)
+      throw InvalidArgumentError.format('retentionMs', `a number of milliseconds > ${CLOCK_SKEW_MARGIN_MS} (the clock skew margin)`, retention)
     }
     this.#retentionMs = retention
     this.#maxAgeMs = retention - CLOCK_SKEW_MARGIN_MS
@@ -170,7 +170,7 @@ export class ReliableConsumer {
   /** Subscribes to topics starting with `prefixes`; see {@link ReliableSubscription}. */
   async subscribe(prefixes: string | readonly string[], options: ConsumeOptions = {}): Promise<ReliableSubscription> {
     const mode = options.ack ?? 'auto'
-    if (mode !== 'auto' && mode !== 'manual') throw new InvalidArgumentError(`ack: expected "auto" or "manual", got ${JSON.stringify(mode)}`)
+    if (mode !== 'auto' && mode !== 'manual') throw InvalidArgumentError.format('ack', '"auto" or "manual"', mode)
     const sub = await this.#bus.subscribe(prefixes)
     return new ReliableSubscription(sub, async (m) => {
       const key = inboxKey(m.signer ?? '', m.msgId)
@@ -297,7 +297,7 @@ export class ReliableConsumer {
       ack: () => settle(Disposition.Processed),
       reject: (reason: string) => {
         if (typeof reason !== 'string' || reason === '') {
-          return Promise.reject(new InvalidArgumentError(`reject: expected a non-empty reason, got ${JSON.stringify(reason)}`))
+          return Promise.reject(InvalidArgumentError.format('reject', 'a non-empty reason', reason))
         }
         return settle(Disposition.Rejected, reason)
       },

@@ -50,6 +50,6 @@ export async function openGilmsg(config: GilmsgConfig, options: OpenGilmsgOption
     outbox,
     inbox,
     acceptLegacyAcks: options.acceptLegacyAcks ?? config.accept_legacy_acks,
-    resendRate: options.resendRate ?? (config.resend_rate === 0 ? Infinity : config.resend_rate),
+    resendRate: options.resendRate ?? config.resend_rate,
   })
 }

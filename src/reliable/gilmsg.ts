@@ -1,4 +1,4 @@
-import { ConfigError, ClosedError } from '../errors.js'
+import { ClosedError, ConfigError, InvalidArgumentError } from '../errors.js'
 import type { Bus } from '../bus/bus.js'
 import type { InboxStore } from '../inbox/store.js'
 import type { OutboxStore } from '../outbox/store.js'
@@ -119,7 +119,7 @@ export class Gilmsg implements AsyncDisposable {
 
   #needPublisher(): ReliablePublisher {
     if (this.#closing) throw new ClosedError('gilmsg')
-    if (this.#publisher === undefined) throw new ConfigError('this gilmsg instance was opened without an outbox: it cannot send guaranteed messages')
+    if (this.#publisher === undefined) throw new InvalidArgumentError('this gilmsg instance was opened without an outbox: it cannot send guaranteed messages')
     return this.#publisher
   }
 
@@ -166,7 +166,7 @@ export class Gilmsg implements AsyncDisposable {
    */
   async subscribe(prefixes: string | readonly string[], options: ConsumeOptions = {}): Promise<ReliableSubscription> {
     if (this.#closing) throw new ClosedError('gilmsg')
-    if (this.#consumer === undefined) throw new ConfigError('this gilmsg instance was opened without an inbox: it cannot acknowledge messages')
+    if (this.#consumer === undefined) throw new InvalidArgumentError('this gilmsg instance was opened without an inbox: it cannot acknowledge messages')
     return this.#consumer.subscribe(prefixes, options)
   }
 

@@ -78,9 +78,7 @@ export function refusal(msgId: string, envelope: JsonObject, nowMs: number, maxA
  */
 export function checkDeadline(ms: number, what: string): void {
   if (ms > MAX_DEADLINE_MS) {
-    throw new InvalidArgumentError(
-      `${what}: expected at most ${MAX_DEADLINE_MS} ms (5 days: consumers refuse a guaranteed message signed more than 6 days ago), got ${String(ms)}`,
-    )
+    throw InvalidArgumentError.format(what, `at most ${MAX_DEADLINE_MS} ms (5 days: consumers refuse a guaranteed message signed more than 6 days ago)`, ms)
   }
 }
 

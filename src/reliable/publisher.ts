@@ -1,11 +1,13 @@
 import {
   AbortedError,
   AckTimeoutError,
+  ClosedError,
   ConfigError,
   DeliveryRejectedError,
-  ErrorCode,
+  errorMessage,
   GilmsgError,
   InvalidArgumentError,
+  StoreError,
   type RecipientAck,
 } from '../errors.js'
 import type { Bus, Subscription } from '../bus/bus.js'
@@ -288,12 +290,12 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * the socket, with the outbox's `durable` (see `Added`).
    */
   async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], deadline: number, cancel?: AbortSignal): Promise<{ readonly durable: Promise<void> }> {
-    if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
+    if (this.#closing) throw new ClosedError('publisher')
     // Waited for before the commit: the resend timer starts when the message can really leave, and the
     // round trip is measured from there.
     await this.#awaitSubscriber(sealed.topic, cancel)
     if (cancel?.aborted === true) return { durable: Promise.resolve() }
-    if (this.#closing) throw new GilmsgError(ErrorCode.Closed, 'publisher is closed')
+    if (this.#closing) throw new ClosedError('publisher')
     const now = this.#clock.now()
     const nextAttemptAt = now + this.#rtt.firstResendDelay(deadline - now)
     // Sent as soon as it is committed (it then survives a crash of this process), while the store syncs it.
@@ -475,7 +477,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#closing ??= (async () => {
       this.#scheduler.stop()
       for (const [msgId, w] of this.#waiters) {
-        w.reject(new GilmsgError(ErrorCode.Closed, `publisher closed while waiting for ACKs of ${msgId} (it stays in the outbox)`))
+        w.reject(new ClosedError('publisher', `publisher closed while waiting for ACKs of ${msgId} (it stays in the outbox)`))
       }
       this.#waiters.clear()
       await this.#ackSub?.close()
@@ -503,6 +505,8 @@ function checkPositive(value: number, what: string): number {
   return value
 }
 
+// A GilmsgError keeps its class (a TransportError from a resend stays one: Bus.send wraps what a transport throws);
+// anything else came from the store.
 function asGilmsgError(e: unknown, what: string): GilmsgError {
-  return e instanceof GilmsgError ? e : new GilmsgError(ErrorCode.Outbox, `${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e })
+  return e instanceof GilmsgError ? e : new StoreError('outbox', `${what}: ${errorMessage(e)}`, { cause: e })
 }

@@ -1,13 +1,7 @@
-import { ClosedError, ErrorCode, GilmsgError } from '../errors.js'
-import {
-  checkInteger,
-  checkPrefix,
-  checkPrefixes,
-  checkSendArguments,
-  DEFAULT_MAX_MESSAGE_BYTES,
-  secondIteratorError,
-  validateFrames,
-} from './frames.js'
+import { ClosedError, InvalidArgumentError } from '../errors.js'
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../util/defaults.js'
+import { checkInteger } from '../util/options.js'
+import { checkPrefix, checkPrefixes, checkSendArguments, secondIteratorError, validateFrames } from './frames.js'
 import { SubscriptionWaiters } from './subscriptions.js'
 import type {
   DropListener,
@@ -77,7 +71,7 @@ export class MemoryHub {
   /**
    * Delivers the held delivery at `index` of {@link held} and removes it (later
    * positions shift down). Returns false if its subscriber has closed since
-   * (the message is then lost). Throws a `GILMSG_USAGE` error for a bad index.
+   * (the message is then lost). Throws `InvalidArgumentError` for a bad index.
    */
   release(index: number): boolean {
     const entry = this.#take(index)
@@ -87,14 +81,14 @@ export class MemoryHub {
   /**
    * Delivers a copy of the held delivery at `index` and keeps it held, so it
    * can be delivered again. Returns false if its subscriber has closed.
-   * Throws a `GILMSG_USAGE` error for a bad index.
+   * Throws `InvalidArgumentError` for a bad index.
    */
   duplicate(index: number): boolean {
     const entry = this.#at(index)
     return entry.target.deliver([Buffer.from(entry.delivery.topic), Buffer.from(entry.delivery.body)])
   }
 
-  /** Removes the held delivery at `index` without delivering it. Throws a `GILMSG_USAGE` error for a bad index. */
+  /** Removes the held delivery at `index` without delivering it. Throws `InvalidArgumentError` for a bad index. */
   discard(index: number): void {
     this.#take(index)
   }
@@ -164,10 +158,7 @@ export class MemoryHub {
   #at(index: number): HeldEntry {
     const entry = Number.isInteger(index) ? this.#held[index] : undefined
     if (entry === undefined) {
-      throw new GilmsgError(
-        ErrorCode.Usage,
-        `MemoryHub: expected a held index in [0, ${this.#held.length - 1}], got ${String(index)}`,
-      )
+      throw InvalidArgumentError.format('MemoryHub', `a held index in [0, ${this.#held.length - 1}]`, index)
     }
     return entry
   }

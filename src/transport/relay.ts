@@ -2,10 +2,11 @@ import { Publisher, Subscriber } from 'zeromq'
 import { TransportError } from '../errors.js'
 import { ReasonCounter } from '../util/counters.js'
 import { ConnectionWatch } from './connection-watch.js'
-import { checkAddresses, validateFrames } from './frames.js'
+import { checkAddresses } from '../util/options.js'
+import { validateFrames } from './frames.js'
 import type { DropListener } from './transport.js'
-import type { ResolvedSocketOptions, ZmqSocketOptions } from './zmq.js'
-import { applySocketOptions, bindAll, resolveSocketOptions } from './zmq.js'
+import { bindAll } from './zmq-connect.js'
+import { applySocketOptions, resolveSocketOptions, type ResolvedSocketOptions, type ZmqSocketOptions } from './zmq-options.js'
 
 export interface RelayOptions extends ZmqSocketOptions {
   /** Addresses the inbound SUB socket binds; publishers (`connect` mode) connect here. */
@@ -158,7 +159,7 @@ class ZmqRelay implements Relay {
  * publisher is disconnected (counted in `inboundDisconnects`), and forwarding
  * goes on. Resolves once both sockets are bound; rejects with
  * `TransportError` "cannot bind <address>: <reason>" (nothing is left open)
- * or `ConfigError` for an invalid option.
+ * or `InvalidArgumentError` for an invalid option (nothing is opened).
  */
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const o = resolveSocketOptions(options)

@@ -35,16 +35,14 @@ export class SubscriptionWaiters {
   wait(topic: string, options: WaitForSubscribersOptions = {}): Promise<boolean> {
     const count = options.count ?? 1
     if (!Number.isInteger(count) || count < 0) {
-      throw new InvalidArgumentError(`waitForSubscribers: count: expected an integer >= 0, got ${String(count)}`)
+      throw InvalidArgumentError.format('waitForSubscribers: count', 'an integer >= 0', count)
     }
     const timeoutMs = options.timeoutMs ?? Infinity
     if (timeoutMs !== Infinity && !(Number.isInteger(timeoutMs) && timeoutMs >= 0 && timeoutMs <= INT32_MAX)) {
-      throw new InvalidArgumentError(
-        `waitForSubscribers: timeoutMs: expected Infinity or an integer in [0, ${INT32_MAX}], got ${String(timeoutMs)}`,
-      )
+      throw InvalidArgumentError.format('waitForSubscribers: timeoutMs', `Infinity or an integer in [0, ${INT32_MAX}]`, timeoutMs)
     }
     if (typeof topic !== 'string') {
-      throw new InvalidArgumentError(`waitForSubscribers: topic: expected a string, got ${typeof topic}`)
+      throw InvalidArgumentError.format('waitForSubscribers: topic', 'a string', topic)
     }
     const signal = options.signal
     if (this.#closed) return Promise.resolve(false)

@@ -6,7 +6,7 @@ export class BoundedMap<K, V> {
   readonly #map = new Map<K, V>()
 
   constructor(capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new InvalidArgumentError(`capacity: expected an integer >= 1, got ${String(capacity)}`)
+    if (!Number.isInteger(capacity) || capacity < 1) throw InvalidArgumentError.format('capacity', 'an integer >= 1', capacity)
     this.capacity = capacity
   }
 

@@ -1,12 +1,13 @@
 import { createServer, connect as tcpConnect, type Socket } from 'node:net'
 import { Publisher, Subscriber, XPublisher } from 'zeromq'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ClosedError, ConfigError, TransportError } from '../../../src/errors.js'
+import { ClosedError, InvalidArgumentError, TransportError } from '../../../src/errors.js'
 import type { Relay } from '../../../src/transport/relay.js'
 import { startRelay } from '../../../src/transport/relay.js'
 import type { PubSocket, RawMessage, SubSocket } from '../../../src/transport/transport.js'
 import type { ZmqTransportOptions } from '../../../src/transport/zmq.js'
-import { applySocketOptions, resolveSocketOptions, SUBSCRIPTION_FRAME_OVERHEAD, ZmqTransport } from '../../../src/transport/zmq.js'
+import { ZmqTransport } from '../../../src/transport/zmq.js'
+import { applySocketOptions, resolveSocketOptions, SUBSCRIPTION_FRAME_OVERHEAD } from '../../../src/transport/zmq-options.js'
 import { PROBE_PREFIX, removeIpcFiles, take, TRANSPORTS, waitForJoin } from './helpers.js'
 
 const cleanups: (() => Promise<void> | void)[] = []
@@ -71,13 +72,13 @@ describe('ZmqTransport', () => {
   })
 
   it('validates options with "expected X, got Y" messages', () => {
-    expect(() => new ZmqTransport({ subscribeTo: [], highWaterMark: -1 })).toThrow(ConfigError)
+    expect(() => new ZmqTransport({ subscribeTo: [], highWaterMark: -1 })).toThrow(InvalidArgumentError)
     expect(() => new ZmqTransport({ subscribeTo: [], maxMessageBytes: 1.5 })).toThrow(
       'maxMessageBytes: expected an integer >= 64, got 1.5',
     )
     // Below that libzmq's own handshake would not fit, and the connection would fail silently forever.
     expect(() => new ZmqTransport({ subscribeTo: [], maxMessageBytes: 32 })).toThrow('maxMessageBytes: expected an integer >= 64, got 32')
-    expect(() => new ZmqTransport({ subscribeTo: 'tcp://x:1' as unknown as string[] })).toThrow(ConfigError)
+    expect(() => new ZmqTransport({ subscribeTo: 'tcp://x:1' as unknown as string[] })).toThrow(InvalidArgumentError)
   })
 
   it('sets ZMQ_TCP_MAXRT, ZMQ_CONNECT_TIMEOUT and the ZMTP heartbeat options on the socket, and validates them', () => {
@@ -93,7 +94,23 @@ describe('ZmqTransport', () => {
       socket.close()
     }
     expect(() => resolveSocketOptions({ heartbeat: { intervalMs: 0 } })).toThrow('heartbeat.intervalMs: expected an integer in [1, 2147483647], got 0')
-    expect(() => resolveSocketOptions({ tcpMaxRetransmitMs: -5 })).toThrow(ConfigError)
+    expect(() => resolveSocketOptions({ tcpMaxRetransmitMs: -5 })).toThrow(InvalidArgumentError)
+  })
+
+  it('takes Infinity as "no high-water mark" (libzmq\'s 0, set only on the socket) and refuses 0', () => {
+    expect(resolveSocketOptions({}).highWaterMark).toBe(Infinity)
+    expect(() => resolveSocketOptions({ highWaterMark: 0 })).toThrow('highWaterMark: expected an integer in [1, 2147483647] or Infinity, got 0')
+    const sub = new Subscriber()
+    const pub = new XPublisher()
+    try {
+      for (const socket of [sub, pub]) applySocketOptions(socket, resolveSocketOptions({}))
+      expect([sub.receiveHighWaterMark, pub.sendHighWaterMark]).toEqual([0, 0])
+      for (const socket of [sub, pub]) applySocketOptions(socket, resolveSocketOptions({ highWaterMark: 7 }))
+      expect([sub.receiveHighWaterMark, pub.sendHighWaterMark]).toEqual([7, 7])
+    } finally {
+      sub.close()
+      pub.close()
+    }
   })
 
   it('sets ZMQ_MAXMSGSIZE: maxMessageBytes on a subscriber, plus the subscription overhead on a publisher', () => {

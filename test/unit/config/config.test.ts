@@ -35,13 +35,35 @@ describe('parseConfig', () => {
     expect(c.routing_policy['org.fedoraproject.dev.x.y']).toEqual(['a', 'b'])
   })
 
+  it('reads "no limit" written 0 (high_water_mark, resend_rate) as the API\'s Infinity, and passes it on', () => {
+    expect(DEFAULT_HIGH_WATER_MARK).toBe(Infinity)
+    const unlimited = parseConfig({ high_water_mark: 0, resend_rate: 0 })
+    expect(unlimited.high_water_mark).toBe(Infinity)
+    expect(unlimited.resend_rate).toBe(Infinity)
+    expect(socketOptionsFromConfig(unlimited).highWaterMark).toBe(Infinity)
+    const limited = parseConfig({ high_water_mark: 10, resend_rate: 2.5 })
+    expect(limited.high_water_mark).toBe(10)
+    expect(limited.resend_rate).toBe(2.5)
+    expect(() => parseConfig({ resend_rate: -1 })).toThrow(/"resend_rate": expected a number >= 0, got -1/)
+  })
+
+  it('names the config key when a value passes the parser but not the sockets (ConfigError, not InvalidArgumentError)', () => {
+    expect(() => socketOptionsFromConfig(parseConfig({ max_message_bytes: 32 }))).toThrow(ConfigError)
+    expect(() => socketOptionsFromConfig(parseConfig({ max_message_bytes: 32 }, 'f.json'))).toThrow(
+      new ConfigError('f.json: key "max_message_bytes": expected an integer >= 64, got 32'),
+    )
+    expect(() => socketOptionsFromConfig(parseConfig({ zmq_heartbeat_ivl: 100, zmq_heartbeat_ttl: 50 }, 'f.json'))).toThrow(
+      /^f\.json: key "zmq_heartbeat_ttl": expected an integer in \[100, 6553500\], got 50$/,
+    )
+  })
+
   it('maps the retransmission limit and ZMTP heartbeat keys to socket options (0 or absent: off)', () => {
     const c = parseConfig({ zmq_tcp_maxrt: 2000, zmq_connect_timeout: 500, zmq_heartbeat_ivl: 250, zmq_heartbeat_timeout: 750, zmq_heartbeat_ttl: 1500 })
     expect(socketOptionsFromConfig(c)).toMatchObject({ tcpMaxRetransmitMs: 2000, connectTimeoutMs: 500, heartbeat: { intervalMs: 250, timeoutMs: 750, ttlMs: 1500 } })
     const off = socketOptionsFromConfig(parseConfig({ zmq_tcp_maxrt: 0, zmq_heartbeat_timeout: 750 }))
     expect(off.tcpMaxRetransmitMs).toBeUndefined()
     expect(off.heartbeat).toBeUndefined()
-    expect(() => parseConfig({ zmq_heartbeat_ivl: -1 })).toThrow(/"zmq_heartbeat_ivl": expected an integer >= 0, got number -1/)
+    expect(() => parseConfig({ zmq_heartbeat_ivl: -1 })).toThrow(/"zmq_heartbeat_ivl": expected an integer >= 0, got -1/)
   })
 
   it('names the nearest valid key for an unknown one', () => {
@@ -51,9 +73,9 @@ describe('parseConfig', () => {
   })
 
   it('says what was expected and what was given', () => {
-    expect(() => parseConfig({ high_water_mark: '10' })).toThrow(/"high_water_mark": expected an integer >= 0, got string "10"/)
-    expect(() => parseConfig({ active: 'yes' })).toThrow(/"active": expected true or false, got string "yes"/)
-    expect(() => parseConfig({ crypto_backend: 'gpg' })).toThrow(/expected one of "x509", "x509_sha256", got string "gpg"/)
+    expect(() => parseConfig({ high_water_mark: '10' })).toThrow(/"high_water_mark": expected an integer >= 0, got "10"/)
+    expect(() => parseConfig({ active: 'yes' })).toThrow(/"active": expected true or false, got "yes"/)
+    expect(() => parseConfig({ crypto_backend: 'gpg' })).toThrow(/expected one of "x509", "x509_sha256", got "gpg"/)
     expect(() => parseConfig({ endpoints: { a: 'localhost:99' } })).toThrow(/"endpoints.a": expected a ZeroMQ address/)
   })
 

@@ -10,7 +10,7 @@ import { createTestPki, initCa, issueCert, renewCrl, revokeCert } from '../../..
 import type { TestPki } from '../../../src/crypto/certs.js'
 import { pemToDer } from '../../../src/crypto/pem.js'
 import { certificateValidity, subjectCommonName } from '../../../src/crypto/x509-fields.js'
-import { CertificateError } from '../../../src/errors.js'
+import { CertificateError, InvalidArgumentError } from '../../../src/errors.js'
 import { daysFromNow, tempDir } from './helpers.js'
 
 let pki: TestPki
@@ -170,10 +170,10 @@ describe('issueCert', () => {
     const again = await issueCert(pki.dir, 'ec', { key: 'ec', force: true, cn: 'ec-2' })
     expect(again.serial).not.toBe(pki.leaf('ec').serial)
     for (const name of ['../escape', 'a/b', 'ca', '', '.hidden']) {
-      await expect(issueCert(pki.dir, name)).rejects.toThrow(CertificateError)
+      await expect(issueCert(pki.dir, name)).rejects.toThrow(InvalidArgumentError)
     }
     await expect(issueCert(pki.dir, 'x1', { key: 'ec', days: 0 })).rejects.toThrow(/positive number of days/)
-    await expect(issueCert(pki.dir, 'x2', { key: 'ec', notBefore: daysFromNow(1), notAfter: daysFromNow(-1) })).rejects.toThrow(CertificateError)
+    await expect(issueCert(pki.dir, 'x2', { key: 'ec', notBefore: daysFromNow(1), notAfter: daysFromNow(-1) })).rejects.toThrow(InvalidArgumentError)
   })
 
   it('names the missing CA file', async () => {

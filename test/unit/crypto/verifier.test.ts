@@ -12,7 +12,7 @@ import { CryptoMode, InvalidReason } from '../../../src/crypto/types.js'
 import type { CryptoMode as Mode, SignedFields, Signer, VerifyResult } from '../../../src/crypto/types.js'
 import { createVerifier } from '../../../src/crypto/verifier.js'
 import type { VerifierOptions } from '../../../src/crypto/verifier.js'
-import { CertificateError, ConfigError, CrlRollbackError } from '../../../src/errors.js'
+import { CertificateError, CrlRollbackError, InvalidArgumentError } from '../../../src/errors.js'
 import { DAY, daysFromNow, signedFields, tempDir } from './helpers.js'
 
 const canonical = Buffer.from('{"crypto":"x509","i":1,"msg":{"a":1},"topic":"org.example.dev.test"}')
@@ -489,7 +489,7 @@ describe('createVerifier options', () => {
     ['cacheSize 1.5', { cacheSize: 1.5 }],
     ['unknown mode', { acceptModes: ['gpg'] }],
     ['policy not a list', { routingPolicy: { t: 'alice' } }],
-  ] as const)('rejects %s with ConfigError', async (_label, opts) => {
-    await expect(verifierFor(main, opts as unknown as VerifierOptions)).rejects.toThrow(ConfigError)
+  ] as const)('rejects %s with InvalidArgumentError', async (_label, opts) => {
+    await expect(verifierFor(main, opts as unknown as VerifierOptions)).rejects.toThrow(InvalidArgumentError)
   })
 })

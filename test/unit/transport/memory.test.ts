@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { GilmsgError } from '../../../src/errors.js'
+import { InvalidArgumentError } from '../../../src/errors.js'
 import type { Delivery, GateDecision } from '../../../src/transport/memory.js'
 import { MemoryHub, MemoryTransport } from '../../../src/transport/memory.js'
 import type { RawMessage } from '../../../src/transport/transport.js'
@@ -114,7 +114,8 @@ describe('MemoryTransport', () => {
     expect(hub.releaseAll()).toBe(2)
     expect(await drain(bob)).toEqual(['t:1', 't:4'])
     expect(hub.held).toEqual([])
-    expect(() => hub.release(0)).toThrow(GilmsgError)
+    expect(() => hub.release(0)).toThrow(InvalidArgumentError)
+    expect(() => hub.release(0)).toThrow('MemoryHub: expected a held index in [0, -1], got 0')
   })
 
   it('releasing to a closed subscriber reports false', async () => {
