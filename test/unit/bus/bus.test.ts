@@ -329,6 +329,36 @@ describe('drops', () => {
   })
 })
 
+describe('a bug while validating', () => {
+  it('ends the subscription loop with the error: not a drop, not a silent stop', async () => {
+    const hub = new MemoryHub()
+    const pub = makeBus(hub, 'pub', { signer: signerOf(pki, 'alice') })
+    // A real verifier with a bug inside: its clock throws a TypeError.
+    const buggy = await createVerifier({
+      caPem: pki.caPem,
+      clock: () => {
+        throw new TypeError('clock bug')
+      },
+    })
+    const drops: string[] = []
+    const subBus = makeBus(hub, 'sub', { verifier: buggy, onDrop: (reason) => drops.push(reason) })
+    const sub = await subBus.subscribe(ENV)
+    const loop = (async () => {
+      for await (const _m of sub) throw new Error('no message should come through')
+    })()
+    await pub.publish('thing.done', { a: 1 })
+    const ended = await Promise.race([
+      loop.then(
+        () => 'ended without an error',
+        (e: unknown) => e,
+      ),
+      vi.waitUntil(() => drops.length > 0, { timeout: 2000 }).then(() => `dropped as ${drops.join(', ')}`),
+    ])
+    expect(ended).toEqual(new TypeError('clock bug'))
+    expect(subBus.drops.total).toBe(0)
+  })
+})
+
 describe('lifecycle', () => {
   it('close() is idempotent and ends iteration; publish and subscribe after close reject with ClosedError', async () => {
     const hub = new MemoryHub()

@@ -442,6 +442,32 @@ describe('verify: unsupported_crypto and malformed', () => {
   })
 })
 
+describe('verify: a bug is not a malformed message', () => {
+  it('an error of its own (here a TypeError from the clock) propagates instead of becoming a malformed result', async () => {
+    const verifier = await verifierFor(main, {
+      clock: () => {
+        throw new TypeError('clock bug')
+      },
+    })
+    expect(() => verifier.verify(signedFields(signer(main, 'alice'), canonical))).toThrow(new TypeError('clock bug'))
+  })
+
+  it('a RangeError from a bug propagates too; the same verifier still calls bad input malformed', async () => {
+    let calls = 0
+    const verifier = await verifierFor(main, {
+      clock: () => {
+        calls++
+        throw new RangeError('out of range')
+      },
+    })
+    expect(() => verifier.verify(signedFields(signer(main, 'alice'), canonical))).toThrow(RangeError)
+    expect(calls).toBe(1)
+    expectFailure(verifier.verify({ ...signedFields(signer(main, 'alice'), canonical), signature: '!!!not base64!!!' }), InvalidReason.Malformed, /signature: invalid base64/)
+    expectFailure(verifier.verify({ ...signedFields(signer(main, 'alice'), canonical), certificate: wrapBase64(Buffer.from('hello world')) }), InvalidReason.Malformed, /certificate: /)
+    expect(calls).toBe(1)
+  })
+})
+
 describe('certificate cache', () => {
   it('validates a certificate once and then hits', async () => {
     const verifier = await verifierFor(main)
