@@ -360,6 +360,11 @@ describe('a bug while validating', () => {
 })
 
 describe('lifecycle', () => {
+  it('has no open() for subscriptions to call back: each gets the validating function it needs', () => {
+    const bus = makeBus(new MemoryHub(), 'sub')
+    expect('open' in bus).toBe(false)
+  })
+
   it('close() is idempotent and ends iteration; publish and subscribe after close reject with ClosedError', async () => {
     const hub = new MemoryHub()
     const bus = makeBus(hub, 'bus', { signer: signerOf(pki, 'alice') })
