@@ -30,28 +30,13 @@ import {
   DEFAULT_DEADLINE_MS,
   DEFAULT_RETENTION_MS,
   MAX_AWAIT_SUBSCRIBER_MS,
-  type DeliveryReceipt,
-  type Enqueued,
-  type EnqueueOptions,
-  type PublisherEvents,
-  type ReliablePublisherOptions,
-  type ReliablePublishOptions,
 } from './publisher-types.js'
+import type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
 import { splitStatuses, storedReceipt, type Waiter } from './waiters.js'
 
 export { RESEND_BURST } from './resend-scheduler.js'
-export {
-  DEFAULT_ACK_TIMEOUT_MS,
-  DEFAULT_AWAIT_SUBSCRIBER_MS,
-  DEFAULT_DEADLINE_MS,
-  DEFAULT_RETENTION_MS,
-  type DeliveryReceipt,
-  type Enqueued,
-  type EnqueueOptions,
-  type PublisherEvents,
-  type ReliablePublisherOptions,
-  type ReliablePublishOptions,
-} from './publisher-types.js'
+export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_AWAIT_SUBSCRIBER_MS, DEFAULT_DEADLINE_MS, DEFAULT_RETENTION_MS } from './publisher-types.js'
+export type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
 
 /**
  * The publishing half of the reliability layer: commits each guaranteed
