@@ -11,7 +11,7 @@ import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import type { TestPki } from '../src/internal.js'
+import type { Pki } from './lib/pki.js'
 import { busCase } from './cases/bus.js'
 import { canonicalCase } from './cases/canonical.js'
 import { cliCase } from './cases/cli.js'
@@ -101,7 +101,7 @@ export async function runBench(argv: readonly string[]): Promise<number> {
   const keep = process.env['GILMSG_BENCH_KEEP'] !== undefined && process.env['GILMSG_BENCH_KEEP'] !== ''
   const t0 = performance.now()
   const progress = (m: string): void => void process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${m}\n`)
-  let pki: Promise<TestPki> | undefined
+  let pki: Promise<Pki> | undefined
   const workerArgs = process.env['GILMSG_BENCH_WORKER_ARGS']
   const ctx: BenchContext = {
     quick,

@@ -24,7 +24,8 @@
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { buildEnvelope, createSigner, sealEnvelope, type TestPki } from '../../src/internal.js'
+import { buildEnvelope, createSigner, sealEnvelope } from '../../src/internal.js'
+import type { Pki } from '../lib/pki.js'
 import { WorkerProcess } from '../lib/proc.js'
 import { APP_PREFIX, certname, startBenchRelay, writeConfig, type BenchRelay, type KeyFamily } from '../lib/setup.js'
 import { fdatasyncLatencies } from '../lib/disk.js'
@@ -75,7 +76,7 @@ export async function pingPong(ctx: BenchContext, relay: BenchRelay | undefined,
 }
 
 /** The size of a signed P-256 envelope like the ones the delivery runs send, for the raw round trip's frames. */
-export function ecBodySize(pki: TestPki): number {
+export function ecBodySize(pki: Pki): number {
   const leaf = pki.leaf(certname('ec', 'pub'))
   const signer = createSigner({ mode: 'x509_sha256', keyPem: leaf.keyPem, certPem: leaf.certPem })
   const env = buildEnvelope({ topic: `${APP_PREFIX}all`, msg: { n: 1, at: Date.now(), text: 'guaranteed bench message' }, i: 1, nowMs: Date.now(), username: 'bench', extra: { gilmsg_version: '1.0', gilmsg_recipients: ['r1-ec', 'r2-ec', 'r3-ec'] } })
@@ -85,7 +86,7 @@ export function ecBodySize(pki: TestPki): number {
 /** Starts recipient processes r1..r3 and a publisher for `family` on `relay`; resolves once all are ready and warmed up. */
 export async function startParties(
   ctx: BenchContext,
-  pki: TestPki,
+  pki: Pki,
   relay: BenchRelay,
   family: KeyFamily,
   dir: string,

@@ -27,7 +27,8 @@ import type Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { MemoryOutboxStore, SqliteOutboxStore, type OutboxStore } from '../../src/index.js'
-import { ackBody, buildEnvelope, createSigner, newMsgId, sealEnvelope, type TestPki } from '../../src/internal.js'
+import { ackBody, buildEnvelope, createSigner, newMsgId, sealEnvelope } from '../../src/internal.js'
+import type { Pki } from '../lib/pki.js'
 import { fmt } from '../lib/format.js'
 import { median } from '../lib/stats.js'
 import { APP_PREFIX, certname, startBenchRelay, TOPIC_PREFIX, ENVIRONMENT } from '../lib/setup.js'
@@ -51,7 +52,7 @@ interface Sample {
   readonly fingerprint: string
 }
 
-function sample(pki: TestPki): Sample {
+function sample(pki: Pki): Sample {
   const pubLeaf = pki.leaf(certname('ec', 'pub'))
   const rLeaf = pki.leaf(certname('ec', 'r1'))
   const signer = createSigner({ mode: 'x509_sha256', keyPem: pubLeaf.keyPem, certPem: pubLeaf.certPem })

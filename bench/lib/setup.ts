@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createTestPki, type TestPki } from '../../src/internal.js'
+import { createPki, type Pki } from './pki.js'
 import { startRelay, type Relay } from '../../src/index.js'
 
 /** Topics are `org.bench.b.<modname>.<topic>`. */
@@ -36,8 +36,8 @@ export function cryptoMode(family: KeyFamily): 'x509' | 'x509_sha256' {
 export const ED25519_CERT = 'pub-ed'
 
 /** Makes the run's CA and leaves: RSA `pub r1 r2 r3`, P-256 `pub-ec r1-ec r2-ec r3-ec`, Ed25519 `pub-ed`. */
-export function makeBenchPki(dir: string): Promise<TestPki> {
-  return createTestPki(dir, [
+export function makeBenchPki(dir: string): Promise<Pki> {
+  return createPki(dir, [
     ...ROLES.map((r) => ({ name: certname('rsa', r), key: 'rsa' as const })),
     ...ROLES.map((r) => ({ name: certname('ec', r), key: 'ec' as const })),
     { name: ED25519_CERT, key: 'ed25519' as const },
@@ -80,7 +80,7 @@ export interface ConfigSpec {
  * signing as `certname`, validating against the run's CA and CRL. Returns
  * the path.
  */
-export function writeConfig(dir: string, file: string, pki: TestPki, spec: ConfigSpec): string {
+export function writeConfig(dir: string, file: string, pki: Pki, spec: ConfigSpec): string {
   const config: Record<string, unknown> = {
     topic_prefix: TOPIC_PREFIX,
     environment: ENVIRONMENT,

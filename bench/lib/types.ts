@@ -1,4 +1,4 @@
-import type { TestPki } from '../../src/internal.js'
+import type { Pki } from './pki.js'
 
 /** One line of the benchmark: gilmsg's figure beside its baseline, measured in the same run. */
 export interface CaseResult {
@@ -34,7 +34,7 @@ export interface BenchContext {
   /** Writes one progress line on stderr. */
   progress(message: string): void
   /** The run's certificates (made on first use): see `bench/lib/setup.ts`. */
-  pki(): Promise<TestPki>
+  pki(): Promise<Pki>
 }
 
 /** A group of lines (one file under `bench/cases/`). */

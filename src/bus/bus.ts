@@ -152,7 +152,8 @@ export class Bus {
 
   /**
    * Signs and sends one message. Resolves once the socket accepted it (fire and
-   * forget: PUB/SUB gives no delivery guarantee; see `ReliableBus` for one).
+   * forget: PUB/SUB gives no delivery guarantee; `Gilmsg.publish` with
+   * `recipients` gives one).
    */
   async publish(topic: string, msg: unknown, options: PublishOptions = {}): Promise<SealedMessage> {
     const sealed = this.seal(topic, msg, options)
@@ -183,13 +184,13 @@ export class Bus {
     if (this.#closing) throw new ClosedError('bus')
     const list = typeof prefixes === 'string' ? [prefixes] : prefixes
     const socket = await this.#opts.transport.openSubscriber({ prefixes: list, onDrop: (r, detail) => this.#drop(r, detail ?? 'at the transport') })
-    const sub = new Subscription(socket, this, options, () => this.#subs.delete(sub))
+    const sub = new Subscription(socket, (topic, body) => this.#open(topic, body, options), () => this.#subs.delete(sub))
     this.#subs.add(sub)
     return sub
   }
 
-  /** @internal Validates one received message; counts and returns undefined on failure. */
-  open(topic: string, body: Buffer, options: SubscribeOptions): BusMessage | undefined {
+  /** Validates one received message; counts and returns undefined on failure. */
+  #open(topic: string, body: Buffer, options: SubscribeOptions): BusMessage | undefined {
     const text = body.toString('utf8')
     const res = openEnvelope(topic, text, {
       maxDepth: this.#opts.maxJsonDepth,
@@ -223,26 +224,25 @@ export class Bus {
 /**
  * A stream of validated messages. Iterate it once with `for await`; it ends
  * when `close()` is called. Invalid messages are dropped and counted in
- * `bus.drops`.
+ * `bus.drops`; an error that is not about the message (a bug, e.g. a
+ * TypeError in a verifier) is thrown to the loop, which ends.
  */
 export class Subscription implements AsyncIterable<BusMessage>, AsyncDisposable {
   readonly #socket: SubSocket
-  readonly #bus: Bus
-  readonly #options: SubscribeOptions
+  readonly #open: (topic: string, body: Buffer) => BusMessage | undefined
   readonly #onClose: () => void
   #closing: Promise<void> | undefined
 
-  /** @internal */
-  constructor(socket: SubSocket, bus: Bus, options: SubscribeOptions, onClose: () => void) {
+  /** @internal `open` validates a received message (undefined: dropped and counted). */
+  constructor(socket: SubSocket, open: (topic: string, body: Buffer) => BusMessage | undefined, onClose: () => void) {
     this.#socket = socket
-    this.#bus = bus
-    this.#options = options
+    this.#open = open
     this.#onClose = onClose
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<BusMessage> {
     for await (const raw of this.#socket) {
-      const msg = this.#bus.open(raw.topic, raw.body, this.#options)
+      const msg = this.#open(raw.topic, raw.body)
       if (msg !== undefined) yield msg
     }
   }

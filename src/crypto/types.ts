@@ -63,6 +63,9 @@ export interface VerifyOptions {
 }
 
 export interface Verifier {
-  /** Never throws: every failure is a `{ ok: false, reason }`. */
+  /**
+   * Every invalid input is a `{ ok: false, reason }`: nothing a message holds makes it
+   * throw. It throws only on a bug of its own (e.g. a TypeError), which must surface.
+   */
   verify(fields: SignedFields, options?: VerifyOptions): VerifyResult
 }

@@ -1,24 +1,28 @@
 /**
  * Validating signed envelopes as fedmsg does: certificate chained directly to one CA,
- * validity, CRL, signature, routing policy.
+ * validity, CRL, signature, routing policy. An invalid message is a failed result; an
+ * error that does not mean "this input is malformed" is a bug and propagates (see
+ * `inputErrorMessage` in verifier-chain.ts).
  */
 import { verify as cryptoVerify, X509Certificate } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { CertificateError, CrlRollbackError, describe, errorMessage, InvalidArgumentError } from '../errors.js'
 import { digestFor, keyKind } from './algorithms.js'
-import type { KeyKind } from './algorithms.js'
-import { pemFromCertificateField, pemToDer, unwrapBase64 } from './pem.js'
+import { pemToDer, unwrapBase64 } from './pem.js'
 import { CRYPTO_MODES, InvalidReason } from './types.js'
 import type { CryptoMode, SignedFields, Verifier, VerifyOptions, VerifyResult } from './types.js'
-import { canonicalSerial, certificateValidity, subjectCommonName } from './x509-fields.js'
 import { crlRollback, crlStatus, newestMark, readCaCrl } from './crl.js'
 import type { CheckedCrl, CrlMark, CrlStatus } from './crl.js'
-import type { Validity } from './x509-fields.js'
+import { fail, fingerprintOf, inputErrorMessage, isInputError, loadCa, Lru, validateChain } from './verifier-chain.js'
+import type { CacheEntry, CaState } from './verifier-chain.js'
 
 /** Default number of validated certificates a verifier remembers. */
 export const DEFAULT_CERT_CACHE_SIZE = 1000
 
+/** A `certificate` field longer than this is validated on every message, never cached. */
 const MAX_CACHED_FIELD_LENGTH = 64 * 1024
+/** An unaccepted `crypto` value is quoted in the drop's detail up to this many characters. */
+const MAX_QUOTED_MODE_LENGTH = 40
 
 /** What {@link createVerifier} needs. */
 export interface VerifierOptions {
@@ -75,90 +79,8 @@ export interface X509Verifier extends Verifier {
   readonly cacheStats: CertCacheStats
 }
 
-type VerifyFailure = Extract<VerifyResult, { ok: false }>
-
-interface CachedCert {
-  readonly ok: true
-  readonly key: KeyObject
-  readonly keyKind: KeyKind | undefined
-  readonly cn: string
-  readonly fingerprint: string
-  readonly notBefore: number
-  readonly notAfter: number
-  readonly serial: string
-}
-
-type CacheEntry = CachedCert | VerifyFailure
-
-interface CaState {
-  readonly cert: X509Certificate
-  readonly der: Buffer
-  readonly subject: string
-  readonly notBefore: number
-  readonly notAfter: number
-}
-
-function fail(reason: InvalidReason, detail: string): VerifyFailure {
-  return { ok: false, reason, detail }
-}
-
 function iso(ms: number): string {
   return new Date(ms).toISOString()
-}
-
-class Lru<V> {
-  readonly capacity: number
-  readonly #map = new Map<string, V>()
-
-  constructor(capacity: number) {
-    this.capacity = capacity
-  }
-
-  get size(): number {
-    return this.#map.size
-  }
-
-  get(key: string): V | undefined {
-    const value = this.#map.get(key)
-    if (value !== undefined) {
-      this.#map.delete(key)
-      this.#map.set(key, value)
-    }
-    return value
-  }
-
-  set(key: string, value: V): void {
-    if (this.capacity === 0) return
-    if (this.#map.has(key)) {
-      this.#map.delete(key)
-    } else if (this.#map.size >= this.capacity) {
-      const oldest = this.#map.keys().next()
-      if (oldest.done !== true) this.#map.delete(oldest.value)
-    }
-    this.#map.set(key, value)
-  }
-
-  clear(): void {
-    this.#map.clear()
-  }
-}
-
-function loadCa(caPem: string): CaState {
-  try {
-    const der = pemToDer(caPem, 'CERTIFICATE')
-    const cert = new X509Certificate(der)
-    if (!cert.raw.equals(der)) throw new CertificateError('trailing bytes or not DER')
-    const { notBefore, notAfter } = certificateValidity(cert)
-    return {
-      cert,
-      der,
-      subject: cert.subject.replaceAll('\n', ', '),
-      notBefore: notBefore.getTime(),
-      notAfter: notAfter.getTime(),
-    }
-  } catch (err) {
-    throw new CertificateError(`cannot parse the CA certificate: ${errorMessage(err)}`, { cause: err })
-  }
 }
 
 /** The CRL checked against the CA and against rollback below `mark`. */
@@ -192,10 +114,6 @@ function checkOptions(opts: VerifierOptions): void {
 /** SHA-256 (lowercase hex) of the CA certificate DER in `caPem`, as `X509Verifier.caFingerprint`. Throws {@link CertificateError}. */
 export function caFingerprint(caPem: string): string {
   return fingerprintOf(loadCa(caPem).cert)
-}
-
-function fingerprintOf(cert: X509Certificate): string {
-  return cert.fingerprint256.replaceAll(':', '').toLowerCase()
 }
 
 /**
@@ -282,10 +200,18 @@ class CaVerifier implements X509Verifier {
   }
 
   verify(fields: SignedFields, options?: VerifyOptions): VerifyResult {
+    let read: SignedFields
     try {
-      return this.#verify(fields, options)
+      // Read once: a getter that throws is the input's fault, not ours.
+      const { crypto, topic, canonical, signature, certificate } = fields
+      read = { crypto, topic, canonical, signature, certificate }
     } catch (err) {
-      return fail(InvalidReason.Malformed, `unexpected input: ${errorMessage(err)}`)
+      return fail(InvalidReason.Malformed, `fields: ${typeof fields === 'object' && fields !== null ? errorMessage(err) : `${describe(fields)}, expected an object`}`)
+    }
+    try {
+      return this.#verify(read, options)
+    } catch (err) {
+      return fail(InvalidReason.Malformed, `unexpected input: ${inputErrorMessage(err)}`)
     }
   }
 
@@ -293,7 +219,8 @@ class CaVerifier implements X509Verifier {
     const mode: unknown = fields.crypto
     if (typeof mode !== 'string') return fail(InvalidReason.Malformed, `crypto is ${describe(mode)}, expected a string`)
     if (!this.#accept.has(mode)) {
-      return fail(InvalidReason.UnsupportedCrypto, `crypto ${JSON.stringify(mode.slice(0, 40))} is not accepted (accepted: ${[...this.#accept].join(', ')})`)
+      const quoted = JSON.stringify(mode.slice(0, MAX_QUOTED_MODE_LENGTH))
+      return fail(InvalidReason.UnsupportedCrypto, `crypto ${quoted} is not accepted (accepted: ${[...this.#accept].join(', ')})`)
     }
     const { signature: signatureField, certificate: certificateField, canonical } = fields
     if (typeof signatureField !== 'string') return fail(InvalidReason.Malformed, `signature is ${describe(signatureField)}, expected a string`)
@@ -303,7 +230,7 @@ class CaVerifier implements X509Verifier {
     try {
       signature = unwrapBase64(signatureField)
     } catch (err) {
-      return fail(InvalidReason.Malformed, `signature: ${errorMessage(err)}`)
+      return fail(InvalidReason.Malformed, `signature: ${inputErrorMessage(err)}`)
     }
     if (signature.length === 0) return fail(InvalidReason.Malformed, 'signature is empty')
 
@@ -327,7 +254,8 @@ class CaVerifier implements X509Verifier {
     let valid: boolean
     try {
       valid = cryptoVerify(choice.digest, canonical, cert.key, signature)
-    } catch {
+    } catch (err) {
+      if (!isInputError(err)) throw err
       valid = false
     }
     if (!valid) return fail(InvalidReason.BadSignature, `signature does not verify with the certificate of ${cert.cn}`)
@@ -355,53 +283,9 @@ class CaVerifier implements X509Verifier {
       return cached
     }
     this.#misses++
-    const entry = this.#validateChain(field)
+    const entry = validateChain(field, this.#ca)
     if (field.length <= MAX_CACHED_FIELD_LENGTH) this.#cache.set(field, entry)
     return entry
-  }
-
-  #validateChain(field: string): CacheEntry {
-    let der: Buffer
-    let cert: X509Certificate
-    try {
-      der = pemToDer(pemFromCertificateField(field), 'CERTIFICATE')
-      cert = new X509Certificate(der)
-    } catch (err) {
-      return fail(InvalidReason.Malformed, `certificate: ${errorMessage(err)}`)
-    }
-    if (!cert.raw.equals(der)) return fail(InvalidReason.Malformed, 'certificate: trailing bytes or not DER')
-    const ca = this.#ca.cert
-    let chained: boolean
-    try {
-      chained = cert.checkIssued(ca) && cert.verify(ca.publicKey)
-    } catch {
-      chained = false
-    }
-    if (!chained) {
-      return fail(InvalidReason.UnknownCa, `certificate (${cert.subject.replaceAll('\n', ', ')}) is not issued by the CA (${this.#ca.subject})`)
-    }
-    let cn: string | undefined
-    let validity: Validity
-    let serial: string
-    try {
-      cn = subjectCommonName(cert)
-      validity = certificateValidity(cert)
-      serial = canonicalSerial(cert.serialNumber)
-    } catch (err) {
-      return fail(InvalidReason.Malformed, `certificate: ${errorMessage(err)}`)
-    }
-    if (cn === undefined) return fail(InvalidReason.Malformed, 'certificate subject has no CN')
-    const key = cert.publicKey
-    return {
-      ok: true,
-      key,
-      keyKind: keyKind(key),
-      cn,
-      fingerprint: cert.fingerprint256.replaceAll(':', '').toLowerCase(),
-      notBefore: validity.notBefore.getTime(),
-      notAfter: validity.notAfter.getTime(),
-      serial,
-    }
   }
 }
 
@@ -422,7 +306,8 @@ export function verifySignatureWithCert(mode: CryptoMode, certPem: string, canon
   if ('error' in choice) return false
   try {
     return cryptoVerify(choice.digest, canonical, key, unwrapBase64(signatureField))
-  } catch {
+  } catch (err) {
+    if (!isInputError(err)) throw err
     return false
   }
 }

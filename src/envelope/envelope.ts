@@ -170,7 +170,8 @@ export interface OpenOptions extends VerifyOptions {
 
 /**
  * Parses and validates frame 1 of a message received under `frameTopic`.
- * Never throws: every failure is `{ ok: false, reason }`.
+ * Every invalid message is `{ ok: false, reason }`; only a bug (here or in the
+ * verifier) throws.
  */
 export function openEnvelope(frameTopic: string, body: string, options: OpenOptions): OpenResult {
   let value: JsonValue

@@ -22,6 +22,12 @@ export const CONSUMER_CONCURRENCY = 64
 /** A stored ACK envelope is re-sent at most once in this many ms, however many of its messages are resent. */
 export const REACK_WINDOW_MS = 50
 
+/**
+ * How many re-sent ACK envelopes a consumer remembers for {@link REACK_WINDOW_MS}; when full,
+ * those past the window are forgotten, then (if still full) all of them.
+ */
+export const REACK_MEMORY = 1024
+
 /** While running, a consumer prunes its inbox this often (and once at start). */
 export const INBOX_PRUNE_INTERVAL_MS = 60 * 60 * 1000
 
@@ -256,9 +262,9 @@ export class ReliableConsumer {
     const now = this.#clock.now()
     const last = this.#reacked.get(body)
     if (last !== undefined && now - last < REACK_WINDOW_MS) return false
-    if (this.#reacked.size >= 1024) {
+    if (this.#reacked.size >= REACK_MEMORY) {
       for (const [b, t] of this.#reacked) if (now - t >= REACK_WINDOW_MS) this.#reacked.delete(b)
-      if (this.#reacked.size >= 1024) this.#reacked.clear()
+      if (this.#reacked.size >= REACK_MEMORY) this.#reacked.clear()
     }
     this.#reacked.set(body, now)
     return true

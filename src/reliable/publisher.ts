@@ -23,104 +23,23 @@ import { AckIntake } from './ack-intake.js'
 import { ResendBudget } from './resend-budget.js'
 import { RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
 import { RttEstimator } from './rtt.js'
-import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js'
-import { ACK_MODNAME, ACK_TOPIC, checkDeadline, reliableFields } from './protocol.js'
+import { DEFAULT_BACKOFF } from './backoff.js'
+import { ACK_MODNAME, ACK_TOPIC, reliableFields } from './protocol.js'
+import {
+  checkPositive,
+  checkRecipients,
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_AWAIT_SUBSCRIBER_MS,
+  DEFAULT_DEADLINE_MS,
+  DEFAULT_RETENTION_MS,
+  MAX_AWAIT_SUBSCRIBER_MS,
+} from './publisher-types.js'
+import type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
+import { splitStatuses, storedReceipt, type Waiter } from './waiters.js'
 
 export { RESEND_BURST } from './resend-scheduler.js'
-
-/** `publish()` waits this long for every ACK unless told otherwise. */
-export const DEFAULT_ACK_TIMEOUT_MS = 10_000
-/** `enqueue()` keeps resending this long unless told otherwise. */
-export const DEFAULT_DEADLINE_MS = 24 * 60 * 60 * 1000
-/** Messages that left `pending` are purged after this long. */
-export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
-
-/** What `publish()` resolves with: proof that every recipient acknowledged this exact message. */
-export interface DeliveryReceipt {
-  readonly msgId: string
-  /** SHA-256 hex of the canonical signed bytes that every ACK carried. */
-  readonly digest: string
-  readonly topic: string
-  readonly recipients: readonly RecipientAck[]
-}
-
-export interface ReliablePublishOptions {
-  /** Certificate CNs that must acknowledge. Empty or absent: a plain fire-and-forget publish. */
-  readonly recipients?: readonly string[]
-  /** ms to wait for every ACK (default {@link DEFAULT_ACK_TIMEOUT_MS}); then the message expires. */
-  readonly ackTimeout?: number
-  readonly signal?: AbortSignal
-  readonly modname?: string
-}
-
-export interface EnqueueOptions {
-  readonly recipients: readonly string[]
-  /** ms from now during which resends continue, across restarts (default 24 h). */
-  readonly deadline?: number
-  readonly modname?: string
-}
-
-/** What `enqueue()` resolves with once the message is committed. */
-export interface Enqueued {
-  readonly msgId: string
-  readonly digest: string
-  readonly topic: string
-}
-
-export interface PublisherEvents {
-  /** Every recipient acknowledged. */
-  delivered: (receipt: DeliveryReceipt) => void
-  /** The deadline passed with ACKs missing. */
-  expired: (info: { msgId: string; acked: readonly RecipientAck[]; missing: readonly string[] }) => void
-  /** A recipient rejected the message. */
-  rejected: (info: { msgId: string; recipient: string; reason: string }) => void
-  /** A background step failed (a resend, an outbox write); delivery goes on where it can. */
-  'background:error': (error: GilmsgError) => void
-}
-
-export interface ReliablePublisherOptions {
-  readonly bus: Bus
-  readonly store: OutboxStore
-  readonly clock: Clock
-  readonly backoff?: BackoffPolicy
-  readonly random?: () => number
-  /** Count ACKs without `ack_digest` (Python gilmsg 0.1.2 consumers). Default false. */
-  readonly acceptLegacyAcks?: boolean
-  readonly retentionMs?: number
-  /**
-   * Before sending, wait up to this many ms for a first subscriber (or relay)
-   * when there is none yet, so that a freshly opened publisher does not send
-   * into the void and wait for a resend. 0 disables. Default 250.
-   */
-  readonly awaitSubscriberMs?: number
-  /**
-   * Resends per second while no ACK comes back (see {@link ResendBudget}):
-   * each counted ACK pays for one more, up to a burst of
-   * {@link RESEND_BURST}. Messages whose deadline is less than the backoff's
-   * `longAfterMs` (5 min) away are never held back. `Infinity` disables the
-   * limit. Default {@link DEFAULT_RESEND_RATE}.
-   */
-  readonly resendRate?: number
-}
-
-/** Default of {@link ReliablePublisherOptions.awaitSubscriberMs}. */
-export const DEFAULT_AWAIT_SUBSCRIBER_MS = 250
-
-/** A publish() call waiting for its ACKs, with what its receipt needs (so that settling it reads nothing back from the store). */
-interface Waiter {
-  readonly startedAt: number
-  readonly topic: string
-  readonly digest: string
-  readonly recipients: readonly string[]
-  /** When it was committed and first sent; undefined until then. */
-  sentAt: number | undefined
-  /** Resent at least once: its round trip then says nothing clear (Karn's rule). */
-  resent: boolean
-  /** The ACKs counted for it, by CN. */
-  readonly acks: Map<string, RecipientAck>
-  resolve(receipt: DeliveryReceipt): void
-  reject(error: Error): void
-}
+export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_AWAIT_SUBSCRIBER_MS, DEFAULT_DEADLINE_MS, DEFAULT_RETENTION_MS } from './publisher-types.js'
+export type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
 
 /**
  * The publishing half of the reliability layer: commits each guaranteed
@@ -156,7 +75,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#rtt = new RttEstimator(backoff, options.random ?? Math.random)
     this.#retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
     const wait = options.awaitSubscriberMs ?? DEFAULT_AWAIT_SUBSCRIBER_MS
-    if (!Number.isInteger(wait) || wait < 0 || wait > 2 ** 31 - 1) {
+    if (!Number.isInteger(wait) || wait < 0 || wait > MAX_AWAIT_SUBSCRIBER_MS) {
       throw new InvalidArgumentError(`awaitSubscriberMs: expected an integer number of milliseconds >= 0, got ${String(wait)}`)
     }
     this.#awaitSubscriberMs = wait
@@ -213,18 +132,15 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * (the message then expires and resends stop), `DeliveryRejectedError`,
    * `AbortedError`, or an outbox/transport error if the message could not be
    * committed or sent, or if its sync failed before the last ACK came (one
-   * that fails after is emitted as `background:error`). Without recipients it
-   * is a plain publish and resolves once sent.
+   * that fails after is emitted as `background:error`). Rejects with
+   * `InvalidArgumentError` without recipients: a plain publish is
+   * `Gilmsg.publish`'s (it needs no outbox).
    */
   async publish(topic: string, msg: unknown, options: ReliablePublishOptions = {}): Promise<DeliveryReceipt> {
     throwIfAborted(options.signal, 'publish')
-    const recipients = checkRecipients(options.recipients ?? [], true)
+    const recipients = checkRecipients(options.recipients ?? [], 'publish')
     const ackTimeout = checkPositive(options.ackTimeout ?? DEFAULT_ACK_TIMEOUT_MS, 'ackTimeout')
     const modname = options.modname !== undefined ? { modname: options.modname } : {}
-    if (recipients.length === 0) {
-      const sealed = await this.#bus.publish(topic, msg, modname)
-      return { msgId: sealed.msgId, digest: sealed.digest, topic: sealed.topic, recipients: [] }
-    }
     const started = this.#clock.now()
     const sealed = await this.#bus.sealAsync(topic, msg, { ...modname, extra: reliableFields(recipients) })
     throwIfAborted(options.signal, 'publish')
@@ -273,7 +189,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * passed: listen for `delivered`, `expired` and `rejected`.
    */
   async enqueue(topic: string, msg: unknown, options: EnqueueOptions): Promise<Enqueued> {
-    const recipients = checkRecipients(options.recipients, false)
+    const recipients = checkRecipients(options.recipients, 'enqueue')
     const deadline = checkPositive(options.deadline ?? DEFAULT_DEADLINE_MS, 'deadline')
     const sealed = await this.#bus.sealAsync(topic, msg, {
       ...(options.modname !== undefined ? { modname: options.modname } : {}),
@@ -344,7 +260,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       this.#settle(msgId, false)
       return
     }
-    const { acked, missing } = this.#split(this.#store.recipients(msgId))
+    const { acked, missing } = splitStatuses(this.#store.recipients(msgId))
     this.emit('expired', { msgId, acked, missing })
     if (error instanceof AckTimeoutError) {
       const elapsed = this.#clock.now() - waiter.startedAt
@@ -399,7 +315,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (msg === undefined || msg.state === DeliveryState.Pending) return
     const statuses = this.#store.recipients(msgId)
     if (msg.state === DeliveryState.Acked) {
-      const receipt = this.#receipt(msg, statuses)
+      const receipt = storedReceipt(msg, statuses)
       if (waiter) {
         this.#waiters.delete(msgId)
         waiter.resolve(receipt)
@@ -417,24 +333,10 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     }
   }
 
-  #receipt(msg: OutboxMessage, statuses: readonly RecipientStatus[]): DeliveryReceipt {
-    return { msgId: msg.msgId, digest: msg.digest, topic: msg.topic, recipients: this.#split(statuses).acked }
-  }
-
-  #split(statuses: readonly RecipientStatus[]): { acked: RecipientAck[]; missing: string[] } {
-    const acked: RecipientAck[] = []
-    const missing: string[] = []
-    for (const s of statuses) {
-      if (s.state === DeliveryState.Acked) acked.push({ cn: s.cn, at: s.at ?? 0, disposition: s.disposition ?? Disposition.Received })
-      else missing.push(s.cn)
-    }
-    return { acked, missing }
-  }
-
   async #expireDue(now: number): Promise<void> {
     for (const msgId of await this.#store.expireDue(now)) {
       const waiter = this.#waiters.get(msgId)
-      const { acked, missing } = this.#split(this.#store.recipients(msgId))
+      const { acked, missing } = splitStatuses(this.#store.recipients(msgId))
       this.emit('expired', { msgId, acked, missing })
       if (waiter) {
         this.#waiters.delete(msgId)
@@ -485,24 +387,6 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     })()
     return this.#closing
   }
-}
-
-function checkRecipients(value: unknown, allowEmpty: boolean): string[] {
-  if (!Array.isArray(value) || !value.every((r) => typeof r === 'string' && r !== '')) {
-    throw new InvalidArgumentError(`recipients: expected a list of certificate CNs (non-empty strings), got ${JSON.stringify(value)}`)
-  }
-  const unique = [...new Set(value as string[])]
-  if (unique.length !== value.length) throw new InvalidArgumentError(`recipients: duplicate CN in ${JSON.stringify(value)}`)
-  if (!allowEmpty && unique.length === 0) throw new InvalidArgumentError('recipients: enqueue needs at least one recipient')
-  return unique
-}
-
-function checkPositive(value: number, what: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidArgumentError(`${what}: expected a number of milliseconds > 0, got ${String(value)}`)
-  }
-  checkDeadline(value, what)
-  return value
 }
 
 // A GilmsgError keeps its class (a TransportError from a resend stays one: Bus.send wraps what a transport throws);

@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { TestPki } from '../../src/crypto/certs.js'
+import type { TestPki } from './pki.js'
 import { sleep } from '../../bench/lib/timing.js'
 import { startRelay, type Relay } from '../../src/transport/relay.js'
 import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'

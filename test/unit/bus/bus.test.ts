@@ -5,8 +5,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { Bus } from '../../../src/bus/bus.js'
 import type { BusMessage, BusOptions, Subscription } from '../../../src/bus/bus.js'
-import { createTestPki } from '../../../src/crypto/certs.js'
-import type { TestPki } from '../../../src/crypto/certs.js'
+import { createTestPki, type TestPki } from '../../support/pki.js'
 import { pemToDer } from '../../../src/crypto/pem.js'
 import { createSigner } from '../../../src/crypto/signer.js'
 import { CryptoMode } from '../../../src/crypto/types.js'
@@ -330,7 +329,42 @@ describe('drops', () => {
   })
 })
 
+describe('a bug while validating', () => {
+  it('ends the subscription loop with the error: not a drop, not a silent stop', async () => {
+    const hub = new MemoryHub()
+    const pub = makeBus(hub, 'pub', { signer: signerOf(pki, 'alice') })
+    // A real verifier with a bug inside: its clock throws a TypeError.
+    const buggy = await createVerifier({
+      caPem: pki.caPem,
+      clock: () => {
+        throw new TypeError('clock bug')
+      },
+    })
+    const drops: string[] = []
+    const subBus = makeBus(hub, 'sub', { verifier: buggy, onDrop: (reason) => drops.push(reason) })
+    const sub = await subBus.subscribe(ENV)
+    const loop = (async () => {
+      for await (const _m of sub) throw new Error('no message should come through')
+    })()
+    await pub.publish('thing.done', { a: 1 })
+    const ended = await Promise.race([
+      loop.then(
+        () => 'ended without an error',
+        (e: unknown) => e,
+      ),
+      vi.waitUntil(() => drops.length > 0, { timeout: 2000 }).then(() => `dropped as ${drops.join(', ')}`),
+    ])
+    expect(ended).toEqual(new TypeError('clock bug'))
+    expect(subBus.drops.total).toBe(0)
+  })
+})
+
 describe('lifecycle', () => {
+  it('has no open() for subscriptions to call back: each gets the validating function it needs', () => {
+    const bus = makeBus(new MemoryHub(), 'sub')
+    expect('open' in bus).toBe(false)
+  })
+
   it('close() is idempotent and ends iteration; publish and subscribe after close reject with ClosedError', async () => {
     const hub = new MemoryHub()
     const bus = makeBus(hub, 'bus', { signer: signerOf(pki, 'alice') })

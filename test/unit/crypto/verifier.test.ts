@@ -4,8 +4,8 @@ import { createHash, createPrivateKey, webcrypto } from 'node:crypto'
 import { readFile, rm } from 'node:fs/promises'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestPki, renewCrl, revokeCert } from '../../../src/crypto/certs.js'
-import type { TestPki } from '../../../src/crypto/certs.js'
+import { createTestPki, type TestPki } from '../../support/pki.js'
+import { renewCrl, revokeCert } from '../../../src/crypto/certs.js'
 import { certificateField, derToPem, pemToDer, wrapBase64 } from '../../../src/crypto/pem.js'
 import { createSigner } from '../../../src/crypto/signer.js'
 import { CryptoMode, InvalidReason } from '../../../src/crypto/types.js'
@@ -439,6 +439,32 @@ describe('verify: unsupported_crypto and malformed', () => {
     for (const junk of [null, undefined, 0, 'x', [], {}, { crypto: 'x509' }, new Proxy({}, { get: () => { throw new Error('boom') } })]) {
       expectFailure(verifier.verify(junk as unknown as SignedFields), InvalidReason.Malformed)
     }
+  })
+})
+
+describe('verify: a bug is not a malformed message', () => {
+  it('an error of its own (here a TypeError from the clock) propagates instead of becoming a malformed result', async () => {
+    const verifier = await verifierFor(main, {
+      clock: () => {
+        throw new TypeError('clock bug')
+      },
+    })
+    expect(() => verifier.verify(signedFields(signer(main, 'alice'), canonical))).toThrow(new TypeError('clock bug'))
+  })
+
+  it('a RangeError from a bug propagates too; the same verifier still calls bad input malformed', async () => {
+    let calls = 0
+    const verifier = await verifierFor(main, {
+      clock: () => {
+        calls++
+        throw new RangeError('out of range')
+      },
+    })
+    expect(() => verifier.verify(signedFields(signer(main, 'alice'), canonical))).toThrow(RangeError)
+    expect(calls).toBe(1)
+    expectFailure(verifier.verify({ ...signedFields(signer(main, 'alice'), canonical), signature: '!!!not base64!!!' }), InvalidReason.Malformed, /signature: invalid base64/)
+    expectFailure(verifier.verify({ ...signedFields(signer(main, 'alice'), canonical), certificate: wrapBase64(Buffer.from('hello world')) }), InvalidReason.Malformed, /certificate: /)
+    expect(calls).toBe(1)
   })
 })
 

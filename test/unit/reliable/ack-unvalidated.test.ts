@@ -11,7 +11,7 @@ import { ecPartiesPki, leafSigner, memoryBus } from '../../support/memory-bus.js
 import { FakeClock, settle } from '../../support/fake-clock.js'
 import { Bus } from '../../../src/bus/bus.js'
 import { parseConfig } from '../../../src/config/config.js'
-import type { TestPki } from '../../../src/crypto/certs.js'
+import type { TestPki } from '../../support/pki.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { ConfigError } from '../../../src/errors.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'

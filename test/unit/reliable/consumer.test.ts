@@ -13,11 +13,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ecPartiesPki, leafSigner, memoryBus } from '../../support/memory-bus.js'
 import type { Bus } from '../../../src/bus/bus.js'
-import type { TestPki } from '../../../src/crypto/certs.js'
+import type { TestPki } from '../../support/pki.js'
 import type { Verifier } from '../../../src/crypto/types.js'
+import { createVerifier } from '../../../src/crypto/verifier.js'
 import { buildEnvelope, sealEnvelope, type SealedMessage } from '../../../src/envelope/envelope.js'
 import { InvalidArgumentError } from '../../../src/errors.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
@@ -156,6 +157,37 @@ describe('the inbox is keyed by (signer CN, msg_id): squatting a msg_id does not
     await w.clock.advance(3000)
     expect(alice.got).toHaveLength(2)
     expect(stat(alice, 'duplicates_suppressed')).toBeGreaterThanOrEqual(1)
+  })
+})
+
+describe('a bug while validating', () => {
+  it("ends the application's loop over a gilmsg subscription with the error: not a drop, not a silent stop", async () => {
+    const w = new World()
+    // A real verifier with a bug inside: its clock throws a TypeError.
+    const buggy = await createVerifier({
+      caPem: pki.caPem,
+      clock: () => {
+        throw new TypeError('clock bug')
+      },
+    })
+    const bus = memoryBus({ hub: w.hub, verifier: buggy, topic: TOPIC, clock: w.clock }, pki, 'alice')
+    open.push(bus)
+    const g = await Gilmsg.open({ bus, inbox: new MemoryInboxStore(new MemoryInboxData()), clock: w.clock })
+    open.push(g)
+    const sub = await g.subscribe(APP)
+    const loop = (async () => {
+      for await (const _d of sub) throw new Error('no delivery should come through')
+    })()
+    await w.bus('publisher').send(w.seal('publisher', ['alice']))
+    const ended = await Promise.race([
+      loop.then(
+        () => 'ended without an error',
+        (e: unknown) => e,
+      ),
+      vi.waitUntil(() => bus.drops.total > 0, { timeout: 2000 }).then(() => `dropped: ${JSON.stringify(bus.drops.snapshot())}`),
+    ])
+    expect(ended).toEqual(new TypeError('clock bug'))
+    expect(bus.drops.total).toBe(0)
   })
 })
 

@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ecPartiesPki, memoryBus } from '../../support/memory-bus.js'
-import type { TestPki } from '../../../src/crypto/certs.js'
+import type { TestPki } from '../../support/pki.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
 import { MemoryOutboxStore } from '../../../src/outbox/memory.js'

@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Bus } from '../../../src/bus/bus.js'
-import type { TestPki } from '../../../src/crypto/certs.js'
+import type { TestPki } from '../../support/pki.js'
 import type { Verifier } from '../../../src/crypto/types.js'
 import { ClosedError, ErrorCode, GilmsgError, InvalidArgumentError, TransportError } from '../../../src/errors.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../../src/outbox/memory.js'
