@@ -141,7 +141,7 @@ describe('the installed package', () => {
   it('npx gilmsg demo delivers every message to both recipients', async () => {
     const r = ok(await run('npx', ['--no', '--', 'gilmsg', 'demo', '--messages', '6'], app), 'npx gilmsg demo')
     expect(r.stdout).toMatch(/6\/6 messages acknowledged by both in [\d.]+ s; 0 failed/)
-  })
+  }, 90_000)
 
   it('gilmsg bench writes its results into the current directory, not into the package', async () => {
     ok(await run('npx', ['--no', '--', 'gilmsg', 'bench', '--quick', '--only', 'canonical'], app), 'npx gilmsg bench')
@@ -151,7 +151,7 @@ describe('the installed package', () => {
     expect(report.quick).toBe(true)
     expect(report.cases.map((c) => c.id)).toContain('canonical')
     expect(existsSync(join(app, 'node_modules', 'gilmsg', 'bench'))).toBe(false)
-  })
+  }, 90_000)
 
   it('imports from an ES module, resolving to the installed files', async () => {
     writeFileSync(
@@ -200,5 +200,5 @@ void openGilmsg(42)
       }),
     )
     ok(await run(process.execPath, [TSC, '-p', 'tsconfig.json'], app), 'tsc --noEmit check.ts')
-  })
+  }, 90_000)
 })
