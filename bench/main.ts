@@ -9,7 +9,7 @@
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import type { Pki } from './lib/pki.js'
 import { busCase } from './cases/bus.js'
@@ -35,7 +35,8 @@ process on 127.0.0.1 tcp. Progress goes to stderr, a table (case, figure, baseli
 target, verdict) to stdout, and every measurement to a JSON file.
   --quick          every case with tiny counts (about a minute; what the test suite runs)
   --only CASE,...  run only these case groups: ${CASES.map((c) => c.id).join(', ')}
-  --out FILE       the JSON results (default bench/results/<ISO timestamp>.json)
+  --out FILE       the JSON results (default gilmsg-bench-<ISO timestamp>.json in the current
+                   directory)
 The figures are only as quiet as the machine: the load average is recorded with them.
 Environment: GILMSG_BENCH_VERBOSE=1 echoes the workers' output; GILMSG_BENCH_WORKER_ARGS
 adds node options to the workers (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof");
@@ -55,10 +56,9 @@ export interface BenchReport {
   readonly cases: CaseEntry[]
 }
 
-const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url))
-
+/** The results file when there is no --out: in the current directory, never inside the installed package. */
 function defaultOut(startedAt: string): string {
-  return join(RESULTS_DIR, `${startedAt.replaceAll(':', '-')}.json`)
+  return resolve(`gilmsg-bench-${startedAt.replaceAll(':', '-')}.json`)
 }
 
 function round(x: number[]): number[] {

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { ExitCode } from './exit-codes.js'
 import { reportError } from './report.js'
 
@@ -14,6 +16,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
 }
 
 const USAGE = `Usage: gilmsg <command> [options]
+       gilmsg --version   (or -V) print the version
 
 Commands:
 ${Object.entries(COMMANDS)
@@ -23,11 +26,26 @@ ${Object.entries(COMMANDS)
 Run "gilmsg <command> --help" for a command's options.
 Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 ACK timeout, 4 rejected by a recipient.`
 
+/** This file is dist/src/cli/main.js: package.json is three levels up, in the installed package as in the repository. */
+const PACKAGE_JSON = new URL('../../../package.json', import.meta.url)
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { name?: unknown; version?: unknown }
+  if (pkg.name !== 'gilmsg' || typeof pkg.version !== 'string') {
+    throw new Error(`expected gilmsg's package.json at ${fileURLToPath(PACKAGE_JSON)}, got name ${JSON.stringify(pkg.name)}, version ${JSON.stringify(pkg.version)}`)
+  }
+  return pkg.version
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(USAGE + '\n')
     return name === undefined ? ExitCode.Usage : ExitCode.Ok
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(version() + '\n')
+    return ExitCode.Ok
   }
   const command = COMMANDS[name]
   if (command === undefined) {
