@@ -1,0 +1,81 @@
+/**
+ * The outbox's SQLite schema (its migrations, one per `PRAGMA user_version`) and the rows
+ * its queries read. Internal to src/outbox: `sqlite.ts` is the store on top.
+ */
+import type { Disposition } from '../protocol/ack.js'
+import type { Migration } from '../sqlite/migrate.js'
+import type { DeliveryState } from './store.js'
+
+/** The outbox schema, one entry per `PRAGMA user_version`. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    up(db) {
+      db.exec(`
+        CREATE TABLE messages (
+          msg_id TEXT PRIMARY KEY,
+          topic TEXT NOT NULL,
+          digest TEXT NOT NULL,
+          created_at INTEGER NOT NULL,
+          deadline INTEGER NOT NULL,
+          state TEXT NOT NULL CHECK (state IN ('pending', 'acked', 'expired', 'rejected')),
+          attempts INTEGER NOT NULL,
+          next_attempt_at INTEGER NOT NULL,
+          finished_at INTEGER
+        );
+        CREATE TABLE bodies (
+          msg_id TEXT PRIMARY KEY REFERENCES messages (msg_id) ON DELETE CASCADE,
+          body TEXT NOT NULL
+        );
+        CREATE TABLE ack_bodies (
+          id INTEGER PRIMARY KEY,
+          hash BLOB UNIQUE NOT NULL,
+          body TEXT NOT NULL
+        );
+        CREATE TABLE recipients (
+          msg_id TEXT NOT NULL REFERENCES messages (msg_id) ON DELETE CASCADE,
+          cn TEXT NOT NULL,
+          position INTEGER NOT NULL,
+          state TEXT NOT NULL CHECK (state IN ('pending', 'acked', 'expired', 'rejected')),
+          at INTEGER,
+          disposition TEXT CHECK (disposition IN ('received', 'processed', 'rejected')),
+          reason TEXT,
+          ack_body_id INTEGER REFERENCES ack_bodies (id),
+          ack_fingerprint TEXT,
+          PRIMARY KEY (msg_id, cn)
+        ) WITHOUT ROWID;
+        CREATE INDEX messages_due ON messages (next_attempt_at, msg_id) WHERE state = 'pending';
+        CREATE INDEX messages_deadline ON messages (deadline, msg_id) WHERE state = 'pending';
+        CREATE INDEX messages_finished ON messages (finished_at) WHERE state != 'pending';
+        CREATE INDEX messages_created ON messages (created_at, msg_id);
+        CREATE INDEX recipients_ack_body ON recipients (ack_body_id) WHERE ack_body_id IS NOT NULL;
+      `)
+    },
+  },
+]
+
+export const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at`
+export const FROM_MESSAGES = `FROM messages m JOIN bodies b ON b.msg_id = m.msg_id`
+
+export interface MessageSqlRow {
+  readonly msg_id: string
+  readonly topic: string
+  readonly body: string
+  readonly digest: string
+  readonly created_at: number
+  readonly deadline: number
+  readonly state: DeliveryState
+  readonly attempts: number
+  readonly next_attempt_at: number
+  readonly finished_at: number | null
+}
+
+export interface RecipientSqlRow {
+  readonly cn: string
+  readonly state: DeliveryState
+  readonly at: number | null
+  readonly disposition: Disposition | null
+  readonly reason: string | null
+  readonly ack_body: string | null
+  readonly ack_fingerprint: string | null
+}
