@@ -3,7 +3,8 @@ import type { Disposition } from '../protocol/ack.js'
 import { ContentIds } from '../sqlite/content-ids.js'
 import { SqliteFile } from '../sqlite/file.js'
 import type { GroupCommit, GroupCommitStats } from '../sqlite/group-commit.js'
-import type { Migration } from '../sqlite/migrate.js'
+import { latestVersion, type Migration } from '../sqlite/migrate.js'
+import { inspectSqlite, type SqliteInspection } from '../sqlite/inspect.js'
 import type { SqliteStoreOptions } from '../sqlite/options.js'
 import {
   added,
@@ -84,6 +85,26 @@ const MIGRATIONS: readonly Migration[] = [
     },
   },
 ]
+
+/** The schema version (`PRAGMA user_version`) this gilmsg writes in an outbox. */
+export const OUTBOX_SCHEMA_VERSION = latestVersion(MIGRATIONS)
+
+/** What {@link inspectOutbox} reports of an outbox file. */
+export type OutboxInspection = SqliteInspection<Record<DeliveryState, number>>
+
+/**
+ * Looks into an existing outbox file without changing it (see `inspectSqlite`): integrity,
+ * schema version, and how many messages are in each state. Throws a `StoreError` when the
+ * file is missing or cannot be read.
+ */
+export function inspectOutbox(path: string, timeoutMs?: number): OutboxInspection {
+  return inspectSqlite('outbox', path, OUTBOX_SCHEMA_VERSION, (db) => {
+    const counts = emptyCounts()
+    const rows = db.prepare<[], { readonly state: DeliveryState; readonly n: number }>(`SELECT state, COUNT(*) AS n FROM messages GROUP BY state`).all()
+    for (const { state, n } of rows) counts[state] = n
+    return counts
+  }, timeoutMs)
+}
 
 const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at`
 const FROM_MESSAGES = `FROM messages m JOIN bodies b ON b.msg_id = m.msg_id`
