@@ -1,7 +1,7 @@
 import { Publisher, Subscriber, type Socket } from 'zeromq'
 import { whyCannotPublish } from '../../bus/from-config.js'
 import type { GilmsgConfig } from '../../config/config.js'
-import { errorMessage } from '../../errors.js'
+import { errorMessage, TransportError } from '../../errors.js'
 import { fail, ok, warn, type CheckResult } from './result.js'
 
 /**
@@ -81,6 +81,6 @@ async function handshake(name: string, address: string, sock: Socket, timeoutMs:
 
 function withTimeout<T>(work: Promise<T>, ms: number, why: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(why)), ms)))
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new TransportError(why)), ms)))
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer))
 }

@@ -9,8 +9,11 @@ export interface CheckResult {
   readonly detail: string
 }
 
+/** A passed check. */
 export const ok = (name: string, detail: string): CheckResult => ({ name, status: CheckStatus.Ok, detail })
+/** A check that passed with something to act on soon; does not change the exit status. */
 export const warn = (name: string, detail: string): CheckResult => ({ name, status: CheckStatus.Warn, detail })
+/** A failed check: `gilmsg check` exits 1. */
 export const fail = (name: string, detail: string): CheckResult => ({ name, status: CheckStatus.Fail, detail })
 
 /** Days before a certificate (or the CA) expires from which `gilmsg check` warns: 30. */
@@ -18,8 +21,10 @@ export const CERT_WARN_DAYS = 30
 /** Days before a CRL's nextUpdate from which `gilmsg check` warns (or a quarter of its validity, if shorter): 7. */
 export const CRL_WARN_DAYS = 7
 
+/** One day in ms. */
 export const DAY_MS = 24 * 60 * 60 * 1000
 
+/** `ms` since the epoch as an ISO 8601 UTC timestamp. */
 export function iso(ms: number): string {
   return new Date(ms).toISOString()
 }
