@@ -2,7 +2,8 @@ import type Database from 'better-sqlite3'
 import { ContentIds } from '../sqlite/content-ids.js'
 import { SqliteFile } from '../sqlite/file.js'
 import type { GroupCommitStats } from '../sqlite/group-commit.js'
-import type { Migration } from '../sqlite/migrate.js'
+import { latestVersion, type Migration } from '../sqlite/migrate.js'
+import { inspectSqlite, type SqliteInspection } from '../sqlite/inspect.js'
 import type { SqliteStoreOptions } from '../sqlite/options.js'
 import { checkInboxEntry, checkPruneBefore } from './rules.js'
 import type { InboxEntry, InboxStore } from './store.js'
@@ -55,6 +56,23 @@ const MIGRATIONS: readonly Migration[] = [
     },
   },
 ]
+
+/** The schema version (`PRAGMA user_version`) this gilmsg writes in an inbox. */
+export const INBOX_SCHEMA_VERSION = latestVersion(MIGRATIONS)
+
+/** What {@link inspectInbox} reports of an inbox file: how many messages it remembers. */
+export type InboxInspection = SqliteInspection<{ readonly messages: number }>
+
+/**
+ * Looks into an existing inbox file without changing it (see `inspectSqlite`): integrity,
+ * schema version, and how many received messages it remembers. Throws a `StoreError` when
+ * the file is missing or cannot be read.
+ */
+export function inspectInbox(path: string, timeoutMs?: number): InboxInspection {
+  return inspectSqlite('inbox', path, INBOX_SCHEMA_VERSION, (db) => ({
+    messages: db.prepare<[], number>(`SELECT COUNT(*) FROM inbox`).pluck().get() ?? 0,
+  }), timeoutMs)
+}
 
 interface InboxSqlRow {
   readonly msg_id: string

@@ -3,6 +3,8 @@ import type { Disposition } from '../protocol/ack.js'
 import { ContentIds } from '../sqlite/content-ids.js'
 import { SqliteFile } from '../sqlite/file.js'
 import type { GroupCommit, GroupCommitStats } from '../sqlite/group-commit.js'
+import { latestVersion } from '../sqlite/migrate.js'
+import { inspectSqlite, type SqliteInspection } from '../sqlite/inspect.js'
 import type { SqliteStoreOptions } from '../sqlite/options.js'
 import {
   added,
@@ -30,13 +32,32 @@ import type {
   OutboxStore,
   RecipientStatus,
 } from './store.js'
-
 import { FROM_MESSAGES, MESSAGE_COLUMNS, MIGRATIONS, type MessageSqlRow, type RecipientSqlRow } from './sqlite-schema.js'
 
 export { defaultStatePath } from '../sqlite/open.js'
 export { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_MAX_BATCH_OPS, DEFAULT_SYNCHRONOUS } from '../sqlite/options.js'
 export type { SqliteStoreOptions, SqliteSynchronous } from '../sqlite/options.js'
 export type { GroupCommitStats } from '../sqlite/group-commit.js'
+
+/** The schema version (`PRAGMA user_version`) this gilmsg writes in an outbox. */
+export const OUTBOX_SCHEMA_VERSION = latestVersion(MIGRATIONS)
+
+/** What {@link inspectOutbox} reports of an outbox file. */
+export type OutboxInspection = SqliteInspection<Record<DeliveryState, number>>
+
+/**
+ * Looks into an existing outbox file without changing it (see `inspectSqlite`): integrity,
+ * schema version, and how many messages are in each state. Throws a `StoreError` when the
+ * file is missing or cannot be read.
+ */
+export function inspectOutbox(path: string, timeoutMs?: number): OutboxInspection {
+  return inspectSqlite('outbox', path, OUTBOX_SCHEMA_VERSION, (db) => {
+    const counts = emptyCounts()
+    const rows = db.prepare<[], { readonly state: DeliveryState; readonly n: number }>(`SELECT state, COUNT(*) AS n FROM messages GROUP BY state`).all()
+    for (const { state, n } of rows) counts[state] = n
+    return counts
+  }, timeoutMs)
+}
 
 type Statements = ReturnType<typeof prepareStatements>
 

@@ -7,6 +7,11 @@ export interface Migration {
   up(db: Database.Database): void
 }
 
+/** The newest version among `migrations` (0 for none). */
+export function latestVersion(migrations: readonly Migration[]): number {
+  return migrations.reduce((v, m) => Math.max(v, m.version), 0)
+}
+
 /**
  * Brings `db` to the latest version of `migrations`, in one write
  * transaction (`BEGIN IMMEDIATE`: a file another process is writing fails
@@ -15,7 +20,7 @@ export interface Migration {
  * whose schema is newer than the latest step; a failed step rolls back all.
  */
 export function migrate(db: Database.Database, migrations: readonly Migration[], id: StoreId): void {
-  const latest = migrations.reduce((v, m) => Math.max(v, m.version), 0)
+  const latest = latestVersion(migrations)
   db.exec('BEGIN IMMEDIATE')
   try {
     const current = db.pragma('user_version', { simple: true }) as number

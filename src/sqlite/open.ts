@@ -19,11 +19,11 @@ export interface OpenedSqlite {
 }
 
 /**
- * A database file is a whole number of pages; one cut inside its last page
+ * Throws a `StoreError` for a file cut inside its last page. A database file is a whole number of pages; one cut inside its last page
  * still opens (SQLite reads the missing bytes as zeros) and would hand back
  * damaged message bodies, so it is refused.
  */
-function checkWholePages(db: Database.Database, id: StoreId): void {
+export function checkWholePages(db: Database.Database, id: StoreId): void {
   const pageSize = Number(db.pragma('page_size', { simple: true }))
   const size = statSync(id.path).size
   if (pageSize > 0 && size > pageSize && size % pageSize !== 0) {
