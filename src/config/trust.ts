@@ -32,7 +32,7 @@ export function checkConfigDirTrust(dir: string, dirStat: Stats): void {
 export function checkConfigTrust(path: string, fd: number, origin: ConfigOrigin, uid: number | undefined = process.getuid?.()): void {
   if (!POSIX_MODES) return
   const file = fstatSync(fd)
-  if (origin !== 'cwd') {
+  if (origin === 'option' || origin === 'env') {
     if ((file.mode & OTHER_WRITE) !== 0) {
       throw new ConfigError(
         `config file ${path} is writable by anyone on this host (mode ${octalMode(file.mode)}): they could turn off signature validation or ` +
