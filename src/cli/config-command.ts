@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { inspectConfig, loadConfig, nearest, CONFIG_KEYS, type ConfigReport, type GilmsgConfig } from '../config/config.js'
 import { fedmsgOnlyPurpose } from '../config/fedmsg-keys.js'
-import { defaultStatePath } from '../sqlite/open.js'
+import { storePath } from '../reliable/from-config.js'
 import { parse } from './args.js'
 import { configOptions, ORIGINS } from './config.js'
 import { ExitCode } from './exit-codes.js'
@@ -36,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(values.json === true ? JSON.stringify(checkJson(report), null, 2) + '\n' : checkText(report))
     return report.problems.length === 0 ? ExitCode.Ok : ExitCode.Usage
   }
-  const effective = fileForm(loadConfig(options), process.env)
+  const effective = fileForm(loadConfig(options))
   if (values.query === undefined) {
     process.stdout.write(JSON.stringify(effective, null, 2) + '\n')
     return ExitCode.Ok
@@ -46,15 +46,16 @@ export async function run(argv: string[]): Promise<number> {
 
 /**
  * The configuration as a config file writes it, with the defaults that depend on the
- * environment or on other keys filled in: keys sorted, unset as null, "no limit" as 0.
+ * environment (`$XDG_STATE_HOME`) or on other keys filled in: keys sorted, unset as null,
+ * "no limit" as 0.
  */
-export function fileForm(config: GilmsgConfig, env: NodeJS.ProcessEnv): Record<string, unknown> {
+export function fileForm(config: GilmsgConfig): Record<string, unknown> {
   const { source: _source, ...keys } = config
   const effective: Record<string, unknown> = {
     ...keys,
     ca_cert_location: config.ca_cert_location ?? join(config.ssldir, 'ca.crt'),
     ...(config.name !== undefined
-      ? { outbox_path: config.outbox_path ?? defaultStatePath(config.name, 'outbox', env), inbox_path: config.inbox_path ?? defaultStatePath(config.name, 'inbox', env) }
+      ? { outbox_path: storePath(config, 'outbox'), inbox_path: storePath(config, 'inbox') }
       : {}),
   }
   return sorted(effective) as Record<string, unknown>
