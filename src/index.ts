@@ -18,8 +18,8 @@ export { Bus, Subscription, DEFAULT_MODNAME } from './bus/bus.js'
 export type { BusMessage, BusOptions, PublishOptions, SubscribeOptions } from './bus/bus.js'
 export { busFromConfig } from './bus/from-config.js'
 
-export { loadConfig, locateConfig, parseConfig, defaultConfig, CONFIG_KEYS } from './config/config.js'
-export type { ConfigLocation, ConfigOrigin, GilmsgConfig, LoadConfigOptions } from './config/config.js'
+export { loadConfig, locateConfig, findConfigFiles, inspectConfig, parseConfig, defaultConfig, CONFIG_KEYS } from './config/config.js'
+export type { ConfigLocation, ConfigOrigin, ConfigReport, GilmsgConfig, IgnoredKey, LoadConfigOptions } from './config/config.js'
 
 export {
   ErrorCode,

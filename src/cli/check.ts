@@ -1,4 +1,4 @@
-import { locateConfig } from '../config/config.js'
+import { findConfigFiles } from '../config/config.js'
 import { terminalSafe } from './terminal.js'
 import { numberOption, parse } from './args.js'
 import { endpointChecks, relayChecks } from './checks/network.js'
@@ -6,7 +6,7 @@ import { pkiChecks } from './checks/pki.js'
 import { CheckStatus, ok, warn, type CheckResult } from './checks/result.js'
 import { roundtripCheck } from './checks/roundtrip.js'
 import { storeChecks } from './checks/stores.js'
-import { cliConfig } from './config.js'
+import { cliConfig, ORIGINS } from './config.js'
 import { UsageError } from '../errors.js'
 import { ExitCode } from './exit-codes.js'
 
@@ -40,8 +40,6 @@ Options:
 Exit status: 0 when no check fails (warnings allowed), 1 when one does, 2 for a usage or
 configuration error.`
 
-const ORIGINS = { option: 'given with --config', env: 'named by $GILMSG_CONFIG', cwd: 'found in the current directory' } as const
-
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     json: { type: 'boolean' },
@@ -57,9 +55,11 @@ export async function run(argv: string[]): Promise<number> {
   const timeoutMs = timeoutS * 1000
   const roundtripMs = values.timeout === undefined ? DEFAULT_ROUNDTRIP_TIMEOUT_S * 1000 : timeoutMs
   const config = cliConfig({ ...values, verbose: true })
-  const found = locateConfig({ file: values.config })
+  const found = findConfigFiles(values.config === undefined ? {} : { file: values.config })
   const results: CheckResult[] = [
-    found === undefined ? warn('config', 'no config file (no --config, no $GILMSG_CONFIG, no ./gilmsg.json): the defaults') : ok('config', `${found.path} (${ORIGINS[found.origin]})`),
+    found.length === 0
+      ? warn('config', 'no config file (no --config, no $GILMSG_CONFIG, no /etc/gilmsg.d/*.json, no ./gilmsg.json): the defaults')
+      : ok('config', found.map((f) => `${f.path} (${ORIGINS[f.origin]})`).join(', ')),
     ...pkiChecks(config, Date.now()),
     ...(await endpointChecks(config, timeoutMs)),
     ...(await relayChecks(config, timeoutMs)),

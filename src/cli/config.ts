@@ -1,4 +1,4 @@
-import { loadConfig, locateConfig, type ConfigOrigin, type GilmsgConfig, type LoadConfigOptions } from '../config/config.js'
+import { findConfigFiles, loadConfig, type ConfigOrigin, type GilmsgConfig, type LoadConfigOptions } from '../config/config.js'
 
 /** The common flags every command takes that touch the config. */
 export interface CommonFlags {
@@ -9,19 +9,17 @@ export interface CommonFlags {
   readonly verbose?: boolean | undefined
 }
 
-const ORIGINS: Record<ConfigOrigin, string> = {
+/** How each origin is said to a user. */
+export const ORIGINS: Record<ConfigOrigin, string> = {
   option: 'given with --config',
   env: 'named by $GILMSG_CONFIG',
   cwd: 'found in the current directory',
+  system: 'found in the system config directory',
 }
 
-/**
- * Loads the config the way every command does: `--config`, `$GILMSG_CONFIG`, `./gilmsg.json`
- * (refused when others could have written it, see `loadConfig`); `--name`/`--certname`
- * override. With `verbose`, prints which file was loaded on stderr.
- */
-export function cliConfig(flags: CommonFlags, overrides: Record<string, unknown> = {}): GilmsgConfig {
-  const options: LoadConfigOptions = {
+/** The options every command passes to `loadConfig`. */
+export function configOptions(flags: CommonFlags, overrides: Record<string, unknown> = {}): LoadConfigOptions {
+  return {
     file: flags.config,
     overrides: {
       ...(flags.name !== undefined ? { name: flags.name } : {}),
@@ -29,13 +27,23 @@ export function cliConfig(flags: CommonFlags, overrides: Record<string, unknown>
       ...overrides,
     },
   }
+}
+
+/**
+ * Loads the config the way every command does: `--config FILE|DIR`, else `$GILMSG_CONFIG`, else
+ * `/etc/gilmsg.d/*.json` then `./gilmsg.json` (refused when others could have written them, see
+ * `loadConfig`); `--name`/`--certname` override. With `verbose`, prints on stderr which files
+ * were loaded and how they were found.
+ */
+export function cliConfig(flags: CommonFlags, overrides: Record<string, unknown> = {}): GilmsgConfig {
+  const options = configOptions(flags, overrides)
   const config = loadConfig(options)
   if (flags.verbose === true) {
-    const found = locateConfig(options)
+    const files = findConfigFiles(options)
     process.stderr.write(
-      found === undefined
-        ? 'gilmsg: no config file (no --config, no $GILMSG_CONFIG, no ./gilmsg.json): using the defaults\n'
-        : `gilmsg: config ${found.path} (${ORIGINS[found.origin]})\n`,
+      files.length === 0
+        ? 'gilmsg: no config file (no --config, no $GILMSG_CONFIG, no /etc/gilmsg.d/*.json, no ./gilmsg.json): using the defaults\n'
+        : files.map((f) => `gilmsg: config ${f.path} (${ORIGINS[f.origin]})\n`).join(''),
     )
   }
   return config

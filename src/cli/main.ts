@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   logger: { summary: 'publish text or JSON messages, like fedmsg-logger', load: () => import('./logger.js') },
   relay: { summary: 'forward relay_inbound to endpoints.relay_outbound', load: () => import('./relay.js') },
   outbox: { summary: 'list, show, retry and purge guaranteed messages', load: () => import('./outbox.js') },
+  config: { summary: 'print the effective configuration, like fedmsg-config (--query, --json, --check)', load: () => import('./config-command.js') },
   check: { summary: 'check certificates, CRL, endpoints, relay and stores (--roundtrip: the whole path)', load: () => import('./check.js') },
   certs: { summary: 'create a CA, issue and revoke certificates, re-issue the CRL', load: () => import('./certs.js') },
   bench: { summary: 'measure gilmsg against baselines (--quick, --only, --out)', load: () => import('./bench.js') },

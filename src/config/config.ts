@@ -1,9 +1,10 @@
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
-import { dirname, isAbsolute, resolve } from 'node:path'
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { ConfigError, errorMessage } from '../errors.js'
 import { CRYPTO_MODES, type CryptoMode } from '../crypto/types.js'
 import * as D from './defaults.js'
-import { checkConfigTrust, type ConfigOrigin } from './trust.js'
+import { FEDMSG_ONLY_KEYS, fedmsgOnlyPurpose } from './fedmsg-keys.js'
+import { checkConfigDirTrust, checkConfigTrust, type ConfigOrigin } from './trust.js'
 
 export type { ConfigOrigin } from './trust.js'
 
@@ -12,7 +13,7 @@ export type { ConfigOrigin } from './trust.js'
  * file; {@link loadConfig} fills in the defaults from `defaults.ts`.
  */
 export interface GilmsgConfig {
-  /** Where this config came from (a file path, or 'defaults'). */
+  /** Where this config came from: a file path, a directory given explicitly, the files read (comma-separated), or 'defaults'. */
   readonly source: string
   readonly topic_prefix: string
   readonly environment: string
@@ -31,10 +32,18 @@ export interface GilmsgConfig {
   readonly ssldir: string
   readonly sign_messages: boolean
   readonly validate_signatures: boolean
-  /** The CA certificate; unset: `<ssldir>/ca.crt`. */
+  /** The CA certificate: a file, or an http(s) URL kept as written; unset: `<ssldir>/ca.crt`. */
   readonly ca_cert_location: string | undefined
-  /** The CRL file, watched and reloaded while running; unset: `<ssldir>/crl.pem` if it exists (or once it appears). */
+  /** Where a CA certificate fetched from an http(s) `ca_cert_location` is kept. */
+  readonly ca_cert_cache: string | undefined
+  /** Seconds before a fetched CA certificate is fetched again; 0: never (fedmsg's default). */
+  readonly ca_cert_cache_expiry: number
+  /** The CRL: a file, watched and reloaded while running, or an http(s) URL kept as written; unset: `<ssldir>/crl.pem` if it exists (or once it appears). */
   readonly crl_location: string | undefined
+  /** Where a CRL fetched from an http(s) `crl_location` is kept. */
+  readonly crl_cache: string | undefined
+  /** Seconds before a fetched CRL is fetched again (fedmsg's default: 3600). */
+  readonly crl_cache_expiry: number
   /** exact topic -> CNs allowed to sign it. */
   readonly routing_policy: Readonly<Record<string, readonly string[]>>
   readonly routing_nitpicky: boolean
@@ -59,8 +68,6 @@ export interface GilmsgConfig {
   readonly crypto_validate_backends: readonly CryptoMode[]
   readonly max_message_bytes: number
   readonly max_json_depth: number
-  /** Accepted for fedmsg compatibility and ignored: gilmsg never sleeps in place of a protocol. */
-  readonly post_init_sleep: number | undefined
   /** The publisher's outbox (SQLite); default `<state dir>/gilmsg/<name>.outbox.db`. */
   readonly outbox_path: string | undefined
   /** The consumer's inbox (SQLite); default `<state dir>/gilmsg/<name>.inbox.db`. */
@@ -73,7 +80,23 @@ export interface GilmsgConfig {
   readonly resend_rate: number
 }
 
-type Kind = 'sync' | 'string' | 'boolean' | 'number' | 'integer' | 'limit' | 'rate' | 'strings' | 'endpoints' | 'map' | 'policy' | 'mode' | 'modes' | 'path' | 'addrs'
+type Kind =
+  | 'sync'
+  | 'string'
+  | 'boolean'
+  | 'number'
+  | 'integer'
+  | 'limit'
+  | 'rate'
+  | 'strings'
+  | 'endpoints'
+  | 'map'
+  | 'policy'
+  | 'mode'
+  | 'modes'
+  | 'path'
+  | 'location'
+  | 'addrs'
 
 const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   topic_prefix: 'string',
@@ -88,8 +111,12 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   ssldir: 'path',
   sign_messages: 'boolean',
   validate_signatures: 'boolean',
-  ca_cert_location: 'path',
-  crl_location: 'path',
+  ca_cert_location: 'location',
+  ca_cert_cache: 'path',
+  ca_cert_cache_expiry: 'number',
+  crl_location: 'location',
+  crl_cache: 'path',
+  crl_cache_expiry: 'number',
   routing_policy: 'policy',
   routing_nitpicky: 'boolean',
   high_water_mark: 'limit',
@@ -109,7 +136,6 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   crypto_validate_backends: 'modes',
   max_message_bytes: 'integer',
   max_json_depth: 'integer',
-  post_init_sleep: 'number',
   outbox_path: 'path',
   inbox_path: 'path',
   store_synchronous: 'sync',
@@ -117,7 +143,7 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   resend_rate: 'rate',
 }
 
-/** The valid config keys. */
+/** The config keys gilmsg uses (fedmsg's keys for parts gilmsg does not have are in `fedmsg-keys.ts`). */
 export const CONFIG_KEYS: readonly string[] = Object.keys(SCHEMA)
 
 /** The configuration used when no file is given: every default, no endpoints. */
@@ -137,17 +163,21 @@ export function defaultConfig(): GilmsgConfig {
     sign_messages: true,
     validate_signatures: true,
     ca_cert_location: undefined,
+    ca_cert_cache: undefined,
+    ca_cert_cache_expiry: D.DEFAULT_CA_CERT_CACHE_EXPIRY_SEC,
     crl_location: undefined,
+    crl_cache: undefined,
+    crl_cache_expiry: D.DEFAULT_CRL_CACHE_EXPIRY_SEC,
     routing_policy: {},
     routing_nitpicky: false,
     high_water_mark: D.DEFAULT_HIGH_WATER_MARK,
     zmq_linger: D.DEFAULT_LINGER_MS,
     zmq_reconnect_ivl: D.DEFAULT_RECONNECT_IVL_MS,
     zmq_reconnect_ivl_max: D.DEFAULT_RECONNECT_IVL_MAX_MS,
-    zmq_tcp_keepalive: false,
-    zmq_tcp_keepalive_cnt: undefined,
-    zmq_tcp_keepalive_idle: undefined,
-    zmq_tcp_keepalive_intvl: undefined,
+    zmq_tcp_keepalive: D.DEFAULT_TCP_KEEPALIVE,
+    zmq_tcp_keepalive_cnt: D.DEFAULT_TCP_KEEPALIVE_CNT,
+    zmq_tcp_keepalive_idle: D.DEFAULT_TCP_KEEPALIVE_IDLE_SEC,
+    zmq_tcp_keepalive_intvl: D.DEFAULT_TCP_KEEPALIVE_INTVL_SEC,
     zmq_tcp_maxrt: undefined,
     zmq_connect_timeout: undefined,
     zmq_heartbeat_ivl: undefined,
@@ -157,7 +187,6 @@ export function defaultConfig(): GilmsgConfig {
     crypto_validate_backends: [...D.DEFAULT_CRYPTO_VALIDATE_BACKENDS],
     max_message_bytes: D.DEFAULT_MAX_MESSAGE_BYTES,
     max_json_depth: D.DEFAULT_MAX_JSON_DEPTH,
-    post_init_sleep: undefined,
     outbox_path: undefined,
     inbox_path: undefined,
     store_synchronous: 'FULL',
@@ -167,91 +196,262 @@ export function defaultConfig(): GilmsgConfig {
 }
 
 export interface LoadConfigOptions {
-  /** An explicit file (`--config`); wins over `GILMSG_CONFIG` and `./gilmsg.json`. */
+  /** An explicit file or directory (`--config`); wins over `GILMSG_CONFIG` and the search order. */
   readonly file?: string | undefined
   readonly env?: NodeJS.ProcessEnv
   readonly cwd?: string
-  /** Keys that override the file (already in file form, e.g. from CLI flags). */
+  /** Keys that override the files (already in file form, e.g. from CLI flags). */
   readonly overrides?: Readonly<Record<string, unknown>>
+  /** The system directory searched first when neither `file` nor `$GILMSG_CONFIG` is given; default {@link D.DEFAULT_SYSTEM_CONFIG_DIR}. */
+  readonly systemDir?: string
 }
 
-/** The config file {@link loadConfig} reads: its absolute path and how it was found. */
+/** A config file {@link loadConfig} reads: its absolute path and how it was found. */
 export interface ConfigLocation {
   readonly path: string
-  /** `option`: `options.file` (`--config`); `env`: `$GILMSG_CONFIG`; `cwd`: `./gilmsg.json`. */
+  /** `option`: `options.file` (`--config`); `env`: `$GILMSG_CONFIG`; `cwd`: `./gilmsg.json`; `system`: `/etc/gilmsg.d/*.json`. */
   readonly origin: ConfigOrigin
 }
 
-/** Where {@link loadConfig} looks: `options.file`, else `$GILMSG_CONFIG`, else `./gilmsg.json` if it exists; undefined: none (the defaults). */
+/** A key of fedmsg's configuration that gilmsg accepts and does not use. */
+export interface IgnoredKey {
+  readonly key: string
+  /** The file that set it last. */
+  readonly file: string
+  /** What fedmsg uses it for. */
+  readonly purpose: string
+}
+
+/** What {@link inspectConfig} found: the files read, the keys ignored, the problems, and the config when there is none. */
+export interface ConfigReport {
+  /** The effective configuration; undefined when there are problems. */
+  readonly config: GilmsgConfig | undefined
+  /** The files read, in the order they were merged (a later file's keys win). */
+  readonly files: readonly ConfigLocation[]
+  readonly ignored: readonly IgnoredKey[]
+  /** Each problem as a {@link ConfigError} naming the file and key. */
+  readonly problems: readonly ConfigError[]
+}
+
+/**
+ * The single place an explicit config names (`options.file`, else `$GILMSG_CONFIG`), else
+ * `./gilmsg.json` if it exists; undefined: neither. {@link findConfigFiles} lists every file
+ * read, including the directories' files and the system directory.
+ */
 export function locateConfig(options: LoadConfigOptions = {}): ConfigLocation | undefined {
+  const cwd = options.cwd ?? process.cwd()
+  const explicit = explicitLocation(options)
+  if (explicit !== undefined) return explicit
+  const implicit = resolve(cwd, D.IMPLICIT_CONFIG_FILE)
+  return existsSync(implicit) ? { path: implicit, origin: 'cwd' } : undefined
+}
+
+function explicitLocation(options: LoadConfigOptions): ConfigLocation | undefined {
   const env = options.env ?? process.env
   const cwd = options.cwd ?? process.cwd()
   if (options.file !== undefined && options.file !== '') return { path: resolve(cwd, options.file), origin: 'option' }
   const fromEnv = options.file === undefined ? env['GILMSG_CONFIG'] : undefined
   if (fromEnv !== undefined && fromEnv !== '') return { path: resolve(cwd, fromEnv), origin: 'env' }
-  const implicit = resolve(cwd, 'gilmsg.json')
-  return existsSync(implicit) ? { path: implicit, origin: 'cwd' } : undefined
+  return undefined
 }
 
-function readConfigFile({ path, origin }: ConfigLocation): string {
+/**
+ * The files {@link loadConfig} reads, in merge order. `--config` or `$GILMSG_CONFIG` names one
+ * file, or a directory whose `*.json` files are read in name order (code point order, as
+ * fedmsg sorts `fedmsg.d/*.py`; names starting with "." are skipped). Without either: every
+ * `*.json` of the system directory (`/etc/gilmsg.d`), then `./gilmsg.json`, each if it exists.
+ * Throws {@link ConfigError} when the explicit path cannot be read, is a directory others can
+ * write, or is a directory without `*.json` files.
+ */
+export function findConfigFiles(options: LoadConfigOptions = {}): ConfigLocation[] {
+  const explicit = explicitLocation(options)
+  if (explicit !== undefined) {
+    let st: Stats
+    try {
+      st = statSync(explicit.path)
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${explicit.path}: ${errorMessage(e)}`, { cause: e })
+    }
+    if (!st.isDirectory()) return [explicit]
+    checkConfigDirTrust(explicit.path, st)
+    const files = jsonFilesIn(explicit.path, explicit.origin)
+    if (files.length === 0) throw new ConfigError(`config directory ${explicit.path} has no *.json file`)
+    return files
+  }
+  const systemDir = options.systemDir ?? D.DEFAULT_SYSTEM_CONFIG_DIR
+  const files = isDirectory(systemDir) ? jsonFilesIn(systemDir, 'system') : []
+  const implicit = locateConfig({ ...options, file: '', env: {} })
+  return implicit === undefined ? files : [...files, implicit]
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+function jsonFilesIn(dir: string, origin: ConfigOrigin): ConfigLocation[] {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (e) {
+    throw new ConfigError(`cannot read config directory ${dir}: ${errorMessage(e)}`, { cause: e })
+  }
+  return names
+    .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((n) => ({ path: join(dir, n), origin }))
+}
+
+function readConfigFile({ path, origin }: ConfigLocation): Record<string, unknown> {
   let fd: number
   try {
     fd = openSync(path, 'r')
   } catch (e) {
     throw new ConfigError(`cannot read config file ${path}: ${errorMessage(e)}`, { cause: e })
   }
+  let text: string
   try {
     checkConfigTrust(path, fd, origin)
-    return readFileSync(fd, 'utf8')
+    text = readFileSync(fd, 'utf8')
   } catch (e) {
     if (e instanceof ConfigError) throw e
     throw new ConfigError(`cannot read config file ${path}: ${errorMessage(e)}`, { cause: e })
   } finally {
     closeSync(fd)
   }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (e) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(e as Error).message}`, { cause: e })
+  }
+  if (!isObject(raw)) throw ConfigError.format(`config ${path}`, 'a JSON object', raw)
+  return raw
+}
+
+/** One top-level key after merging: its value and the file (and directory) that set it last. */
+interface Entry {
+  value: unknown
+  readonly source: string
+  readonly baseDir: string
+}
+
+/** Merges `raw` into `into` as fedmsg merges its files: objects key by key, recursively; anything else replaced. */
+function mergeInto(into: Map<string, Entry>, raw: Readonly<Record<string, unknown>>, source: string, baseDir: string): void {
+  for (const [key, value] of Object.entries(raw)) {
+    const before = into.get(key)?.value
+    into.set(key, { value: isObject(before) && isObject(value) ? mergeObjects(before, value) : value, source, baseDir })
+  }
+}
+
+function mergeObjects(a: Readonly<Record<string, unknown>>, b: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a }
+  for (const [k, v] of Object.entries(b)) {
+    const before = out[k]
+    out[k] = isObject(before) && isObject(v) ? mergeObjects(before, v) : v
+  }
+  return out
 }
 
 /**
- * Finds ({@link locateConfig}) and loads the configuration, or the defaults when there is
- * no file. Throws {@link ConfigError} naming the file and key for anything it cannot
- * accept, and refuses a file others could have written: `./gilmsg.json` in a directory
- * group or others can write (such as /tmp), or that group or others can write, or that
- * belongs to another user (not root); a file given explicitly when anyone can write it.
+ * Finds ({@link findConfigFiles}), merges and checks the configuration without throwing for
+ * what it finds wrong: every problem is listed (a file that cannot be read or trusted stops the
+ * reading there). `gilmsg config --check` prints this.
  */
-export function loadConfig(options: LoadConfigOptions = {}): GilmsgConfig {
-  const cwd = options.cwd ?? process.cwd()
-  const found = locateConfig(options)
-  let raw: unknown = {}
+export function inspectConfig(options: LoadConfigOptions = {}): ConfigReport {
+  const files: ConfigLocation[] = []
+  const problems: ConfigError[] = []
+  const entries = new Map<string, Entry>()
+  const ignored = new Map<string, IgnoredKey>()
+  const explicitDir = explicitLocation(options)
   let source = 'defaults'
-  let baseDir = cwd
-  if (found !== undefined) {
-    const path = found.path
-    const text = readConfigFile(found)
-    try {
-      raw = JSON.parse(text)
-    } catch (e) {
-      throw new ConfigError(`config file ${path} is not valid JSON: ${(e as Error).message}`, { cause: e })
+  try {
+    for (const location of findConfigFiles(options)) {
+      const raw = readConfigFile(location)
+      files.push(location)
+      for (const key of Object.keys(raw)) {
+        if (Object.hasOwn(SCHEMA, key)) continue
+        const purpose = fedmsgOnlyPurpose(key)
+        if (purpose !== undefined) {
+          ignored.delete(key)
+          ignored.set(key, { key, file: location.path, purpose })
+          continue
+        }
+        const near = nearest(key, [...CONFIG_KEYS, ...Object.keys(FEDMSG_ONLY_KEYS)])
+        problems.push(new ConfigError(`${location.path}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ''}`))
+      }
+      mergeInto(entries, raw, location.path, dirname(location.path))
     }
-    source = path
-    baseDir = dirname(path)
+    if (files.length === 1 && files[0] !== undefined) source = files[0].path
+    else if (explicitDir !== undefined && files.length > 0) source = explicitDir.path
+    else if (files.length > 1) source = files.map((f) => f.path).join(', ')
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e
+    problems.push(e)
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw ConfigError.format(`config ${source}`, 'a JSON object', raw)
-  }
-  return parseConfig({ ...(raw as Record<string, unknown>), ...options.overrides }, source, baseDir)
+  mergeInto(entries, options.overrides ?? {}, 'command line', options.cwd ?? process.cwd())
+  const config = parseEntries(entries, source, problems)
+  return { config: problems.length === 0 ? config : undefined, files, ignored: [...ignored.values()], problems }
 }
 
-/** Validates a config object (file form) and fills in defaults. Relative paths resolve against `baseDir`. */
+/**
+ * Finds ({@link findConfigFiles}) and loads the configuration, or the defaults when there is
+ * no file; files are merged in order (objects such as `endpoints` key by key, as fedmsg merges
+ * `fedmsg.d`). fedmsg's keys for parts gilmsg does not have are accepted and ignored (see
+ * {@link inspectConfig}). Throws {@link ConfigError} naming the file and key for anything it
+ * cannot accept (the first problem; it says how many more there are), and refuses a file others
+ * could have written: `./gilmsg.json` or a file of `/etc/gilmsg.d` in a directory group or others
+ * can write (such as /tmp), or that group or others can write, or that belongs to another user
+ * (not root); a file or directory given explicitly when anyone can write it.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): GilmsgConfig {
+  const report = inspectConfig(options)
+  const [first] = report.problems
+  if (first !== undefined) {
+    if (report.problems.length === 1) throw first
+    const more = report.problems.length - 1
+    throw new ConfigError(`${first.message} (and ${more} more problem${more === 1 ? '' : 's'}: "gilmsg config --check" lists them)`, { cause: first })
+  }
+  return report.config as GilmsgConfig
+}
+
+/**
+ * Validates a config object (file form) and fills in defaults. Relative paths resolve against
+ * `baseDir`; fedmsg's keys for parts gilmsg does not have are ignored. Throws
+ * {@link ConfigError} for the first key it cannot accept.
+ */
 export function parseConfig(raw: Readonly<Record<string, unknown>>, source = 'config', baseDir = process.cwd()): GilmsgConfig {
-  const out: Record<string, unknown> = { ...defaultConfig(), source }
+  const entries = new Map<string, Entry>()
+  const problems: ConfigError[] = []
   for (const [key, value] of Object.entries(raw)) {
-    const kind = (SCHEMA as Record<string, Kind | undefined>)[key]
-    if (kind === undefined) {
-      const near = nearest(key, CONFIG_KEYS)
+    if (Object.hasOwn(SCHEMA, key) || fedmsgOnlyPurpose(key) !== undefined) entries.set(key, { value, source, baseDir })
+    else {
+      const near = nearest(key, [...CONFIG_KEYS, ...Object.keys(FEDMSG_ONLY_KEYS)])
       throw new ConfigError(`${source}: unknown key "${key}"${near ? ` (did you mean "${near}"?)` : ''}`)
     }
-    if (value === null || value === undefined) continue
-    out[key] = check(key, kind, value, source, baseDir)
+  }
+  const config = parseEntries(entries, source, problems)
+  if (problems[0] !== undefined) throw problems[0]
+  return config
+}
+
+function parseEntries(entries: ReadonlyMap<string, Entry>, source: string, problems: ConfigError[]): GilmsgConfig {
+  const out: Record<string, unknown> = { ...defaultConfig(), source }
+  for (const [key, { value, source: file, baseDir }] of entries) {
+    if (key === 'zmq_enabled' && (value === false || value === 0)) {
+      problems.push(new ConfigError(`${file}: key "zmq_enabled" is ${String(value)}: this configuration is for fedmsg's STOMP transport; gilmsg speaks ZeroMQ only`))
+    }
+    const kind = (SCHEMA as Record<string, Kind | undefined>)[key]
+    if (kind === undefined || value === null || value === undefined) continue
+    try {
+      out[key] = check(key, kind, value, file, baseDir)
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e
+      problems.push(e)
+    }
   }
   return out as unknown as GilmsgConfig
 }
@@ -263,8 +463,9 @@ function check(key: string, kind: Kind, v: unknown, source: string, baseDir: str
   switch (kind) {
     case 'string':
       return typeof v === 'string' ? v : fail('a string')
+    // Python writes booleans as 0/1 in some stock fedmsg files (zmq_tcp_keepalive=1).
     case 'boolean':
-      return typeof v === 'boolean' ? v : fail('true or false')
+      return typeof v === 'boolean' ? v : v === 0 || v === 1 ? v === 1 : fail('true, false, 0 or 1')
     case 'number':
       return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail('a number >= 0')
     case 'integer':
@@ -305,17 +506,19 @@ function check(key: string, kind: Kind, v: unknown, source: string, baseDir: str
       return isStrings(v) && v.length > 0 && v.every((m) => CRYPTO_MODES.includes(m as CryptoMode))
         ? v
         : fail(`a non-empty list of ${CRYPTO_MODES.map((m) => `"${m}"`).join(', ')}`)
-    case 'path': {
-      if (typeof v !== 'string' || v === '') return fail('a file path')
-      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
-        throw new ConfigError(`${source}: key "${key}": "${v}" is a URL; gilmsg reads certificates and CRLs only from local files (download it yourself and give its path)`)
-      }
+    case 'location':
+      if (typeof v === 'string' && HTTP_URL.test(v)) return v
+      if (typeof v !== 'string' || v === '' || URL_SCHEME.test(v)) return fail('a file path or an http(s) URL')
       return isAbsolute(v) ? v : resolve(baseDir, v)
-    }
+    case 'path':
+      if (typeof v !== 'string' || v === '' || URL_SCHEME.test(v)) return fail('a local file path')
+      return isAbsolute(v) ? v : resolve(baseDir, v)
   }
 }
 
 const ADDRESS = /^(tcp|ipc|inproc|pgm|epgm):\/\/.+/
+const HTTP_URL = /^https?:\/\/[^/\s]+/i
+const URL_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i
 
 function checkAddr(key: string, addr: string, source: string): string {
   if (!ADDRESS.test(addr)) {

@@ -21,3 +21,20 @@ export const DEFAULT_CRYPTO_BACKEND = 'x509'
 export const DEFAULT_CRYPTO_VALIDATE_BACKENDS = ['x509', 'x509_sha256'] as const
 /** Resends per second a publisher makes while no ACK comes back (each ACK pays for one more); `Infinity`: no limit. */
 export const DEFAULT_RESEND_RATE = 200
+/** Where gilmsg looks for `*.json` config files when neither `--config` nor `$GILMSG_CONFIG` is given (then `./gilmsg.json`). */
+export const DEFAULT_SYSTEM_CONFIG_DIR = '/etc/gilmsg.d'
+/** The config file read from the current directory when neither `--config` nor `$GILMSG_CONFIG` is given. */
+export const IMPLICIT_CONFIG_FILE = 'gilmsg.json'
+/**
+ * TCP keepalive on every socket, as fedmsg's defaults (`zmq_tcp_keepalive: 1`, 3 probes, 60 s
+ * idle, 5 s apart): a peer that vanished without a FIN (host down, NAT timeout) is noticed in
+ * about 75 s instead of never, so its queue is dropped and the connection re-made.
+ */
+export const DEFAULT_TCP_KEEPALIVE = true
+export const DEFAULT_TCP_KEEPALIVE_CNT = 3
+export const DEFAULT_TCP_KEEPALIVE_IDLE_SEC = 60
+export const DEFAULT_TCP_KEEPALIVE_INTVL_SEC = 5
+/** Seconds before a CA certificate fetched from an http(s) `ca_cert_location` is fetched again: 0, never (fedmsg's default). */
+export const DEFAULT_CA_CERT_CACHE_EXPIRY_SEC = 0
+/** Seconds before a CRL fetched from an http(s) `crl_location` is fetched again: 3600 (fedmsg's default). */
+export const DEFAULT_CRL_CACHE_EXPIRY_SEC = 3600

@@ -56,7 +56,7 @@ describe('--verbose', () => {
     const fromEnv = await runCli(['outbox', 'list', '-v'], { env: { ...env, GILMSG_CONFIG: path }, cwd: base })
     expect(fromEnv.stderr).toContain(`gilmsg: config ${path} (named by $GILMSG_CONFIG)`)
     const none = await runCli(['outbox', 'list', '--verbose', '--name', 'nobody'], { env, cwd: base })
-    expect(none.stderr).toContain('gilmsg: no config file (no --config, no $GILMSG_CONFIG, no ./gilmsg.json): using the defaults')
+    expect(none.stderr).toContain('gilmsg: no config file (no --config, no $GILMSG_CONFIG, no /etc/gilmsg.d/*.json, no ./gilmsg.json): using the defaults')
     // publish reports it before it fails for want of a way to publish.
     const publish = await runCli(['publish', '--config', path, '--verbose', '--message', 'x'], { env, cwd: base })
     expect(publish.code).toBe(2)

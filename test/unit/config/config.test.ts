@@ -74,14 +74,20 @@ describe('parseConfig', () => {
 
   it('says what was expected and what was given', () => {
     expect(() => parseConfig({ high_water_mark: '10' })).toThrow(/"high_water_mark": expected an integer >= 0, got "10"/)
-    expect(() => parseConfig({ active: 'yes' })).toThrow(/"active": expected true or false, got "yes"/)
+    expect(() => parseConfig({ active: 'yes' })).toThrow(/"active": expected true, false, 0 or 1, got "yes"/)
     expect(() => parseConfig({ crypto_backend: 'gpg' })).toThrow(/expected one of "x509", "x509_sha256", got "gpg"/)
     expect(() => parseConfig({ endpoints: { a: 'localhost:99' } })).toThrow(/"endpoints.a": expected a ZeroMQ address/)
   })
 
-  it('refuses a URL where a certificate or CRL file is expected', () => {
-    expect(() => parseConfig({ ca_cert_location: 'https://example.invalid/ca.crt' })).toThrow(/is a URL/)
-    expect(() => parseConfig({ crl_location: 'http://example.invalid/crl.pem' })).toThrow(/is a URL/)
+  it('keeps an http(s) CA or CRL location as written, refuses other URLs, and any URL where a local path is expected', () => {
+    const c = parseConfig({ ca_cert_location: 'https://example.invalid/ca.crt', crl_location: 'http://127.0.0.1:8421/crl.pem' }, 'f.json', '/etc/gilmsg')
+    expect(c.ca_cert_location).toBe('https://example.invalid/ca.crt')
+    expect(c.crl_location).toBe('http://127.0.0.1:8421/crl.pem')
+    expect(() => parseConfig({ crl_location: 'ftp://example.invalid/crl.pem' }, 'f.json')).toThrow(
+      new ConfigError('f.json: key "crl_location": expected a file path or an http(s) URL, got "ftp://example.invalid/crl.pem"'),
+    )
+    expect(() => parseConfig({ crl_cache: 'https://example.invalid/crl.pem' })).toThrow(/"crl_cache": expected a local file path, got "https:/)
+    expect(() => parseConfig({ ssldir: 'file:///etc/pki' })).toThrow(/"ssldir": expected a local file path/)
   })
 
   it('resolves relative paths against the config file directory', () => {
