@@ -35,6 +35,14 @@ export interface GilmsgConfig {
   readonly ca_cert_location: string | undefined
   /** The CRL file, watched and reloaded while running; unset: `<ssldir>/crl.pem` if it exists (or once it appears). */
   readonly crl_location: string | undefined
+  /** Where a CA fetched from an http(s) `ca_cert_location` is kept; unset: under the state directory. */
+  readonly ca_cert_cache: string | undefined
+  /** Seconds before a fetched CA is fetched again; 0 (default, as fedmsg): never once cached. */
+  readonly ca_cert_cache_expiry: number
+  /** Where a CRL fetched from an http(s) `crl_location` is kept; unset: under the state directory. */
+  readonly crl_cache: string | undefined
+  /** Seconds between fetches of an http(s) `crl_location`. Default 3600 (fedmsg's). */
+  readonly crl_cache_expiry: number
   /** exact topic -> CNs allowed to sign it. */
   readonly routing_policy: Readonly<Record<string, readonly string[]>>
   readonly routing_nitpicky: boolean
@@ -73,7 +81,7 @@ export interface GilmsgConfig {
   readonly resend_rate: number
 }
 
-type Kind = 'sync' | 'string' | 'boolean' | 'number' | 'integer' | 'limit' | 'rate' | 'strings' | 'endpoints' | 'map' | 'policy' | 'mode' | 'modes' | 'path' | 'addrs'
+type Kind = 'sync' | 'string' | 'boolean' | 'number' | 'integer' | 'limit' | 'rate' | 'strings' | 'endpoints' | 'map' | 'policy' | 'mode' | 'modes' | 'path' | 'location' | 'addrs'
 
 const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   topic_prefix: 'string',
@@ -88,8 +96,12 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   ssldir: 'path',
   sign_messages: 'boolean',
   validate_signatures: 'boolean',
-  ca_cert_location: 'path',
-  crl_location: 'path',
+  ca_cert_location: 'location',
+  crl_location: 'location',
+  ca_cert_cache: 'path',
+  ca_cert_cache_expiry: 'number',
+  crl_cache: 'path',
+  crl_cache_expiry: 'number',
   routing_policy: 'policy',
   routing_nitpicky: 'boolean',
   high_water_mark: 'limit',
@@ -138,6 +150,10 @@ export function defaultConfig(): GilmsgConfig {
     validate_signatures: true,
     ca_cert_location: undefined,
     crl_location: undefined,
+    ca_cert_cache: undefined,
+    ca_cert_cache_expiry: D.DEFAULT_CA_CERT_CACHE_EXPIRY,
+    crl_cache: undefined,
+    crl_cache_expiry: D.DEFAULT_CRL_CACHE_EXPIRY,
     routing_policy: {},
     routing_nitpicky: false,
     high_water_mark: D.DEFAULT_HIGH_WATER_MARK,
@@ -305,6 +321,9 @@ function check(key: string, kind: Kind, v: unknown, source: string, baseDir: str
       return isStrings(v) && v.length > 0 && v.every((m) => CRYPTO_MODES.includes(m as CryptoMode))
         ? v
         : fail(`a non-empty list of ${CRYPTO_MODES.map((m) => `"${m}"`).join(', ')}`)
+    case 'location':
+      if (typeof v === 'string' && /^https?:\/\/./i.test(v)) return v
+      return check(key, 'path', v, source, baseDir)
     case 'path': {
       if (typeof v !== 'string' || v === '') return fail('a file path')
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {

@@ -21,3 +21,7 @@ export const DEFAULT_CRYPTO_BACKEND = 'x509'
 export const DEFAULT_CRYPTO_VALIDATE_BACKENDS = ['x509', 'x509_sha256'] as const
 /** Resends per second a publisher makes while no ACK comes back (each ACK pays for one more); `Infinity`: no limit. */
 export const DEFAULT_RESEND_RATE = 200
+/** Seconds before a CA fetched from a URL is fetched again; 0: never once cached (fedmsg's value). */
+export const DEFAULT_CA_CERT_CACHE_EXPIRY = 0
+/** Seconds between fetches of a CRL from a URL (fedmsg's value). */
+export const DEFAULT_CRL_CACHE_EXPIRY = 3600

@@ -79,9 +79,14 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ endpoints: { a: 'localhost:99' } })).toThrow(/"endpoints.a": expected a ZeroMQ address/)
   })
 
-  it('refuses a URL where a certificate or CRL file is expected', () => {
-    expect(() => parseConfig({ ca_cert_location: 'https://example.invalid/ca.crt' })).toThrow(/is a URL/)
-    expect(() => parseConfig({ crl_location: 'http://example.invalid/crl.pem' })).toThrow(/is a URL/)
+  it('keeps an http(s) CA or CRL location as written, refuses other URLs there and any URL for a cache', () => {
+    expect(parseConfig({ ca_cert_location: 'https://example.invalid/ca.crt' }).ca_cert_location).toBe('https://example.invalid/ca.crt')
+    expect(parseConfig({ crl_location: 'http://example.invalid/crl.pem' }).crl_location).toBe('http://example.invalid/crl.pem')
+    expect(() => parseConfig({ crl_location: 'ftp://example.invalid/crl.pem' })).toThrow(/is a URL/)
+    expect(() => parseConfig({ crl_cache: 'https://example.invalid/crl.pem' })).toThrow(/is a URL/)
+    const c = parseConfig({ crl_cache: 'c/crl.pem', crl_cache_expiry: 60 }, 'x', '/var/lib')
+    expect([c.crl_cache, c.crl_cache_expiry, c.ca_cert_cache, c.ca_cert_cache_expiry]).toEqual(['/var/lib/c/crl.pem', 60, undefined, 0])
+    expect(parseConfig({}).crl_cache_expiry).toBe(3600)
   })
 
   it('resolves relative paths against the config file directory', () => {
