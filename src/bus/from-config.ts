@@ -12,6 +12,7 @@ import { stateDir } from '../util/paths.js'
 import type { Signer, Verifier } from '../crypto/types.js'
 import { ZmqTransport } from '../transport/zmq.js'
 import { resolveSocketOptions, type ZmqSocketOptions } from '../transport/zmq-options.js'
+import { bindAddressOf } from '../transport/zmq-connect.js'
 import type { Transport } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { Bus } from './bus.js'
@@ -194,15 +195,19 @@ function zmqOptions(config: GilmsgConfig): ZmqSocketOptions {
   }
 }
 
-/** Where this process's publisher goes: it binds, it connects to a relay, or it cannot publish (why). */
-type PublishTarget = { readonly bind: readonly string[] } | { readonly connect: readonly string[] } | { readonly cannot: string }
+/** Where this process's publisher goes: it binds (all, or the first free of a list), it connects to a relay, or it cannot publish (why). */
+type PublishTarget =
+  | { readonly bind: readonly string[] }
+  | { readonly bindFirstOf: readonly string[] }
+  | { readonly connect: readonly string[] }
+  | { readonly cannot: string }
 
 function publishTarget(config: GilmsgConfig): PublishTarget {
   if (config.active) {
     return config.relay_inbound.length > 0 ? { connect: config.relay_inbound } : { cannot: `${config.source}: "active" is true but "relay_inbound" is not set` }
   }
   const bind = config.name === undefined ? undefined : config.endpoints[config.name]
-  if (bind !== undefined) return { bind }
+  if (bind !== undefined) return { bindFirstOf: bind.map(bindAddressOf) }
   return {
     cannot:
       `${config.source}: nowhere to publish: ` +
@@ -223,8 +228,12 @@ export function whyCannotPublish(config: GilmsgConfig): string | undefined {
 
 /**
  * The ZeroMQ transport the config describes (`overrides.bind` replaces where
- * the publisher goes). A publisher binds `endpoints[name]`, or with
- * `active: true` connects to `relay_inbound`; when neither is possible,
+ * the publisher goes: it binds every address given). A named publisher binds the
+ * first address of `endpoints[name]` that no other process holds, its `tcp://` host
+ * rewritten to `*` unless it is a loopback one (see `bindAddressOf`), as fedmsg
+ * does, so that several processes of one service share one list; when none is free,
+ * opening rejects with a `TransportError` naming each address tried. With
+ * `active: true` it connects to `relay_inbound` instead; when neither is possible,
  * opening the publisher rejects with a `ConfigError` saying why (subscribing
  * still works).
  */
@@ -232,6 +241,7 @@ export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: re
   const target: PublishTarget = overrides.bind !== undefined ? { bind: overrides.bind } : publishTarget(config)
   const zmq = new ZmqTransport({
     ...('bind' in target ? { bind: target.bind } : {}),
+    ...('bindFirstOf' in target ? { bindFirstOf: target.bindFirstOf } : {}),
     ...('connect' in target ? { connect: target.connect } : {}),
     subscribeTo: subscribeEndpoints(config),
     ...socketOptionsFromConfig(config),
