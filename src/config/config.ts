@@ -31,9 +31,9 @@ export interface GilmsgConfig {
   readonly ssldir: string
   readonly sign_messages: boolean
   readonly validate_signatures: boolean
-  /** The CA certificate; unset: `<ssldir>/ca.crt`. */
+  /** The CA certificate, a file or an http(s) URL (fetched to `ca_cert_cache`); unset: `<ssldir>/ca.crt`. */
   readonly ca_cert_location: string | undefined
-  /** The CRL file, watched and reloaded while running; unset: `<ssldir>/crl.pem` if it exists (or once it appears). */
+  /** The CRL file (or an http(s) URL, fetched to `crl_cache`), watched and reloaded while running; unset: `<ssldir>/crl.pem` if it exists (or once it appears). */
   readonly crl_location: string | undefined
   /** Where a CA fetched from an http(s) `ca_cert_location` is kept; unset: under the state directory. */
   readonly ca_cert_cache: string | undefined
