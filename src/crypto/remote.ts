@@ -59,12 +59,15 @@ export interface FetchOptions {
   readonly timeoutMs?: number | undefined
   /** Called with the final URL after redirects; throws to refuse it. */
   readonly checkUrl?: ((url: string) => void) | undefined
+  /** Abandons the fetch (it then rejects as "abandoned"). */
+  readonly signal?: AbortSignal | undefined
 }
 
 /**
  * GETs `url` and resolves with its body as text. Rejects with {@link CertificateError}
  * "cannot fetch <url>: ..." when the server cannot be reached, answers other than 2xx,
- * sends more than {@link MAX_FETCH_BYTES}, or has not finished within `timeoutMs`.
+ * sends more than {@link MAX_FETCH_BYTES}, has not finished within `timeoutMs`, or
+ * `signal` aborted it.
  */
 export async function fetchText(url: string, options: FetchOptions = {}): Promise<string> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS
@@ -74,10 +77,14 @@ export async function fetchText(url: string, options: FetchOptions = {}): Promis
   const why = (err: unknown): string =>
     (err as Error | undefined)?.name === 'TimeoutError'
       ? `no complete answer within ${timeoutMs} ms`
-      : `${errorMessage(err)}${(err as Error).cause !== undefined ? ` (${errorMessage((err as Error).cause)})` : ''}`
+      : (err as Error | undefined)?.name === 'AbortError'
+        ? 'abandoned'
+        : `${errorMessage(err)}${(err as Error).cause !== undefined ? ` (${errorMessage((err as Error).cause)})` : ''}`
+  const timeout = AbortSignal.timeout(timeoutMs)
+  const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
   let res: Response
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'follow' })
+    res = await fetch(url, { signal, redirect: 'follow' })
   } catch (err) {
     return fail(why(err), err)
   }
@@ -235,6 +242,7 @@ export class RemoteCrl implements Disposable {
   readonly #clock: Clock
   readonly #ca: X509Certificate
   #cancelTimer: (() => void) | undefined
+  readonly #abort = new AbortController()
   #closed = false
 
   /** Throws {@link CertificateError} when `caPem` is not a certificate. */
@@ -260,7 +268,7 @@ export class RemoteCrl implements Disposable {
    */
   async fetchNow(): Promise<void> {
     const { url, cachePath } = this.#opts
-    const pem = await fetchText(url, { timeoutMs: this.#opts.timeoutMs })
+    const pem = await fetchText(url, { timeoutMs: this.#opts.timeoutMs, signal: this.#abort.signal })
     const crl = readCaCrl(pem, this.#ca, `the CRL from ${url}`)
     const rollback = crlRollback(this.#opts.newestAccepted(), crl)
     if (rollback !== undefined) throw new CertificateError(`the CRL from ${url} is refused: ${rollback}`)
@@ -304,9 +312,11 @@ export class RemoteCrl implements Disposable {
     }, ms)
   }
 
-  /** Stops refreshing. Idempotent. */
+  /** Stops refreshing and abandons a fetch in progress (so that it keeps no process alive). Idempotent. */
   close(): void {
+    if (this.#closed) return
     this.#closed = true
+    this.#abort.abort()
     this.#cancelTimer?.()
     this.#cancelTimer = undefined
   }

@@ -30,6 +30,8 @@ let base: string
 let downUrl: string
 const routes = new Map<string, Answer>()
 const hits = new Map<string, number>()
+/** Hanging requests whose connection the client closed. */
+let abandoned = 0
 const savedState = process.env['XDG_STATE_HOME']
 
 beforeAll(async () => {
@@ -39,7 +41,10 @@ beforeAll(async () => {
     const path = req.url ?? ''
     hits.set(path, (hits.get(path) ?? 0) + 1)
     const answer = routes.get(path) ?? { status: 404 }
-    if (answer === 'hang') return
+    if (answer === 'hang') {
+      res.on('close', () => abandoned++)
+      return
+    }
     if ('status' in answer) {
       res.writeHead(answer.status).end()
       return
@@ -195,6 +200,21 @@ describe('crl_location as a URL', () => {
     }
     made.crlWatcher.close()
     expect(clock.pendingTimers).toBe(0)
+  })
+
+  it('closing abandons a fetch in progress at once (nothing keeps the process alive for the timeout)', async () => {
+    const { pki, crlUrl, route } = await servedPki()
+    const cache = join(dir, 'caches-close', 'crl.pem')
+    ;(await start({ ssldir: pki.dir, crl_location: crlUrl, crl_cache: cache })).crlWatcher.close()
+    routes.set(`${route}/crl.pem`, 'hang')
+    const clock = new FakeClock(Date.now())
+    const made = await start({ ssldir: pki.dir, crl_location: crlUrl, crl_cache: cache, crl_cache_expiry: 0 }, { clock, fetchTimeoutMs: 30_000 })
+    const before = hits.get(`${route}/crl.pem`) ?? 0
+    const abandonedBefore = abandoned
+    await clock.advance(0)
+    await waitUntil(() => hits.get(`${route}/crl.pem`) === before + 1, 5000, 'the refresh to reach the server')
+    made.crlWatcher.close()
+    await waitUntil(() => abandoned === abandonedBefore + 1, 2000, 'the fetch to be abandoned')
   })
 
   it('refuses a cache directory that others may write', async () => {
