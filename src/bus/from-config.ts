@@ -349,6 +349,8 @@ export interface OpenBusOptions {
   readonly crlReloadSignal?: NodeJS.Signals | undefined
   /** See {@link VerifierFromConfigOptions.crlPollMs}. */
   readonly crlPollMs?: number | undefined
+  /** See {@link VerifierFromConfigOptions.fetchTimeoutMs}. */
+  readonly fetchTimeoutMs?: number | undefined
 }
 
 /**
@@ -365,6 +367,7 @@ export async function busFromConfig(config: GilmsgConfig, options: OpenBusOption
           onCrlEvent: options.onCrlEvent,
           crlReloadSignal: options.crlReloadSignal,
           crlPollMs: options.crlPollMs,
+          fetchTimeoutMs: options.fetchTimeoutMs,
         })
   try {
     return new Bus({
