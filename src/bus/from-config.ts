@@ -8,10 +8,12 @@ import { caFingerprint, createVerifier, type X509Verifier } from '../crypto/veri
 import { fileCrlMemory } from '../crypto/crl-memory.js'
 import type { CrlMark } from '../crypto/crl.js'
 import { crlFileIdentity, warnCrlEvent, watchCrl, type CrlEvent, type CrlWatcher } from '../crypto/crl-watch.js'
+import { defaultCachePath, isRemoteLocation, loadRemoteCa, RemoteCrl } from '../crypto/remote.js'
 import { stateDir } from '../util/paths.js'
 import type { Signer, Verifier } from '../crypto/types.js'
 import { ZmqTransport } from '../transport/zmq.js'
 import { resolveSocketOptions, type ZmqSocketOptions } from '../transport/zmq-options.js'
+import { bindAddressOf } from '../transport/zmq-connect.js'
 import type { Transport } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { Bus } from './bus.js'
@@ -67,12 +69,24 @@ export interface VerifierFromConfigOptions {
   readonly crlReloadSignal?: NodeJS.Signals | undefined
   /** How often the CRL file is checked for a change (ms). Default `DEFAULT_CRL_POLL_MS`. */
   readonly crlPollMs?: number | undefined
+  /** How long one fetch of a CA or CRL URL may take (ms). Default `DEFAULT_FETCH_TIMEOUT_MS` (10 s). */
+  readonly fetchTimeoutMs?: number | undefined
 }
 
 /** A verifier made from a config, and the watch that keeps its CRL current (stop it with `crlWatcher.close()`). */
 export interface ConfiguredVerifier {
   readonly verifier: X509Verifier
   readonly crlWatcher: CrlWatcher
+}
+
+/** Where a CA fetched from an http(s) `ca_cert_location` is cached when `ca_cert_cache` is unset: `<state dir>/ca-cache/<hash of the URL>.crt`. */
+export function defaultCaCachePath(url: string): string {
+  return defaultCachePath(join(stateDir(), 'ca-cache'), url, '.crt')
+}
+
+/** Where a CRL fetched from an http(s) `crl_location` is cached when `crl_cache` is unset: `<state dir>/crl-cache/<hash of the URL>.pem`. */
+export function defaultCrlCachePath(url: string): string {
+  return defaultCachePath(join(stateDir(), 'crl-cache'), url, '.pem')
 }
 
 /**
@@ -82,26 +96,80 @@ export interface ConfiguredVerifier {
  * older than the newest one already accepted for the CA, here or by an earlier process
  * (remembered in {@link crlMemoryDir}), is refused. Rejects with `CertificateError` when
  * the CA or an existing CRL cannot be read or is refused (`CrlRollbackError` for an older CRL).
+ *
+ * An http(s) `ca_cert_location` is fetched to `ca_cert_cache` (see `loadRemoteCa`: https
+ * only, or http from a loopback host; the cached copy used while younger than
+ * `ca_cert_cache_expiry` seconds, 0: always; the cached copy used, and reported as
+ * `ca:error`, when a fetch fails). An http(s) `crl_location` is fetched to `crl_cache`,
+ * which is then the CRL file watched: with a cached copy the process starts with it and
+ * fetches in the background when it is older than `crl_cache_expiry`; without one, the
+ * fetch is awaited (at most `fetchTimeoutMs`) and its failure rejects naming the URL.
+ * While running it is fetched every `crl_cache_expiry` seconds; a CRL fetched replaces the
+ * cached one only when the CA signed it and it is not older; a failure is reported as
+ * `crl:error` and the CRL in use stays.
  */
 export async function verifierFromConfig(config: GilmsgConfig, options: VerifierFromConfigOptions = {}): Promise<ConfiguredVerifier | undefined> {
   if (!config.validate_signatures) return undefined
-  const caPath = config.ca_cert_location ?? join(config.ssldir, 'ca.crt')
-  const caPem = readPem(caPath, 'ca_cert_location')
-  const crl = crlPath(config)
+  const clock = options.clock
   const onCrlEvent = options.onCrlEvent ?? warnCrlEvent
-  // The file's identity is taken before it is read, so that a change in between is reloaded.
-  const identity = crlFileIdentity(crl.path)
-  const crlPem = crl.explicit || identity !== undefined ? readPem(crl.path, crl.explicit ? 'crl_location' : `${DEFAULT_CRL_FILE} in ssldir (crl_location is unset)`) : undefined
+  const caLocation = config.ca_cert_location ?? join(config.ssldir, 'ca.crt')
+  const caPem = isRemoteLocation(caLocation)
+    ? await loadRemoteCa({
+        url: caLocation,
+        cachePath: config.ca_cert_cache ?? defaultCaCachePath(caLocation),
+        expirySec: config.ca_cert_cache_expiry,
+        timeoutMs: options.fetchTimeoutMs,
+        clock,
+        onStale: (error) => onCrlEvent({ type: 'ca:error', path: caLocation, error }),
+      })
+    : readPem(caLocation, 'ca_cert_location')
   const memory = fileCrlMemory(crlMemoryDir())
   let minimumCrl: CrlMark | undefined
+  let crl: { readonly path: string; readonly explicit: boolean; readonly key?: string } = crlPath(config)
   try {
     minimumCrl = memory.read(caFingerprint(caPem))
   } catch (err) {
     if (!(err instanceof GilmsgError)) throw err
     onCrlEvent({ type: 'crl:error', path: crl.path, error: err })
   }
-  const clock = options.clock
-  const verifier = await createVerifier({
+  let verifier: X509Verifier | undefined
+  let crlWatcher: CrlWatcher | undefined
+  let remote: RemoteCrl | undefined
+  let firstFetchMs: number | undefined
+  const url = config.crl_location
+  if (url !== undefined && isRemoteLocation(url)) {
+    const cachePath = config.crl_cache ?? defaultCrlCachePath(url)
+    remote = new RemoteCrl({
+      url,
+      cachePath,
+      caPem,
+      expirySec: config.crl_cache_expiry,
+      timeoutMs: options.fetchTimeoutMs,
+      clock,
+      newestAccepted: () => verifier?.crlMark ?? minimumCrl,
+      onError: (error) => onCrlEvent({ type: 'crl:error', path: url, error }),
+      onUpdated: () => void crlWatcher?.reload(),
+    })
+    const age = remote.cacheAgeMs()
+    if (age === undefined) {
+      try {
+        await remote.fetchNow()
+      } catch (err) {
+        if (!(err instanceof GilmsgError)) throw err
+        throw new CertificateError(`crl_location: no CRL is cached in ${cachePath} and none could be fetched: ${err.message}`, { cause: err })
+      }
+    } else {
+      firstFetchMs = Math.max(0, config.crl_cache_expiry * 1000 - age)
+    }
+    crl = { path: cachePath, explicit: true, key: `crl_cache (the copy of ${url})` }
+  }
+  // The file's identity is taken before it is read, so that a change in between is reloaded.
+  const identity = crlFileIdentity(crl.path)
+  const crlPem =
+    crl.explicit || identity !== undefined
+      ? readPem(crl.path, crl.key ?? (crl.explicit ? 'crl_location' : `${DEFAULT_CRL_FILE} in ssldir (crl_location is unset)`))
+      : undefined
+  verifier = await createVerifier({
     caPem,
     crlPem,
     minimumCrl,
@@ -110,7 +178,7 @@ export async function verifierFromConfig(config: GilmsgConfig, options: Verifier
     acceptModes: config.crypto_validate_backends,
     ...(clock ? { clock: () => clock.now() } : {}),
   })
-  const crlWatcher = watchCrl({
+  const watcher = watchCrl({
     path: crl.path,
     verifier,
     onEvent: onCrlEvent,
@@ -120,7 +188,23 @@ export async function verifierFromConfig(config: GilmsgConfig, options: Verifier
     intervalMs: options.crlPollMs,
     reloadSignal: options.crlReloadSignal,
   })
-  return { verifier, crlWatcher }
+  crlWatcher = watcher
+  if (remote === undefined) return { verifier, crlWatcher: watcher }
+  const fetcher = remote
+  fetcher.start(firstFetchMs)
+  return {
+    verifier,
+    crlWatcher: {
+      reload: () => watcher.reload(),
+      close: () => {
+        fetcher.close()
+        watcher.close()
+      },
+      [Symbol.dispose]() {
+        this.close()
+      },
+    },
+  }
 }
 
 /** Every endpoint a subscriber connects to: all of `endpoints`' addresses, once each. */
@@ -194,15 +278,19 @@ function zmqOptions(config: GilmsgConfig): ZmqSocketOptions {
   }
 }
 
-/** Where this process's publisher goes: it binds, it connects to a relay, or it cannot publish (why). */
-type PublishTarget = { readonly bind: readonly string[] } | { readonly connect: readonly string[] } | { readonly cannot: string }
+/** Where this process's publisher goes: it binds (all, or the first free of a list), it connects to a relay, or it cannot publish (why). */
+type PublishTarget =
+  | { readonly bind: readonly string[] }
+  | { readonly bindFirstOf: readonly string[] }
+  | { readonly connect: readonly string[] }
+  | { readonly cannot: string }
 
 function publishTarget(config: GilmsgConfig): PublishTarget {
   if (config.active) {
     return config.relay_inbound.length > 0 ? { connect: config.relay_inbound } : { cannot: `${config.source}: "active" is true but "relay_inbound" is not set` }
   }
   const bind = config.name === undefined ? undefined : config.endpoints[config.name]
-  if (bind !== undefined) return { bind }
+  if (bind !== undefined) return { bindFirstOf: bind.map(bindAddressOf) }
   return {
     cannot:
       `${config.source}: nowhere to publish: ` +
@@ -223,8 +311,12 @@ export function whyCannotPublish(config: GilmsgConfig): string | undefined {
 
 /**
  * The ZeroMQ transport the config describes (`overrides.bind` replaces where
- * the publisher goes). A publisher binds `endpoints[name]`, or with
- * `active: true` connects to `relay_inbound`; when neither is possible,
+ * the publisher goes: it binds every address given). A named publisher binds the
+ * first address of `endpoints[name]` that no other process holds, its `tcp://` host
+ * rewritten to `*` unless it is a loopback one (see `bindAddressOf`), as fedmsg
+ * does, so that several processes of one service share one list; when none is free,
+ * opening rejects with a `TransportError` naming each address tried. With
+ * `active: true` it connects to `relay_inbound` instead; when neither is possible,
  * opening the publisher rejects with a `ConfigError` saying why (subscribing
  * still works).
  */
@@ -232,6 +324,7 @@ export function transportFromConfig(config: GilmsgConfig, overrides: { bind?: re
   const target: PublishTarget = overrides.bind !== undefined ? { bind: overrides.bind } : publishTarget(config)
   const zmq = new ZmqTransport({
     ...('bind' in target ? { bind: target.bind } : {}),
+    ...('bindFirstOf' in target ? { bindFirstOf: target.bindFirstOf } : {}),
     ...('connect' in target ? { connect: target.connect } : {}),
     subscribeTo: subscribeEndpoints(config),
     ...socketOptionsFromConfig(config),
@@ -256,6 +349,8 @@ export interface OpenBusOptions {
   readonly crlReloadSignal?: NodeJS.Signals | undefined
   /** See {@link VerifierFromConfigOptions.crlPollMs}. */
   readonly crlPollMs?: number | undefined
+  /** See {@link VerifierFromConfigOptions.fetchTimeoutMs}. */
+  readonly fetchTimeoutMs?: number | undefined
 }
 
 /**
@@ -272,6 +367,7 @@ export async function busFromConfig(config: GilmsgConfig, options: OpenBusOption
           onCrlEvent: options.onCrlEvent,
           crlReloadSignal: options.crlReloadSignal,
           crlPollMs: options.crlPollMs,
+          fetchTimeoutMs: options.fetchTimeoutMs,
         })
   try {
     return new Bus({

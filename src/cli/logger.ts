@@ -14,8 +14,8 @@ Publishes signed messages, like fedmsg-logger: --message M, or one message per s
   --modname M     default "logger"
   --wait-ms N     wait up to N ms for a subscriber before publishing (default 1000; 0: don't wait)
   --verbose       say which config file was loaded (on stderr)
-The process binds endpoints[name], or with "active": true connects to relay_inbound (best for
-short-lived publishers). With --recipients CN ... it is "gilmsg publish" (as in Python gilmsg's
+When relay_inbound is set, it connects to the relay ("active" is forced, as fedmsg-logger does:
+best for short-lived publishers); otherwise it binds endpoints[name]. With --recipients CN ... it is "gilmsg publish" (as in Python gilmsg's
 logger): it waits for their ACKs and exits 0, 3 (timeout) or 4 (rejected). Otherwise it is
 fire-and-forget, as fedmsg: it waits (up to --wait-ms) for a first subscriber or the relay
 to subscribe before sending, since PUB/SUB drops what is sent before anyone subscribed.`
@@ -40,7 +40,9 @@ export async function run(argv: string[]): Promise<number> {
     return ExitCode.Ok
   }
   const payloads = await readPayloads(values.message, values['json-input'] ?? false)
-  const config = cliConfig(values)
+  const loaded = cliConfig(values)
+  // fedmsg-logger forces "active": a short-lived publisher reaches subscribers through the relay.
+  const config = loaded.relay_inbound.length > 0 ? { ...loaded, active: true } : loaded
   const bus = await busFromConfig(config, { verifier: undefined })
   try {
     const modname = values.modname ?? 'logger'

@@ -22,8 +22,10 @@ export type CrlEvent =
   | { readonly type: 'crl:loaded'; readonly path: string; readonly initial: boolean; readonly status: CrlStatus }
   /** The CRL in use is past its nextUpdate (still enforced); at start, on each reload, and when it becomes stale. */
   | { readonly type: 'crl:stale'; readonly path: string; readonly status: CrlStatus }
-  /** A CRL could not be read or was refused (bad signature, rollback...), or could not be remembered; the CRL in use stays. */
+  /** A CRL could not be read, fetched (`path` is then its URL) or was refused (bad signature, rollback...), or could not be remembered; the CRL in use stays. */
   | { readonly type: 'crl:error'; readonly path: string; readonly error: GilmsgError }
+  /** The CA could not be fetched from its URL (`path`), or what came was refused: the cached copy is used. */
+  | { readonly type: 'ca:error'; readonly path: string; readonly error: GilmsgError }
 
 /** What {@link watchCrl} needs. */
 export interface CrlWatchOptions {
@@ -258,6 +260,8 @@ export function describeCrlEvent(event: CrlEvent): string {
     }
     case 'crl:error':
       return `CRL ${event.path}: ${event.error.message}; the CRL in use (if any) is kept`
+    case 'ca:error':
+      return `CA ${event.path}: ${event.error.message}`
   }
 }
 

@@ -60,3 +60,41 @@ export async function connectAll(socket: ZmqSocket, addresses: readonly string[]
     }
   }
 }
+
+/**
+ * Binds `socket` to the first of `addresses` it can bind, trying each in turn as
+ * fedmsg does for a named process's `endpoints` list, so that several processes of
+ * one service share one list. Resolves with the real bound address. Rejects with
+ * {@link TransportError} naming every address tried and why each failed when none
+ * can be bound (or when `addresses` is empty); the caller closes the socket.
+ */
+export async function bindFirst(socket: ZmqSocket, addresses: readonly string[]): Promise<string> {
+  const failures: string[] = []
+  for (const address of addresses) {
+    try {
+      await retryInterrupted(() => socket.bind(address))
+      return socket.lastEndpoint ?? address
+    } catch (err) {
+      failures.push(`${address} (${errorMessage(err)})`)
+    }
+  }
+  throw new TransportError(
+    addresses.length === 0 ? 'cannot bind: no address to try' : `cannot bind any of ${addresses.length} addresses, each is in use or refused: ${failures.join(', ')}`,
+  )
+}
+
+const LOOPBACK_HOST = /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])$/i
+
+/**
+ * The address a named process binds for an `endpoints` entry, as fedmsg binds it: a
+ * `tcp://` host is replaced by `*` (every interface), since the list names the host as
+ * other machines reach it: `tcp://app01.example.com:3000` becomes `tcp://*:3000`.
+ * A loopback host (`127.x.x.x`, `localhost`, `[::1]`) is kept, so that a single-host
+ * setup is never exposed to the network. Other transports (`ipc://`, `inproc://`) are
+ * returned unchanged.
+ */
+export function bindAddressOf(address: string): string {
+  const m = /^tcp:\/\/(\[[^\]]*\]|[^:/[\]]*):([^:/]+)$/.exec(address)
+  if (m === null || LOOPBACK_HOST.test(m[1] ?? '')) return address
+  return `tcp://*:${m[2]}`
+}

@@ -110,6 +110,11 @@ export const DEFAULT_NO_DROP = false
 export interface ZmqTransportOptions extends ZmqSocketOptions {
   /** Addresses the publisher binds (e.g. `tcp://127.0.0.1:*`). */
   readonly bind?: readonly string[]
+  /**
+   * Addresses the publisher tries in turn, binding only the first it can bind (after
+   * every `bind` address): fedmsg's way with a named process's `endpoints` list.
+   */
+  readonly bindFirstOf?: readonly string[]
   /** Addresses the publisher connects to, e.g. a relay's inbound (fedmsg's `active: true`). */
   readonly connect?: readonly string[]
   /** Endpoints every subscriber connects to. */

@@ -14,7 +14,7 @@ import type {
   Transport,
   WaitForSubscribersOptions,
 } from './transport.js'
-import { bindAll, codeOf, connectAll } from './zmq-connect.js'
+import { bindAll, bindFirst, codeOf, connectAll } from './zmq-connect.js'
 import { applySocketOptions, DEFAULT_NO_DROP, resolveSocketOptions, type ResolvedSocketOptions, type ZmqTransportOptions } from './zmq-options.js'
 
 export { RECONNECT_GRACE_MS } from './connection-watch.js'
@@ -294,6 +294,7 @@ class ZmqSubSocket implements SubSocket {
  */
 export class ZmqTransport implements Transport {
   readonly bind: readonly string[]
+  readonly bindFirstOf: readonly string[]
   readonly connect: readonly string[]
   readonly subscribeTo: readonly string[]
   readonly noDrop: boolean
@@ -303,6 +304,7 @@ export class ZmqTransport implements Transport {
   constructor(options: ZmqTransportOptions) {
     this.socketOptions = resolveSocketOptions(options)
     this.bind = checkAddresses('bind', options.bind ?? [])
+    this.bindFirstOf = checkAddresses('bindFirstOf', options.bindFirstOf ?? [])
     this.connect = checkAddresses('connect', options.connect ?? [])
     this.subscribeTo = checkAddresses('subscribeTo', options.subscribeTo)
     this.noDrop = checkBoolean('noDrop', options.noDrop ?? DEFAULT_NO_DROP)
@@ -311,7 +313,7 @@ export class ZmqTransport implements Transport {
   /**
    * Opens a publisher (an XPUB socket: it sends exactly as PUB does, and also
    * sees subscriptions, for `waitForSubscribers`), binds every `bind` address,
-   * then connects to every `connect` address. A publisher that connects to a
+   * binds the first of `bindFirstOf` that it can bind (when given), then connects to every `connect` address. A publisher that connects to a
    * relay sees the relay's subscription to everything once the connection is
    * up.
    *
@@ -328,11 +330,12 @@ export class ZmqTransport implements Transport {
    *
    * Resolves with a socket whose `endpoints` are the real
    * bound addresses followed by the connected ones. Rejects with
-   * {@link TransportError} naming the address that failed (the socket is
-   * closed), or when neither `bind` nor `connect` was given.
+   * {@link TransportError} naming the address that failed, or every address of
+   * `bindFirstOf` tried when none could be bound (the socket is closed), or when
+   * no address was given at all.
    */
   async openPublisher(): Promise<PubSocket> {
-    if (this.bind.length === 0 && this.connect.length === 0) {
+    if (this.bind.length === 0 && this.bindFirstOf.length === 0 && this.connect.length === 0) {
       throw new TransportError('ZmqTransport publisher: no bind or connect address configured')
     }
     const socket = new XPublisher()
@@ -341,6 +344,7 @@ export class ZmqTransport implements Transport {
       socket.noDrop = this.noDrop
       socket.verbosity = 'allSubsUnsubs'
       const bound = await bindAll(socket, this.bind)
+      if (this.bindFirstOf.length > 0) bound.push(await bindFirst(socket, this.bindFirstOf))
       await connectAll(socket, this.connect)
       return new ZmqPubSocket(socket, [...bound, ...this.connect], this.noDrop, this.socketOptions.lingerMs)
     } catch (err) {

@@ -2,7 +2,7 @@
  * The CLI as a user runs it: real processes, real sockets on loopback / ipc,
  * real SQLite files, asserting stdout, stderr and exit codes.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -112,6 +112,16 @@ describe('gilmsg with a relay: logger, publish --recipients, exit codes', () => 
     const r = await runCli(['logger', '--config', config, '--certname', 'pub', '--message', 'via relay'], { env })
     expect(r.code, r.stderr).toBe(0)
     expect(await tail.waitFor(/via relay/, 'stdout')).toMatch(/^org\.fedoraproject\.dev\.logger\.log pub \{"log":"via relay"\}$/)
+  })
+
+  it('logger goes through the relay when relay_inbound is set without "active" (fedmsg-logger forces it)', async () => {
+    const tail = start(['tail', '--config', config, '--no-ack', '--count', '1'], env)
+    await tail.waitFor(/listening/)
+    const relayConfig = JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>
+    const passive = writeConfig('relay-not-active', { endpoints: relayConfig['endpoints'], relay_inbound: relayConfig['relay_inbound'] })
+    const r = await runCli(['logger', '--config', passive, '--certname', 'pub', '--message', 'forced active'], { env })
+    expect(r.code, r.stderr).toBe(0)
+    expect(await tail.waitFor(/forced active/, 'stdout')).toMatch(/^org\.fedoraproject\.dev\.logger\.log pub \{"log":"forced active"\}$/)
   })
 
   it('publish exits 0 when both recipients ack, 3 naming the one that is down, 0 again once it is back', async () => {

@@ -88,6 +88,9 @@ describe('parseConfig', () => {
     )
     expect(() => parseConfig({ crl_cache: 'https://example.invalid/crl.pem' })).toThrow(/"crl_cache": expected a local file path, got "https:/)
     expect(() => parseConfig({ ssldir: 'file:///etc/pki' })).toThrow(/"ssldir": expected a local file path/)
+    const c2 = parseConfig({ crl_cache: 'c/crl.pem', crl_cache_expiry: 60 }, 'x', '/var/lib')
+    expect([c2.crl_cache, c2.crl_cache_expiry, c2.ca_cert_cache, c2.ca_cert_cache_expiry]).toEqual(['/var/lib/c/crl.pem', 60, undefined, 0])
+    expect(parseConfig({}).crl_cache_expiry).toBe(3600)
   })
 
   it('resolves relative paths against the config file directory', () => {
