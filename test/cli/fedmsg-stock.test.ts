@@ -2,11 +2,12 @@
  * fedmsg's stock configuration, end to end: `relay`, `tail` and `logger` run with the JSON
  * that `fedmsg-config` prints on a stock install (test/fixtures/fedmsg-stock.json, copied
  * unchanged) as the first file of a fedmsg.d-like directory. A second file says only what a
- * site would add: this host's certificates, the relay's actual loopback ports, and `active`
- * (fedmsg-logger sets it itself). The CA and CRL are local files there, not the fixture's
- * http URLs: fetching them is not part of this branch.
+ * site would add: this host's ssldir, the relay's actual loopback ports, and the CA and CRL
+ * URLs pointed at a local HTTP server (the fixture's URLs, with the server's real port).
+ * `logger` goes through the relay without `active`, as fedmsg-logger does.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +19,9 @@ const STOCK = fileURLToPath(new URL('../fixtures/fedmsg-stock.json', import.meta
 let base: string
 let env: NodeJS.ProcessEnv
 const procs: CliProcess[] = []
+let http: Server
+let httpPort: number
+const served: string[] = []
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'gilmsg-fedmsg-stock-'))
@@ -26,10 +30,21 @@ beforeAll(async () => {
   expect((await runCli(['certs', 'init', '--dir', pki], { env })).code).toBe(0)
   const issued = await runCli(['certs', 'issue', 'pub', '--dir', pki], { env })
   expect(issued.code, issued.stderr).toBe(0)
+  // fedmsg's stock config fetches the CA and the CRL over http(s): serve this PKI's on loopback.
+  const files: Record<string, string> = { '/fedmsg/ca.crt': join(pki, 'ca.crt'), '/fedmsg/crl.pem': join(pki, 'crl.pem') }
+  http = createServer((req, res) => {
+    const file = files[req.url ?? '']
+    served.push(req.url ?? '')
+    if (file === undefined) res.writeHead(404).end()
+    else res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(readFileSync(file))
+  })
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+  httpPort = (http.address() as { port: number }).port
 }, 60_000)
 
 afterAll(async () => {
   await Promise.all(procs.map((p) => p.stop('SIGKILL')))
+  await new Promise<void>((resolve) => http.close(() => resolve()))
   rmSync(base, { recursive: true, force: true })
 })
 
@@ -40,7 +55,7 @@ function start(args: string[]): CliProcess {
 }
 
 describe("fedmsg's stock configuration", () => {
-  it('runs relay, tail and logger: a message signed with x509 (RSA, SHA-1) crosses the relay and is validated', async () => {
+  it('runs relay, tail and logger: the CA and CRL fetched over http, a message signed with x509 (RSA, SHA-1) crosses the relay and is validated', async () => {
     const relay = start(['relay', '--config', STOCK, '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*'])
     const inbound = (await relay.waitFor(/^inbound /, 'stdout')).split(' ')[1]
     const outbound = (await relay.waitFor(/^outbound /, 'stdout')).split(' ')[1]
@@ -51,10 +66,9 @@ describe("fedmsg's stock configuration", () => {
     const pki = join(base, 'pki')
     const site = {
       ssldir: pki,
-      ca_cert_location: join(pki, 'ca.crt'),
-      crl_location: join(pki, 'crl.pem'),
+      ca_cert_location: `http://127.0.0.1:${httpPort}/fedmsg/ca.crt`,
+      crl_location: `http://127.0.0.1:${httpPort}/fedmsg/crl.pem`,
       sign_messages: true,
-      active: true,
       relay_inbound: inbound,
       endpoints: { relay_outbound: [outbound] },
     }
@@ -72,5 +86,8 @@ describe("fedmsg's stock configuration", () => {
     expect(r.code, r.stderr).toBe(0)
     expect(await tail.waitFor(/stock config/, 'stdout')).toBe('org.fedoraproject.dev.logger.log pub {"log":"stock config"}')
     expect(await tail.exited).toBe(0)
+    // Both were fetched from the server (then cached under the state directory).
+    expect(served).toContain('/fedmsg/ca.crt')
+    expect(served).toContain('/fedmsg/crl.pem')
   }, 30_000)
 })
