@@ -6,7 +6,7 @@
  * URLs pointed at a local HTTP server (the fixture's URLs, with the server's real port).
  * `logger` goes through the relay without `active`, as fedmsg-logger does.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -68,6 +68,10 @@ describe("fedmsg's stock configuration", () => {
       ssldir: pki,
       ca_cert_location: `http://127.0.0.1:${httpPort}/fedmsg/ca.crt`,
       crl_location: `http://127.0.0.1:${httpPort}/fedmsg/crl.pem`,
+      // The stock caches are under /var/run/fedmsg: a test keeps its own (a CA cached there
+      // would be used by every later run, as fedmsg's ca_cert_cache_expiry 0 says).
+      ca_cert_cache: join(base, 'cache', 'ca.crt'),
+      crl_cache: join(base, 'cache', 'crl.pem'),
       sign_messages: true,
       relay_inbound: inbound,
       endpoints: { relay_outbound: [outbound] },
@@ -86,8 +90,9 @@ describe("fedmsg's stock configuration", () => {
     expect(r.code, r.stderr).toBe(0)
     expect(await tail.waitFor(/stock config/, 'stdout')).toBe('org.fedoraproject.dev.logger.log pub {"log":"stock config"}')
     expect(await tail.exited).toBe(0)
-    // Both were fetched from the server (then cached under the state directory).
+    // Both were fetched from the server, then cached where the site file says.
     expect(served).toContain('/fedmsg/ca.crt')
     expect(served).toContain('/fedmsg/crl.pem')
+    expect(existsSync(join(base, 'cache', 'ca.crt')) && existsSync(join(base, 'cache', 'crl.pem'))).toBe(true)
   }, 30_000)
 })
