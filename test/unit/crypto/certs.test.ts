@@ -12,19 +12,11 @@ import { pemToDer } from '../../../src/crypto/pem.js'
 import { certificateValidity, subjectCommonName } from '../../../src/crypto/x509-fields.js'
 import { CertificateError, InvalidArgumentError } from '../../../src/errors.js'
 import { daysFromNow, tempDir } from './helpers.js'
+import { hasOpenssl } from '../../support/openssl.js'
 
 let pki: TestPki
 let stranger: TestPki
 const dirs: string[] = []
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
 
 function opensslVerify(dir: string, name: string): { ok: boolean; output: string } {
   try {

@@ -21,6 +21,7 @@ import { CryptoMode, InvalidReason } from '../../../src/crypto/types.js'
 import { createVerifier } from '../../../src/crypto/verifier.js'
 import { CertificateError } from '../../../src/errors.js'
 import { daysFromNow, signedFields, tempDir } from './helpers.js'
+import { hasOpenssl } from '../../support/openssl.js'
 
 const dirs: string[] = []
 let pki: TestPki
@@ -35,15 +36,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
 })
-
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
 
 function openssl(cwd: string, args: readonly string[], input?: string): string {
   return execFileSync('openssl', args, { cwd, input: input ?? '', stdio: ['pipe', 'pipe', 'pipe'] }).toString()
