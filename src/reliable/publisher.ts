@@ -189,10 +189,14 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * Commits a guaranteed message and sends it; resolves once committed and
    * handed to the socket. Delivery goes on in the background (and after a
    * restart on the same outbox) until every recipient acked or the deadline
-   * passed: listen for `delivered`, `expired` and `rejected`.
+   * passed: listen for `delivered`, `expired` and `rejected`. Has no quorum
+   * (all-or-nothing): given one, rejects with `InvalidArgumentError`.
    */
   async enqueue(topic: string, msg: unknown, options: EnqueueOptions): Promise<Enqueued> {
     const recipients = checkRecipients(options.recipients, 'enqueue')
+    if ((options as { quorum?: unknown }).quorum !== undefined) {
+      throw new InvalidArgumentError('quorum: enqueue() has none (its delivery is all-or-nothing: `delivered` fires when every recipient acked); use publish() for a quorum')
+    }
     const deadline = checkPositive(options.deadline ?? DEFAULT_DEADLINE_MS, 'deadline')
     const sealed = await this.#bus.sealAsync(topic, msg, {
       ...(options.modname !== undefined ? { modname: options.modname } : {}),

@@ -173,4 +173,11 @@ describe('publish() with a quorum', () => {
     expect(w.store.list()).toEqual([])
     expect(w.received.size).toBe(0)
   })
+
+  it('enqueue() has no quorum (all-or-nothing): it refuses one and commits nothing', async () => {
+    const w = await world()
+    const options = { recipients: [...CONSUMERS], quorum: 2, modname: 'app' }
+    await expect(w.pub.enqueue('job', {}, options)).rejects.toThrow(/^quorum: enqueue\(\) has none/)
+    expect(w.store.list()).toEqual([])
+  })
 })
