@@ -284,8 +284,9 @@ export interface RecipientAck {
 }
 
 /**
- * `publish()` gave up: not every required recipient acknowledged before
- * `ackTimeout`. `acked` and `missing` partition the recipients exactly.
+ * `publish()` gave up: not every required recipient (or fewer than its
+ * `quorum`) acknowledged before `ackTimeout`. `acked` and `missing` partition
+ * the recipients exactly; `quorum` is how many ACKs were needed.
  */
 export class AckTimeoutError extends GilmsgError {
   override name = 'AckTimeoutError'
@@ -294,11 +295,14 @@ export class AckTimeoutError extends GilmsgError {
     readonly acked: readonly RecipientAck[],
     readonly missing: readonly string[],
     readonly elapsedMs: number,
+    /** How many ACKs the publish needed (its `quorum`); every recipient's (acked + missing) unless told otherwise. */
+    readonly quorum: number = acked.length + missing.length,
   ) {
     super(
       ErrorCode.AckTimeout,
       `no ACK from ${missing.join(', ')} for ${msgId} after ${elapsedMs} ms` +
-        (acked.length > 0 ? ` (acked by ${acked.map((a) => a.cn).join(', ')})` : ''),
+        (acked.length > 0 ? ` (acked by ${acked.map((a) => a.cn).join(', ')})` : '') +
+        (quorum < acked.length + missing.length ? `: ${acked.length} of the ${quorum} needed` : ''),
     )
   }
 }

@@ -1,26 +1,30 @@
 import { AckTimeoutError, DeliveryRejectedError, UsageError } from '../errors.js'
 import { openGilmsg } from '../reliable/from-config.js'
 import type { DeliveryReceipt } from '../reliable/publisher.js'
-import { numberOption, parse } from './args.js'
+import { intOption, numberOption, parse } from './args.js'
 import { cliConfig } from './config.js'
 import { cliCrlOptions } from './crl-report.js'
 import { ExitCode } from './exit-codes.js'
 import { readPayloads } from './input.js'
 
-const HELP = `Usage: gilmsg publish --recipients CN [CN ...] [--ack-timeout SECONDS] [--topic T] [--modname M]
+const HELP = `Usage: gilmsg publish --recipients CN [CN ...] [--quorum K] [--ack-timeout SECONDS] [--topic T] [--modname M]
                       [--message M | stdin] [--json-input] [--json] [--config FILE] [--verbose]
 
 Publishes one message (--message, or each stdin line) that the named recipients must
 acknowledge, and waits until each of them returned a valid signed ACK for it.
   --recipients CN ...   certificate CNs that must acknowledge (space- or comma-separated)
-  --ack-timeout S       seconds to wait for all ACKs (default 10)
+  --quorum K            done once K of the recipients acknowledged (default: all); the others
+                        stay pending in the outbox (gilmsg outbox show), resent by the next
+                        publisher on it until they ACK or the ACK timeout passes
+  --ack-timeout S       seconds to wait for all ACKs (the quorum's; default 10)
   --topic T             default "log"; full topic <topic_prefix>.<environment>.<modname>.<T>
   --modname M           default "gilmsg"
   --json-input          the message text is JSON, published exactly (default: {"log": text})
   --json                print the delivery receipt(s) as JSON lines on stdout
   --verbose             say which config file was loaded (on stderr)
-Exit codes: 0 every recipient acknowledged; 3 ACK timeout (stderr names the missing
-recipients); 4 a recipient rejected the message; 2 usage or configuration error; 1 other.
+Exit codes: 0 every recipient (or the quorum) acknowledged; 3 ACK timeout (stderr names the
+missing recipients, and how many of K acked); 4 a recipient rejected the message before the
+quorum was reached; 2 usage or configuration error; 1 other.
 Without --recipients it is a plain fire-and-forget publish (like gilmsg logger).
 Short-lived publishers are fastest through a relay ("active": true, "relay_inbound").`
 
@@ -44,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parse(joinRecipients(argv), {
     recipients: { type: 'string', short: 'r', multiple: true },
     'ack-timeout': { type: 'string' },
+    quorum: { type: 'string' },
     message: { type: 'string', short: 'm' },
     'json-input': { type: 'boolean' },
     topic: { type: 'string', short: 't' },
@@ -57,6 +62,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   const recipients = [...new Set((values.recipients ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter((r) => r !== ''))]
   if (values.recipients !== undefined && recipients.length === 0) throw new UsageError('--recipients: give at least one certificate CN')
+  const quorum = values.quorum === undefined ? undefined : intOption(values.quorum, '--quorum', 1)
+  if (quorum !== undefined && recipients.length === 0) throw new UsageError('--quorum: only with --recipients (a plain publish waits for no ACK)')
+  if (quorum !== undefined && quorum > recipients.length) {
+    throw UsageError.format('--quorum', `a whole number from 1 to ${recipients.length} (the number of --recipients)`, values.quorum)
+  }
   const ackTimeout = numberOption(values['ack-timeout'], '--ack-timeout', 10) * 1000
   if (ackTimeout <= 0) throw new UsageError('--ack-timeout: expected a number of seconds > 0')
   const payloads = await readPayloads(values.message, values['json-input'] ?? false)
@@ -68,16 +78,18 @@ export async function run(argv: string[]): Promise<number> {
         g.publish(values.topic ?? 'log', msg, {
           recipients,
           ackTimeout,
+          ...(quorum !== undefined ? { quorum } : {}),
           ...(values.modname !== undefined ? { modname: values.modname } : {}),
         }),
       ),
     )
-    for (const r of receipts) report(r, values.json ?? false)
+    for (const r of receipts) report(r, recipients, values.json ?? false)
     return ExitCode.Ok
   } catch (e) {
     if (e instanceof AckTimeoutError) {
       process.stderr.write(`gilmsg publish: ACK timeout for ${e.msgId}: missing ${e.missing.join(', ')}` +
-        (e.acked.length > 0 ? `; acked by ${e.acked.map((a) => a.cn).join(', ')}` : '') + '\n')
+        (e.acked.length > 0 ? `; acked by ${e.acked.map((a) => a.cn).join(', ')}` : '') +
+        (quorum !== undefined ? `; ${e.acked.length} of the ${e.quorum} needed` : '') + '\n')
       return ExitCode.AckTimeout
     }
     if (e instanceof DeliveryRejectedError) {
@@ -90,10 +102,15 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-function report(r: DeliveryReceipt, json: boolean): void {
+function report(r: DeliveryReceipt, recipients: readonly string[], json: boolean): void {
   if (json) {
     process.stdout.write(JSON.stringify(r) + '\n')
   } else if (r.recipients.length > 0) {
-    process.stderr.write(`${r.msgId}: acknowledged by ${r.recipients.map((a) => `${a.cn} (${a.disposition})`).join(', ')}\n`)
+    const acked = new Set(r.recipients.map((a) => a.cn))
+    const pending = recipients.filter((cn) => !acked.has(cn))
+    process.stderr.write(
+      `${r.msgId}: acknowledged by ${r.recipients.map((a) => `${a.cn} (${a.disposition})`).join(', ')}` +
+        (pending.length > 0 ? `; still pending in the outbox: ${pending.join(', ')}` : '') + '\n',
+    )
   }
 }

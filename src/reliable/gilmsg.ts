@@ -125,7 +125,9 @@ export class Gilmsg implements AsyncDisposable {
 
   /**
    * Publishes `msg` on `topic`. With `recipients`, resolves only when each has
-   * returned a valid signed ACK for this exact message; rejects with
+   * returned a valid signed ACK for this exact message (with `quorum: k`, as
+   * soon as k of them have; the others are resent to until they ACK or the
+   * deadline passes); rejects with
    * `AckTimeoutError` (naming who acked and who did not) after `ackTimeout`
    * ms (default 10 s), or `DeliveryRejectedError`. Without recipients it is a
    * plain fire-and-forget publish.

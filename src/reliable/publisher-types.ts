@@ -2,7 +2,7 @@
  * The reliable publisher's public shapes: its options, what `publish()` and `enqueue()`
  * resolve with, its events, their defaults, and the checks of per-call options.
  */
-import { InvalidArgumentError, type GilmsgError, type RecipientAck } from '../errors.js'
+import { describe, InvalidArgumentError, type GilmsgError, type RecipientAck } from '../errors.js'
 import type { Bus } from '../bus/bus.js'
 import type { OutboxStore } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
@@ -16,12 +16,16 @@ export const DEFAULT_DEADLINE_MS = 24 * 60 * 60 * 1000
 /** Messages that left `pending` are purged after this long. */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
 
-/** What `publish()` resolves with: proof that every recipient acknowledged this exact message. */
+/**
+ * What `publish()` resolves with: proof that every recipient (with a `quorum`:
+ * at least that many recipients) acknowledged this exact message.
+ */
 export interface DeliveryReceipt {
   readonly msgId: string
   /** SHA-256 hex of the canonical signed bytes that every ACK carried. */
   readonly digest: string
   readonly topic: string
+  /** The ACKs counted when it resolved, in the order of the recipients: every recipient's, or (with a quorum) exactly those received by then. */
   readonly recipients: readonly RecipientAck[]
 }
 
@@ -30,6 +34,16 @@ export interface ReliablePublishOptions {
   readonly recipients?: readonly string[]
   /** ms to wait for every ACK (default {@link DEFAULT_ACK_TIMEOUT_MS}); then the message expires. */
   readonly ackTimeout?: number
+  /**
+   * Resolve once this many distinct recipients acknowledged (an integer from
+   * 1 to the number of recipients; default: all of them). The others keep
+   * getting resends until they ACK or `ackTimeout` (the message's deadline)
+   * passes: the message's `delivered` event fires if all of them do,
+   * `expired` names who is missing otherwise. A rejection before the quorum
+   * is reached fails the publish (the outbox ends a rejected message: no
+   * further ACK can count); one after it is reported by `rejected`.
+   */
+  readonly quorum?: number
   readonly signal?: AbortSignal
   readonly modname?: string
 }
@@ -98,6 +112,15 @@ export function checkRecipients(value: unknown, what: 'publish' | 'enqueue'): st
   if (unique.length !== value.length) throw new InvalidArgumentError(`recipients: duplicate CN in ${JSON.stringify(value)}`)
   if (unique.length === 0) throw new InvalidArgumentError(`recipients: ${what} needs at least one recipient`)
   return unique
+}
+
+/** `publish()`'s quorum for `count` recipients: `value` if an integer from 1 to `count`, `count` if undefined; throws `InvalidArgumentError`. */
+export function checkQuorum(value: unknown, count: number): number {
+  if (value === undefined) return count
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > count) {
+    throw new InvalidArgumentError(`quorum: expected an integer from 1 to ${count} (the number of recipients), got ${describe(value)}`)
+  }
+  return value
 }
 
 /** A positive number of ms within the replay window's deadline bound; throws `InvalidArgumentError`. */

@@ -8,7 +8,6 @@ import {
   GilmsgError,
   InvalidArgumentError,
   StoreError,
-  type RecipientAck,
 } from '../errors.js'
 import type { Bus, Subscription } from '../bus/bus.js'
 import { DEFAULT_RESEND_RATE } from '../config/defaults.js'
@@ -27,6 +26,7 @@ import { DEFAULT_BACKOFF } from './backoff.js'
 import { ACK_MODNAME, ACK_TOPIC, reliableFields } from './protocol.js'
 import {
   checkPositive,
+  checkQuorum,
   checkRecipients,
   DEFAULT_ACK_TIMEOUT_MS,
   DEFAULT_AWAIT_SUBSCRIBER_MS,
@@ -35,7 +35,7 @@ import {
   MAX_AWAIT_SUBSCRIBER_MS,
 } from './publisher-types.js'
 import type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
-import { splitStatuses, storedReceipt, type Waiter } from './waiters.js'
+import { splitStatuses, storedReceipt, waiterReceipt, type Waiter } from './waiters.js'
 
 export { RESEND_BURST } from './resend-scheduler.js'
 export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_AWAIT_SUBSCRIBER_MS, DEFAULT_DEADLINE_MS, DEFAULT_RETENTION_MS } from './publisher-types.js'
@@ -126,8 +126,9 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   }
 
   /**
-   * Publishes and waits for every recipient's ACK. Resolves with a
-   * {@link DeliveryReceipt} as soon as the last ACK is counted, without
+   * Publishes and waits for every recipient's ACK (or, with `quorum: k`, for
+   * the first k). Resolves with a {@link DeliveryReceipt} as soon as the last
+   * (the k-th) ACK is counted, listing exactly the ACKs counted by then, without
    * waiting for the outbox's sync to disk; rejects with `AckTimeoutError`
    * (the message then expires and resends stop), `DeliveryRejectedError`,
    * `AbortedError`, or an outbox/transport error if the message could not be
@@ -140,17 +141,19 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     throwIfAborted(options.signal, 'publish')
     const recipients = checkRecipients(options.recipients ?? [], 'publish')
     const ackTimeout = checkPositive(options.ackTimeout ?? DEFAULT_ACK_TIMEOUT_MS, 'ackTimeout')
+    const quorum = checkQuorum(options.quorum, recipients.length)
     const modname = options.modname !== undefined ? { modname: options.modname } : {}
     const started = this.#clock.now()
     const sealed = await this.#bus.sealAsync(topic, msg, { ...modname, extra: reliableFields(recipients) })
     throwIfAborted(options.signal, 'publish')
-    const timeoutError = new AckTimeoutError(sealed.msgId, [], recipients, 0)
+    const timeoutError = new AckTimeoutError(sealed.msgId, [], recipients, 0, quorum)
     const done = new Promise<DeliveryReceipt>((resolve, reject) => {
       this.#waiters.set(sealed.msgId, {
         startedAt: started,
         topic: sealed.topic,
         digest: sealed.digest,
         recipients,
+        quorum,
         sentAt: undefined,
         resent: false,
         acks: new Map(),
@@ -186,10 +189,14 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * Commits a guaranteed message and sends it; resolves once committed and
    * handed to the socket. Delivery goes on in the background (and after a
    * restart on the same outbox) until every recipient acked or the deadline
-   * passed: listen for `delivered`, `expired` and `rejected`.
+   * passed: listen for `delivered`, `expired` and `rejected`. Has no quorum
+   * (all-or-nothing): given one, rejects with `InvalidArgumentError`.
    */
   async enqueue(topic: string, msg: unknown, options: EnqueueOptions): Promise<Enqueued> {
     const recipients = checkRecipients(options.recipients, 'enqueue')
+    if ((options as { quorum?: unknown }).quorum !== undefined) {
+      throw new InvalidArgumentError('quorum: enqueue() has none (its delivery is all-or-nothing: `delivered` fires when every recipient acked); use publish() for a quorum')
+    }
     const deadline = checkPositive(options.deadline ?? DEFAULT_DEADLINE_MS, 'deadline')
     const sealed = await this.#bus.sealAsync(topic, msg, {
       ...(options.modname !== undefined ? { modname: options.modname } : {}),
@@ -246,7 +253,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       // Not committed yet (still waiting for a first subscriber): it now never will be.
       this.#waiters.delete(msgId)
       const elapsed = this.#clock.now() - waiter.startedAt
-      waiter.reject(error instanceof AckTimeoutError ? new AckTimeoutError(msgId, [], error.missing, elapsed) : error)
+      waiter.reject(error instanceof AckTimeoutError ? new AckTimeoutError(msgId, [], error.missing, elapsed, waiter.quorum) : error)
       return
     }
     let expired: boolean
@@ -264,7 +271,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.emit('expired', { msgId, acked, missing })
     if (error instanceof AckTimeoutError) {
       const elapsed = this.#clock.now() - waiter.startedAt
-      const e = new AckTimeoutError(msgId, acked, missing, elapsed)
+      const e = new AckTimeoutError(msgId, acked, missing, elapsed, waiter.quorum)
       if (error.stack !== undefined) e.stack = error.stack.replace(/^.*$/m, `${e.name}: ${e.message}`)
       waiter.reject(e)
     } else {
@@ -282,16 +289,19 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     }
     const waiter = this.#waiters.get(msgId)
     waiter?.acks.set(record.cn, { cn: record.cn, at: record.at, disposition: record.disposition })
-    if (outcome.state === DeliveryState.Pending) return
+    if (outcome.state === DeliveryState.Pending) {
+      // The quorum's k-th ACK (a pending message's counted ACK is never a rejection): resolve with exactly
+      // the ACKs counted so far; the message stays pending, resent to the others until they ACK or its deadline.
+      if (waiter !== undefined && waiter.acks.size >= waiter.quorum) {
+        this.#waiters.delete(msgId)
+        waiter.resolve(waiterReceipt(msgId, waiter))
+      }
+      return
+    }
     if (outcome.state === DeliveryState.Acked && waiter !== undefined && waiter.acks.size === waiter.recipients.length) {
       // The common case, settled from what this process saw: every recipient's counted ACK.
       if (waiter.sentAt !== undefined) this.#rtt.acknowledged(waiter.sentAt, this.#clock.now(), waiter.resent)
-      const receipt: DeliveryReceipt = {
-        msgId,
-        digest: waiter.digest,
-        topic: waiter.topic,
-        recipients: waiter.recipients.map((cn) => waiter.acks.get(cn) as RecipientAck),
-      }
+      const receipt = waiterReceipt(msgId, waiter)
       this.#waiters.delete(msgId)
       waiter.resolve(receipt)
       this.emit('delivered', receipt)
@@ -340,7 +350,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       this.emit('expired', { msgId, acked, missing })
       if (waiter) {
         this.#waiters.delete(msgId)
-        waiter.reject(new AckTimeoutError(msgId, acked, missing, now - waiter.startedAt))
+        waiter.reject(new AckTimeoutError(msgId, acked, missing, now - waiter.startedAt, waiter.quorum))
       }
     }
   }

@@ -13,6 +13,8 @@ export interface Waiter {
   readonly topic: string
   readonly digest: string
   readonly recipients: readonly string[]
+  /** How many counted ACKs settle it (all the recipients unless `publish()` was given a quorum). */
+  readonly quorum: number
   /** When it was committed and first sent; undefined until then. */
   sentAt: number | undefined
   /** Resent at least once: its round trip then says nothing clear (Karn's rule). */
@@ -21,6 +23,16 @@ export interface Waiter {
   readonly acks: Map<string, RecipientAck>
   resolve(receipt: DeliveryReceipt): void
   reject(error: Error): void
+}
+
+/** The receipt of a waiter from the ACKs it counted so far, in the order of its recipients. */
+export function waiterReceipt(msgId: string, waiter: Waiter): DeliveryReceipt {
+  const recipients: RecipientAck[] = []
+  for (const cn of waiter.recipients) {
+    const ack = waiter.acks.get(cn)
+    if (ack !== undefined) recipients.push(ack)
+  }
+  return { msgId, digest: waiter.digest, topic: waiter.topic, recipients }
 }
 
 /** Recipient statuses split into the ACKs counted and the CNs still missing. */

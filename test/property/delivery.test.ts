@@ -1,5 +1,7 @@
 /**
  * The delivery guarantee as a model-based property test (spec/protocol.md I1..I5).
+ * Publishes run with and without a quorum (I1 then: exactly k ACKs in the receipt; I2 still
+ * for every recipient).
  *
  * A publisher and two consumers (alice, bob) talk over an in-memory hub whose
  * gate holds every message; the commands decide what is delivered, dropped,
@@ -55,6 +57,8 @@ function signerFor(p: TestPki, name: string): Signer {
 
 interface PublishOutcome {
   readonly recipients: readonly Cn[]
+  /** How many ACKs it waits for: every recipient's unless the command gave a quorum. */
+  readonly quorum: number
   result?: { ok: true; receipt: DeliveryReceipt } | { ok: false; error: unknown }
 }
 
@@ -168,15 +172,24 @@ class World {
     for (const p of this.publishes) {
       if (p.result === undefined) continue
       if (p.result.ok) {
-        // I1: resolved only if every recipient's genuine ACK is recorded.
+        // I1: resolved only with a genuine ACK recorded for every recipient (with a quorum: for exactly k
+        // distinct recipients, the k-th ACK resolving it), and its receipt lists exactly those ACKs.
         const receipt = p.result.receipt
-        expect(receipt.recipients.map((r) => r.cn).sort()).toEqual([...p.recipients].sort())
+        const cns = receipt.recipients.map((r) => r.cn)
+        expect(cns.length, `receipt of ${receipt.msgId} lists quorum ${p.quorum}`).toBe(p.quorum)
+        expect(new Set(cns).size).toBe(cns.length)
+        expect(cns, 'receipt in the order of the recipients').toEqual(p.recipients.filter((cn) => cns.includes(cn)))
         const rows = store.recipients(receipt.msgId)
-        for (const cn of p.recipients) expect(rows.find((r) => r.cn === cn)?.state).toBe('acked')
+        for (const a of receipt.recipients) {
+          const row = rows.find((r) => r.cn === a.cn)
+          expect(row?.state).toBe('acked')
+          expect({ at: row?.at, disposition: row?.disposition }, `${a.cn}'s ACK in the receipt is the one recorded`).toEqual({ at: a.at, disposition: a.disposition })
+        }
       } else if (p.result.error instanceof AckTimeoutError) {
         // I4: a timeout names exactly the recipients whose valid ACK is missing.
         const e = p.result.error
         expect([...e.acked.map((a) => a.cn), ...e.missing].sort()).toEqual([...p.recipients].sort())
+        expect(e.quorum, 'the timeout says how many ACKs were needed').toBe(p.quorum)
         const rows = store.recipients(e.msgId)
         for (const cn of e.missing) expect(rows.find((r) => r.cn === cn)?.state).not.toBe('acked')
         for (const a of e.acked) expect(rows.find((r) => r.cn === a.cn)?.state).toBe('acked')
@@ -223,19 +236,20 @@ type Cmd = fc.AsyncCommand<M, World>
 const recipientsArb = fc.subarray([...CONSUMERS], { minLength: 1 })
 
 class PublishCmd implements Cmd {
-  constructor(readonly recipients: Cn[], readonly timeoutMs: number) {}
+  constructor(readonly recipients: Cn[], readonly timeoutMs: number, readonly quorum?: number) {}
   check = (m: M) => m.publisherUp
   async run(_m: unknown, w: World) {
-    const outcome: PublishOutcome = { recipients: this.recipients }
+    const outcome: PublishOutcome = { recipients: this.recipients, quorum: this.quorum ?? this.recipients.length }
     w.publishes.push(outcome)
-    ;(w.publisher as Gilmsg).publish('x', { n: w.publishes.length }, { recipients: this.recipients, ackTimeout: this.timeoutMs, modname: 'app' }).then(
+    const quorum = this.quorum !== undefined ? { quorum: this.quorum } : {}
+    ;(w.publisher as Gilmsg).publish('x', { n: w.publishes.length }, { recipients: this.recipients, ackTimeout: this.timeoutMs, modname: 'app', ...quorum }).then(
       (receipt) => (outcome.result = { ok: true, receipt }),
       (error: unknown) => (outcome.result = { ok: false, error }),
     )
     await settle()
     w.checkInvariants()
   }
-  toString = () => `publish(${this.recipients.join('+')}, ${this.timeoutMs}ms)`
+  toString = () => `publish(${this.recipients.join('+')}, ${this.timeoutMs}ms${this.quorum !== undefined ? `, quorum ${this.quorum}` : ''})`
 }
 
 class EnqueueCmd implements Cmd {
@@ -357,6 +371,10 @@ class HostileAckCmd implements Cmd {
 
 const commands: fc.Arbitrary<Cmd>[] = [
   fc.tuple(recipientsArb, fc.integer({ min: 50, max: 4000 })).map(([r, t]) => new PublishCmd(r, t)),
+  // With a quorum of k: some outlive the healing phase, so that I2 is checked for every recipient of theirs.
+  fc
+    .tuple(recipientsArb, fc.oneof(fc.integer({ min: 50, max: 4000 }), fc.integer({ min: 20_000, max: 60_000 })), fc.nat())
+    .map(([r, t, k]) => new PublishCmd(r, t, 1 + (k % r.length))),
   fc.tuple(recipientsArb, fc.integer({ min: 500, max: 60_000 })).map(([r, d]) => new EnqueueCmd(r, d)),
   fc.tuple(fc.constantFrom('deliver' as const, 'drop' as const, 'duplicate' as const), fc.nat(50)).map(([op, i]) => new NetCmd(op, i)),
   fc.tuple(fc.constant('deliver' as const), fc.nat(50)).map(([op, i]) => new NetCmd(op, i)),
@@ -381,7 +399,7 @@ const path = process.env['GILMSG_PROPERTY_PATH']
 
 describe('delivery guarantee (model-based, in-memory transport)', () => {
   it(
-    'holds I1..I5 under loss, duplication, reordering, delay, crashes and hostile ACKs',
+    'holds I1..I5 (with and without a quorum) under loss, duplication, reordering, delay, crashes and hostile ACKs',
     async () => {
       await fc.assert(
         fc.asyncProperty(fc.commands(commands, { maxCommands: 40 }), fc.integer(), async (cmds, worldSeed) => {
