@@ -6,6 +6,7 @@ import { ErrorCode, GilmsgError } from '../errors.js'
 import { canonicalize } from '../json/canonical.js'
 import { openGilmsg } from '../reliable/from-config.js'
 import type { Gilmsg } from '../reliable/gilmsg.js'
+import { isAckTopic } from '../reliable/protocol.js'
 import { intOption, parse } from './args.js'
 import { cliConfig } from './config.js'
 import { cliCrlOptions } from './crl-report.js'
@@ -15,6 +16,7 @@ import { terminalSafe } from './terminal.js'
 
 const HELP = `Usage: gilmsg tail [--config FILE] [--certname NAME] [--topic PREFIX] [--no-validate] [--no-ack]
                    [--ack-unvalidated] [--json] [--count N] [--stats] [--verbose]
+                   [--acks]
 
 Prints one line per valid message on the bus: topic, signer CN and payload. Messages that
 name this process's certificate CN as a required recipient are acknowledged (a signed ACK
@@ -27,6 +29,8 @@ bound to the message) and printed once, however often they are resent.
                    false): this process's certificate then vouches for messages anyone could
                    have forged. The way to answer Python gilmsg 0.1.2 publishers, whose messages
                    cannot validate (they add gilmsg_version after signing)
+  --acks           also print the ACKs that recipients send (topic <prefix>.<env>.gilmsg.ack);
+                   hidden by default, and not counted by --count
   --json           one JSON object per line: topic, msg_id, signer, msg
   --count N        exit after N messages
   --stats          print the counters (acks, duplicates suppressed, drops) on stderr at exit
@@ -48,6 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     count: { type: 'string', short: 'n' },
     stats: { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v' },
+    acks: { type: 'boolean' },
   })
   if (values.help) {
     process.stdout.write(HELP + '\n')
@@ -82,6 +87,7 @@ export async function run(argv: string[]): Promise<number> {
   let seen = 0
   const iterable: AsyncIterable<BusMessage> = sub
   for await (const m of iterable) {
+    if (!values.acks && isAckTopic(m.topic)) continue
     const msgText = canonicalize(m.envelope.get('msg') ?? null)
     if (values.json) {
       const head = terminalSafe(JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null }))
