@@ -165,12 +165,21 @@ export class ReliableConsumer {
     }, INBOX_PRUNE_INTERVAL_MS)
   }
 
-  /** Stops the pruning timer and waits for a prune in progress. Idempotent; the inbox stays open (its owner closes it). */
+  /**
+   * Stops the pruning timer, then waits for a prune in progress and for the
+   * messages being handled and the ACKs queued (also manual `ack()`/`reject()`): their
+   * batches are signed, committed to the inbox and sent before this resolves (call it
+   * before closing the bus and the inbox).
+   * Messages still arriving meanwhile are handled too; close the subscriptions
+   * first to stop taking work. Idempotent; the inbox stays open (its owner closes it).
+   */
   async close(): Promise<void> {
     this.#closed = true
     this.#cancelPrune?.()
     this.#cancelPrune = undefined
     await this.#pruning
+    while (this.#handling.size > 0) await Promise.all(this.#handling.values())
+    await this.#batcher.drain()
   }
 
   /** Subscribes to topics starting with `prefixes`; see {@link ReliableSubscription}. */
