@@ -6,12 +6,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CliProcess, runCli } from '../support/cli.js'
 
 const procs = new Set<CliProcess>()
-function start(args: string[]): CliProcess {
-  const p = new CliProcess(args, env)
+function start(args: string[], extraEnv: NodeJS.ProcessEnv = {}): CliProcess {
+  const p = new CliProcess(args, { ...env, ...extraEnv })
   procs.add(p)
   return p
 }
@@ -82,4 +83,65 @@ describe('gilmsg publish interrupted', () => {
     expect(pending.map((m) => m.missing)).toEqual([['nobody']])
     expect(await watcher.stop('SIGTERM')).toBe(0)
   }, 30_000)
+})
+
+describe('SIGTERM while traffic flows', () => {
+  it('tail exits 0 within the linger, and every message it printed was acknowledged to the publisher', async () => {
+    const alice = start(['tail', '--config', config, '--certname', 'alice', '--name', 'flow-alice', '--json'])
+    await alice.waitFor(/acknowledging as alice/)
+    const lines = Array.from({ length: 300 }, (_, i) => `message ${i}`).join('\n') + '\n'
+    const publishing = runCli(['publish', '--config', config, '--certname', 'pub', '--name', 'flow', '--recipients', 'alice', '--ack-timeout', '3'], { env, input: lines, timeoutMs: 30_000 })
+    // Each chunk of stdout is split into lines before this listener runs (readline listened first).
+    while (alice.stdoutLines.length < 20) await new Promise<void>((resolve) => alice.child.stdout?.once('data', () => resolve()))
+    const stopped = performance.now()
+    expect(await alice.stop('SIGTERM')).toBe(0)
+    expect(performance.now() - stopped).toBeLessThan(3000)
+    const printed = alice.stdoutLines.map((l) => (JSON.parse(l) as { msg_id: string }).msg_id)
+    expect(printed.length).toBeGreaterThanOrEqual(20)
+
+    const published = await publishing
+    expect([0, 3], published.stderr).toContain(published.code)
+    const list = await runCli(['outbox', 'list', '--config', config, '--name', 'flow', '--state', 'acked', '--limit', '1000', '--json'], { env })
+    expect(list.code, list.stderr).toBe(0)
+    const acked = new Set(list.stdout.trim().split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { msg_id: string }).msg_id))
+    expect(printed.filter((id) => !acked.has(id))).toEqual([])
+  }, 40_000)
+
+  it('relay exits 0 and says how many messages it forwarded', async () => {
+    const relay = start(['relay', '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*'])
+    const inbound = (await relay.waitFor(/^inbound /, 'stdout')).split(' ')[1]
+    const outbound = (await relay.waitFor(/^outbound /, 'stdout')).split(' ')[1]
+    const own = writeConfig('own-relay', { endpoints: { relay_outbound: [outbound] }, relay_inbound: [inbound], active: true })
+    const watcher = start(['tail', '--config', own, '--no-ack'])
+    await watcher.waitFor(/listening/)
+    const lines = Array.from({ length: 2000 }, (_, i) => `line ${i}`).join('\n') + '\n'
+    const logging = runCli(['logger', '--config', own, '--certname', 'pub'], { env, input: lines, timeoutMs: 30_000 })
+    await watcher.waitFor(/"log":"line \d+"/, 'stdout')
+    expect(await relay.stop('SIGTERM')).toBe(0)
+    expect(relay.stderrLines.join('\n')).toMatch(/relay: forwarded \d+ messages/)
+    await logging
+    expect(await watcher.stop('SIGTERM')).toBe(0)
+  }, 40_000)
+})
+
+describe('a second signal during a slow shutdown', () => {
+  // The preload keeps the process up for a minute after the first signal, with listeners of its own.
+  const slowExit = { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${pathToFileURL(join(import.meta.dirname, '..', 'fixtures', 'slow-exit.mjs')).href}` }
+
+  it.each([
+    ['tail', 'SIGINT', 130],
+    ['relay', 'SIGTERM', 143],
+  ] as const)('%s: the first SIGTERM shuts down, a second %s exits at once with %i', async (command, second, code) => {
+    const p =
+      command === 'tail'
+        ? start(['tail', '--config', config, '--no-ack', '--stats'], slowExit)
+        : start(['relay', '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*'], slowExit)
+    await p.waitFor(command === 'tail' ? /listening/ : /^outbound /, command === 'tail' ? 'stderr' : 'stdout')
+    p.child.kill('SIGTERM')
+    await p.waitFor(command === 'tail' ? /^tail: stats / : /^relay: forwarded /)
+    expect(p.child.exitCode).toBeNull()
+    const sent = performance.now()
+    expect(await p.stop(second)).toBe(code)
+    expect(performance.now() - sent).toBeLessThan(2000)
+  }, 20_000)
 })
