@@ -40,7 +40,9 @@ Control characters (C0, DEL, C1) and Unicode direction overrides in topics, CNs 
 details are printed as \\uXXXX escapes; payloads are ASCII JSON (as Python's json.dumps).
 Acknowledging needs this process's certificate (<ssldir>/<certname>.crt and .key) and an inbox
 (inbox_path, default <state dir>/gilmsg/<name>.inbox.db). Without a certificate it only prints.
-Runs until interrupted (SIGINT/SIGTERM) or --count is reached.`
+Runs until interrupted (SIGINT/SIGTERM) or --count is reached, then stops reading, finishes the
+ACKs in flight (signed, committed to the inbox, sent), closes its sockets (libzmq sends what it
+holds for zmq_linger) and exits 0; a second signal meanwhile exits at once (130 SIGINT, 143 SIGTERM).`
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
