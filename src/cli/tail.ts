@@ -33,7 +33,7 @@ bound to the message) and printed once, however often they are resent.
                    hidden by default, and not counted by --count
   --json           one JSON object per line: topic, msg_id, signer, msg
   --count N        exit after N messages
-  --stats          print the counters (acks, duplicates suppressed, drops) on stderr at exit
+  --stats          print the counters (acks, duplicates suppressed, ACKs hidden, drops) on stderr at exit
   --verbose        say which config file was loaded, and report every dropped message and
                    its reason, on stderr
 Control characters (C0, DEL, C1) and Unicode direction overrides in topics, CNs and drop
@@ -87,9 +87,13 @@ export async function run(argv: string[]): Promise<number> {
   void interrupted.then(() => sub.close())
 
   let seen = 0
+  let hiddenAcks = 0
   const iterable: AsyncIterable<BusMessage> = sub
   for await (const m of iterable) {
-    if (!values.acks && isAckTopic(m.topic)) continue
+    if (!values.acks && isAckTopic(m.topic)) {
+      hiddenAcks++
+      continue
+    }
     const msgText = canonicalize(m.envelope.get('msg') ?? null)
     if (values.json) {
       const head = terminalSafe(JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null }))
@@ -101,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   await (g ? g.close() : bus.close())
   if (values.stats || values.verbose) {
-    const stats = { messages: seen, ...(g?.consumer?.stats.snapshot() ?? {}), ...prefixKeys('dropped_', bus.drops.snapshot()) }
+    const stats = { messages: seen, acks_hidden: hiddenAcks, ...(g?.consumer?.stats.snapshot() ?? {}), ...prefixKeys('dropped_', bus.drops.snapshot()) }
     process.stderr.write(`tail: stats ${JSON.stringify(stats)}\n`)
   }
   return ExitCode.Ok

@@ -51,7 +51,7 @@ const ACK_LINE = /^org\.fedoraproject\.dev\.gilmsg\.ack alice /
 describe('gilmsg tail and ACK traffic', () => {
   it('hides ACKs by default and prints them with --acks', async () => {
     const alice = start(['tail', '--config', config, '--certname', 'alice', '--name', 'alice'])
-    const quiet = start(['tail', '--config', config, '--no-ack'])
+    const quiet = start(['tail', '--config', config, '--no-ack', '--stats'])
     const loud = start(['tail', '--config', config, '--no-ack', '--acks'])
     await Promise.all([alice.waitFor(/acknowledging as alice/), quiet.waitFor(/listening/), loud.waitFor(/listening/)])
 
@@ -65,6 +65,8 @@ describe('gilmsg tail and ACK traffic', () => {
     expect(quiet.stdoutLines.filter((l) => ACK_LINE.test(l))).toEqual([])
     expect(loud.stdoutLines.filter((l) => ACK_LINE.test(l)).length).toBeGreaterThanOrEqual(1)
     for (const p of [alice, quiet, loud]) expect(await p.stop('SIGTERM')).toBe(0)
+    const stats = JSON.parse((await quiet.waitFor(/^tail: stats /)).slice('tail: stats '.length)) as Record<string, number>
+    expect(stats['acks_hidden']).toBe(loud.stdoutLines.filter((l) => ACK_LINE.test(l)).length)
   }, 30_000)
 })
 
