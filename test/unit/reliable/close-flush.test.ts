@@ -10,6 +10,7 @@ import type { Verifier } from '../../../src/crypto/types.js'
 import { buildEnvelope, sealEnvelope } from '../../../src/envelope/envelope.js'
 import type { InboxEntry } from '../../../src/inbox/store.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../../src/inbox/memory.js'
+import { CLOSE_DRAIN_TIMEOUT_MS } from '../../../src/reliable/consumer.js'
 import { Gilmsg } from '../../../src/reliable/gilmsg.js'
 import { reliableFields } from '../../../src/reliable/protocol.js'
 import { MemoryHub } from '../../../src/transport/memory.js'
@@ -68,6 +69,33 @@ describe('Gilmsg.close() and ACKs in flight', () => {
     expect(sentAcks).toHaveLength(1)
     expect(JSON.parse(sentAcks[0] as string)).toMatchObject({ msg: { ack_msg_id: env.get('msg_id') } })
     await listening.close()
+    await publisher.close()
+  })
+
+  it('close() waits for an ACK that never completes at most CLOSE_DRAIN_TIMEOUT_MS, then closes anyway', async () => {
+    const clock = new FakeClock()
+    const hub = new MemoryHub()
+    const publisher = memoryBus({ hub, verifier, topic: TOPIC, clock }, pki, 'publisher')
+    const inbox = new GatedInbox(new MemoryInboxData())
+    const alice = await Gilmsg.open({ bus: memoryBus({ hub, verifier, topic: TOPIC, clock }, pki, 'alice'), inbox, clock, onConsumerError: () => undefined })
+    const sub = await alice.subscribe('org.test.unit.app.')
+    void (async () => {
+      for await (const _ of sub);
+    })()
+    await settle()
+    const env = buildEnvelope({ topic: 'org.test.unit.app.job', msg: { n: 2 }, i: 1, nowMs: clock.now(), username: 'publisher', extra: reliableFields(['alice']) })
+    await publisher.send(sealEnvelope(env, leafSigner(pki.leaf('publisher'))))
+    for (let i = 0; i < 100 && inbox.waiting.length === 0; i++) await settle(1)
+    expect(inbox.waiting).toHaveLength(1)
+
+    let closed = false
+    const closing = alice.close().then(() => (closed = true))
+    await settle()
+    await clock.advance(CLOSE_DRAIN_TIMEOUT_MS - 1)
+    expect(closed).toBe(false)
+    await clock.advance(1)
+    await closing
+    expect(closed).toBe(true)
     await publisher.close()
   })
 })
