@@ -9,5 +9,7 @@ export const ExitCode = {
   AckTimeout: 3,
   /** `publish`: a recipient rejected the message. */
   Rejected: 4,
+  /** `publish`: interrupted (SIGINT/SIGTERM) before every recipient acknowledged; the message stays pending in the outbox. */
+  Interrupted: 130,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]

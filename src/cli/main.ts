@@ -26,7 +26,9 @@ ${Object.entries(COMMANDS)
   .join('\n')}
 
 Run "gilmsg <command> --help" for a command's options.
-Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 ACK timeout, 4 rejected by a recipient.`
+Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 ACK timeout, 4 rejected by a recipient,
+130 publish interrupted (the message stays pending in the outbox); a second SIGINT/SIGTERM during a
+shutdown exits at once with 130/143.`
 
 /** This file is dist/src/cli/main.js: package.json is three levels up, in the installed package as in the repository. */
 const PACKAGE_JSON = new URL('../../../package.json', import.meta.url)

@@ -6,6 +6,7 @@ import { cliConfig } from './config.js'
 import { cliCrlOptions } from './crl-report.js'
 import { ExitCode } from './exit-codes.js'
 import { readPayloads } from './input.js'
+import { untilInterrupted } from './signals.js'
 
 const HELP = `Usage: gilmsg publish --recipients CN [CN ...] [--quorum K] [--ack-timeout SECONDS] [--topic T] [--modname M]
                       [--message M | stdin] [--json-input] [--json] [--config FILE] [--verbose]
@@ -24,7 +25,8 @@ acknowledge, and waits until each of them returned a valid signed ACK for it.
   --verbose             say which config file was loaded (on stderr)
 Exit codes: 0 every recipient (or the quorum) acknowledged; 3 ACK timeout (stderr names the
 missing recipients, and how many of K acked); 4 a recipient rejected the message before the
-quorum was reached; 2 usage or configuration error; 1 other.
+quorum was reached; 130 interrupted (SIGINT/SIGTERM: the message stays pending in the outbox);
+2 usage or configuration error; 1 other.
 Without --recipients it is a plain fire-and-forget publish (like gilmsg logger).
 Short-lived publishers are fastest through a relay ("active": true, "relay_inbound").`
 
@@ -72,8 +74,9 @@ export async function run(argv: string[]): Promise<number> {
   const payloads = await readPayloads(values.message, values['json-input'] ?? false)
   const config = cliConfig(values)
   const g = await openGilmsg(config, { inbox: false, outbox: recipients.length > 0, ...cliCrlOptions('gilmsg publish', false) })
+  const stopWaiting = new AbortController()
   try {
-    const receipts = await Promise.all(
+    const published = Promise.all(
       payloads.map((msg) =>
         g.publish(values.topic ?? 'log', msg, {
           recipients,
@@ -83,6 +86,13 @@ export async function run(argv: string[]): Promise<number> {
         }),
       ),
     )
+    const receipts = await Promise.race([published, untilInterrupted(stopWaiting.signal).then((why) => ({ interrupted: why }))])
+    if ('interrupted' in receipts) {
+      published.catch(() => undefined)
+      process.stderr.write(`gilmsg publish: interrupted (${receipts.interrupted}) before every recipient acknowledged; ` +
+        'the message stays pending in the outbox, and the next gilmsg process on it resumes sending (see gilmsg outbox list)\n')
+      return ExitCode.Interrupted
+    }
     for (const r of receipts) report(r, recipients, values.json ?? false)
     return ExitCode.Ok
   } catch (e) {
@@ -98,6 +108,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw e
   } finally {
+    stopWaiting.abort()
     await g.close()
   }
 }

@@ -18,7 +18,8 @@ the inbound side ("active": true); subscribers list the outbound side in "endpoi
                     on stderr (a publisher that sends a frame over max_message_bytes is
                     disconnected by libzmq: that shows only as an ended connection)
 Prints "inbound <addr>" and "outbound <addr>" lines once bound (real ports for :*), then
-runs until SIGINT/SIGTERM.`
+runs until SIGINT/SIGTERM: then it stops forwarding, closes its sockets and exits 0; a second
+signal meanwhile exits at once (130 SIGINT, 143 SIGTERM).`
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {

@@ -6,6 +6,7 @@ import { ErrorCode, GilmsgError } from '../errors.js'
 import { canonicalize } from '../json/canonical.js'
 import { openGilmsg } from '../reliable/from-config.js'
 import type { Gilmsg } from '../reliable/gilmsg.js'
+import { isAckTopic } from '../reliable/protocol.js'
 import { intOption, parse } from './args.js'
 import { cliConfig } from './config.js'
 import { cliCrlOptions } from './crl-report.js'
@@ -15,6 +16,7 @@ import { terminalSafe } from './terminal.js'
 
 const HELP = `Usage: gilmsg tail [--config FILE] [--certname NAME] [--topic PREFIX] [--no-validate] [--no-ack]
                    [--ack-unvalidated] [--json] [--count N] [--stats] [--verbose]
+                   [--acks]
 
 Prints one line per valid message on the bus: topic, signer CN and payload. Messages that
 name this process's certificate CN as a required recipient are acknowledged (a signed ACK
@@ -27,16 +29,20 @@ bound to the message) and printed once, however often they are resent.
                    false): this process's certificate then vouches for messages anyone could
                    have forged. The way to answer Python gilmsg 0.1.2 publishers, whose messages
                    cannot validate (they add gilmsg_version after signing)
+  --acks           also print the ACKs that recipients send (topic <prefix>.<env>.gilmsg.ack);
+                   hidden by default, and not counted by --count
   --json           one JSON object per line: topic, msg_id, signer, msg
   --count N        exit after N messages
-  --stats          print the counters (acks, duplicates suppressed, drops) on stderr at exit
+  --stats          print the counters (acks, duplicates suppressed, ACKs hidden, drops) on stderr at exit
   --verbose        say which config file was loaded, and report every dropped message and
                    its reason, on stderr
 Control characters (C0, DEL, C1) and Unicode direction overrides in topics, CNs and drop
 details are printed as \\uXXXX escapes; payloads are ASCII JSON (as Python's json.dumps).
 Acknowledging needs this process's certificate (<ssldir>/<certname>.crt and .key) and an inbox
 (inbox_path, default <state dir>/gilmsg/<name>.inbox.db). Without a certificate it only prints.
-Runs until interrupted (SIGINT/SIGTERM) or --count is reached.`
+Runs until interrupted (SIGINT/SIGTERM) or --count is reached, then stops reading, finishes the
+ACKs in flight (signed, committed to the inbox, sent), closes its sockets (libzmq sends what it
+holds for zmq_linger) and exits 0; a second signal meanwhile exits at once (130 SIGINT, 143 SIGTERM).`
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -48,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
     count: { type: 'string', short: 'n' },
     stats: { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v' },
+    acks: { type: 'boolean' },
   })
   if (values.help) {
     process.stdout.write(HELP + '\n')
@@ -80,8 +87,13 @@ export async function run(argv: string[]): Promise<number> {
   void interrupted.then(() => sub.close())
 
   let seen = 0
+  let hiddenAcks = 0
   const iterable: AsyncIterable<BusMessage> = sub
   for await (const m of iterable) {
+    if (!values.acks && isAckTopic(m.topic)) {
+      hiddenAcks++
+      continue
+    }
     const msgText = canonicalize(m.envelope.get('msg') ?? null)
     if (values.json) {
       const head = terminalSafe(JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null }))
@@ -93,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   await (g ? g.close() : bus.close())
   if (values.stats || values.verbose) {
-    const stats = { messages: seen, ...(g?.consumer?.stats.snapshot() ?? {}), ...prefixKeys('dropped_', bus.drops.snapshot()) }
+    const stats = { messages: seen, acks_hidden: hiddenAcks, ...(g?.consumer?.stats.snapshot() ?? {}), ...prefixKeys('dropped_', bus.drops.snapshot()) }
     process.stderr.write(`tail: stats ${JSON.stringify(stats)}\n`)
   }
   return ExitCode.Ok

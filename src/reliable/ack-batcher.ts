@@ -32,6 +32,7 @@ export class AckBatcher {
   readonly #maxBatch: number
   #queues = new Map<string, Pending[]>()
   #scheduled = false
+  readonly #unsettled = new Set<Promise<void>>()
 
   constructor(bus: Bus, persist: (acks: readonly QueuedAck[], sealed: SealedMessage) => Promise<void>, maxBatch = MAX_ACK_BATCH) {
     this.#bus = bus
@@ -46,7 +47,7 @@ export class AckBatcher {
    * persisting or sending failed.
    */
   ack(ack: AckBody, signer: string, group: string): Promise<SealedMessage> {
-    return new Promise((resolve, reject) => {
+    const queued = new Promise<SealedMessage>((resolve, reject) => {
       let queue = this.#queues.get(group)
       if (queue === undefined) this.#queues.set(group, (queue = []))
       queue.push({ ack, signer, resolve, reject })
@@ -55,6 +56,21 @@ export class AckBatcher {
         setImmediate(() => void this.#flush())
       }
     })
+    const settled = queued.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#unsettled.add(settled)
+    void settled.then(() => this.#unsettled.delete(settled))
+    return queued
+  }
+
+  /**
+   * Resolves once every ACK queued so far, and any queued meanwhile, is sent
+   * or has failed (signed, committed, sent: nothing is left half done). Never rejects.
+   */
+  async drain(): Promise<void> {
+    while (this.#unsettled.size > 0) await Promise.all(this.#unsettled)
   }
 
   async #flush(): Promise<void> {

@@ -28,6 +28,12 @@ export const REACK_WINDOW_MS = 50
  */
 export const REACK_MEMORY = 1024
 
+/**
+ * `close()` waits at most this long for the ACKs in flight (a send blocked on a peer that
+ * does not read, with `noDrop`, would otherwise hold it forever); the rest fail when the bus closes.
+ */
+export const CLOSE_DRAIN_TIMEOUT_MS = 5000
+
 /** While running, a consumer prunes its inbox this often (and once at start). */
 export const INBOX_PRUNE_INTERVAL_MS = 60 * 60 * 1000
 
@@ -165,12 +171,30 @@ export class ReliableConsumer {
     }, INBOX_PRUNE_INTERVAL_MS)
   }
 
-  /** Stops the pruning timer and waits for a prune in progress. Idempotent; the inbox stays open (its owner closes it). */
+  /**
+   * Stops the pruning timer, then waits for a prune in progress and for the
+   * messages being handled and the ACKs queued (also manual `ack()`/`reject()`): their
+   * batches are signed, committed to the inbox and sent before this resolves (call it
+   * before closing the bus and the inbox), or after {@link CLOSE_DRAIN_TIMEOUT_MS} at most.
+   * Messages still arriving meanwhile are handled too; close the subscriptions
+   * first to stop taking work. Idempotent; the inbox stays open (its owner closes it).
+   */
   async close(): Promise<void> {
     this.#closed = true
     this.#cancelPrune?.()
     this.#cancelPrune = undefined
     await this.#pruning
+    let cancel: (() => void) | undefined
+    const timedOut = new Promise<void>((resolve) => {
+      cancel = this.#clock.setTimer(resolve, CLOSE_DRAIN_TIMEOUT_MS)
+    })
+    await Promise.race([this.#drain(), timedOut])
+    cancel?.()
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#handling.size > 0) await Promise.all(this.#handling.values())
+    await this.#batcher.drain()
   }
 
   /** Subscribes to topics starting with `prefixes`; see {@link ReliableSubscription}. */

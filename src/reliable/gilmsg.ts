@@ -183,8 +183,9 @@ export class Gilmsg implements AsyncDisposable {
   }
 
   /**
-   * Stops resending and the inbox's pruning timer, closes the subscriptions
-   * and sockets, then the stores.
+   * Stops resending and the inbox's pruning timer, finishes the ACKs in flight
+   * (signed, committed to the inbox and sent), closes the subscriptions and
+   * sockets (libzmq sends what it holds for `zmq_linger`), then the stores.
    * Pending messages stay in the outbox for the next open. Idempotent.
    */
   close(): Promise<void> {

@@ -9,6 +9,16 @@ export const GILMSG_VERSION = '1.0'
 export const ACK_MODNAME = 'gilmsg'
 export const ACK_TOPIC = 'ack'
 
+/**
+ * Whether `topic` is a gilmsg ACK topic (`<topic_prefix>.<environment>.gilmsg.ack`, of
+ * any prefix and environment, or the bare `gilmsg.ack` of an empty prefix): lets
+ * tools tell ACKs apart without parsing the message.
+ */
+export function isAckTopic(topic: string): boolean {
+  const suffix = `${ACK_MODNAME}.${ACK_TOPIC}`
+  return topic === suffix || topic.endsWith('.' + suffix)
+}
+
 export const VERSION_FIELD = 'gilmsg_version'
 export const RECIPIENTS_FIELD = 'gilmsg_recipients'
 

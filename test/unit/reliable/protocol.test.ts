@@ -4,6 +4,7 @@ import type { JsonObject } from '../../../src/json/value.js'
 import { backoffDelay, DEFAULT_BACKOFF, policyFor } from '../../../src/reliable/backoff.js'
 import type { BackoffPolicy } from '../../../src/reliable/backoff.js'
 import {
+  isAckTopic,
   ACK_MODNAME,
   ACK_TOPIC,
   ackBody,
@@ -328,5 +329,14 @@ describe('policyFor', () => {
     expect(policyFor(DEFAULT_BACKOFF, 300_000).capMs).toBe(2000)
     expect(policyFor(DEFAULT_BACKOFF, 24 * 3_600_000).capMs).toBe(30_000)
     expect(backoffDelay(policyFor(DEFAULT_BACKOFF, 24 * 3_600_000), 40, () => 0.999999)).toBeGreaterThan(29_000)
+  })
+})
+
+describe('isAckTopic', () => {
+  it('recognises <prefix>.<env>.gilmsg.ack of any prefix and environment, and nothing else', () => {
+    for (const t of ['org.fedoraproject.prod.gilmsg.ack', 'org.test.unit.gilmsg.ack', 'gilmsg.ack', 'x.gilmsg.ack']) expect(isAckTopic(t), t).toBe(true)
+    for (const t of ['org.fedoraproject.prod.gilmsg.log', 'org.fedoraproject.prod.gilmsg.ack.more', 'org.test.unit.notgilmsg.ack', 'org.test.unit.gilmsg.acks', 'gilmsgxack', '']) {
+      expect(isAckTopic(t), t).toBe(false)
+    }
   })
 })
