@@ -32,7 +32,8 @@ export class AckBatcher {
   readonly #maxBatch: number
   #queues = new Map<string, Pending[]>()
   #scheduled = false
-  readonly #unsettled = new Set<Promise<void>>()
+  /** Flushes running now (each settles once its batches are sent or failed; never rejects). */
+  readonly #flushing = new Set<Promise<void>>()
 
   constructor(bus: Bus, persist: (acks: readonly QueuedAck[], sealed: SealedMessage) => Promise<void>, maxBatch = MAX_ACK_BATCH) {
     this.#bus = bus
@@ -47,22 +48,19 @@ export class AckBatcher {
    * persisting or sending failed.
    */
   ack(ack: AckBody, signer: string, group: string): Promise<SealedMessage> {
-    const queued = new Promise<SealedMessage>((resolve, reject) => {
+    return new Promise<SealedMessage>((resolve, reject) => {
       let queue = this.#queues.get(group)
       if (queue === undefined) this.#queues.set(group, (queue = []))
       queue.push({ ack, signer, resolve, reject })
       if (!this.#scheduled) {
         this.#scheduled = true
-        setImmediate(() => void this.#flush())
+        setImmediate(() => {
+          const flush = this.#flush()
+          this.#flushing.add(flush)
+          void flush.then(() => this.#flushing.delete(flush))
+        })
       }
     })
-    const settled = queued.then(
-      () => undefined,
-      () => undefined,
-    )
-    this.#unsettled.add(settled)
-    void settled.then(() => this.#unsettled.delete(settled))
-    return queued
   }
 
   /**
@@ -70,7 +68,11 @@ export class AckBatcher {
    * or has failed (signed, committed, sent: nothing is left half done). Never rejects.
    */
   async drain(): Promise<void> {
-    while (this.#unsettled.size > 0) await Promise.all(this.#unsettled)
+    while (this.#scheduled || this.#flushing.size > 0) {
+      // A flush scheduled but not started yet runs on setImmediate: let it start.
+      if (this.#flushing.size === 0) await new Promise<void>((resolve) => setImmediate(resolve))
+      else await Promise.all(this.#flushing)
+    }
   }
 
   async #flush(): Promise<void> {
