@@ -1,7 +1,8 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CertificateError, errorMessage } from '../errors.js'
 import { newestMark } from './crl.js'
+import { writeCacheFile } from './remote.js'
 import type { CrlMark } from './crl.js'
 
 /**
@@ -73,14 +74,8 @@ export function fileCrlMemory(dir: string): CrlMemory {
       }
       const next = newestMark(known, mark)
       if (known !== undefined && next.crlNumber === known.crlNumber && next.thisUpdate === known.thisUpdate) return
-      const tmp = `${path}.${process.pid}.tmp`
-      try {
-        mkdirSync(dir, { recursive: true, mode: 0o700 })
-        writeFileSync(tmp, encode(next), { mode: 0o600 })
-        renameSync(tmp, path)
-      } catch (err) {
-        throw new CertificateError(`cannot remember the newest CRL in ${path}: ${errorMessage(err)}`, { cause: err })
-      }
+      // Atomic, 0600, in a directory only its owner can write: as the CRL cache files.
+      writeCacheFile(path, encode(next))
     },
   }
 }
