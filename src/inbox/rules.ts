@@ -1,17 +1,12 @@
 import { describe, InvalidArgumentError } from '../errors.js'
 import type { InboxEntry } from './store.js'
+import { checkTime } from '../util/options.js'
 
 /* Argument checks shared by the InboxStore implementations. Internal to src/inbox. */
 
 function checkOptionalString(what: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'string') {
     throw new InvalidArgumentError(`${what}: expected a string or undefined, got ${typeof value}`)
-  }
-}
-
-function checkTime(what: string, value: unknown): void {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new InvalidArgumentError(`${what}: expected a finite number of ms since the epoch, got ${describe(value)}`)
   }
 }
 

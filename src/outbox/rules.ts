@@ -2,6 +2,8 @@ import { describe, InvalidArgumentError, StoreError } from '../errors.js'
 import { DISPOSITIONS, Disposition } from '../protocol/ack.js'
 import { DELIVERY_STATES, DeliveryState } from './store.js'
 import type { AckOutcome, AckRecord, AckRecorded, Added, ListFilter, NewOutboxMessage } from './store.js'
+import { checkTime } from '../util/options.js'
+export { checkTime }
 
 /*
  * The rules every OutboxStore applies, shared so that the implementations
@@ -10,13 +12,6 @@ import type { AckOutcome, AckRecord, AckRecorded, Added, ListFilter, NewOutboxMe
 
 function checkString(what: string, value: unknown): void {
   if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`${what}: expected a non-empty string, got ${describe(value)}`)
-}
-
-/** Throws an `InvalidArgumentError` unless `value` is a finite number. */
-export function checkTime(what: string, value: unknown): void {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new InvalidArgumentError(`${what}: expected a finite number of ms since the epoch, got ${describe(value)}`)
-  }
 }
 
 /** Returns `value` if it is a non-negative integer; throws an `InvalidArgumentError` otherwise. */

@@ -39,3 +39,8 @@ export function checkAddresses(name: string, value: readonly string[], nonEmpty 
   }
   return [...value]
 }
+
+/** Throws {@link InvalidArgumentError} unless `value` is a finite number (a time in ms since the epoch). */
+export function checkTime(name: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw InvalidArgumentError.format(name, 'a finite number of ms since the epoch', value)
+}
