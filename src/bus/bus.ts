@@ -50,6 +50,12 @@ export interface PublishOptions {
 export interface SubscribeOptions {
   /** Accept only messages signed by this CN (fedmsg's "signed by X"). */
   readonly signedBy?: string
+  /**
+   * Messages whose topic this returns true for are passed over before they are parsed or
+   * validated (nothing is spent on them, nor counted as a drop): e.g. ACK traffic that a
+   * subscriber has no use for.
+   */
+  readonly skipTopic?: (topic: string) => boolean
 }
 
 /** The default modname of messages published through the library. */
@@ -191,6 +197,7 @@ export class Bus {
 
   /** Validates one received message; counts and returns undefined on failure. */
   #open(topic: string, body: Buffer, options: SubscribeOptions): BusMessage | undefined {
+    if (options.skipTopic?.(topic) === true) return undefined
     const text = body.toString('utf8')
     const res = openEnvelope(topic, text, {
       maxDepth: this.#opts.maxJsonDepth,

@@ -81,19 +81,22 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   const bus = g?.bus ?? (await busFromConfig(config, { ...busOptions, signer: undefined }))
-  const sub = g ? await g.subscribe(prefix) : await bus.subscribe(prefix)
+  // ACK traffic is passed over before it is parsed or its signature checked: tail has no use for it.
+  let hiddenAcks = 0
+  const hideAck = (topic: string): boolean => {
+    if (!isAckTopic(topic)) return false
+    hiddenAcks++
+    return true
+  }
+  const skip = values.acks ? {} : { skipTopic: hideAck }
+  const sub = g ? await g.subscribe(prefix, skip) : await bus.subscribe(prefix, skip)
   process.stderr.write(`tail: listening on ${prefix || '(all topics)'}${g ? ` (acknowledging as ${g.consumer?.cn})` : ''}\n`)
   const interrupted = untilInterrupted()
   void interrupted.then(() => sub.close())
 
   let seen = 0
-  let hiddenAcks = 0
   const iterable: AsyncIterable<BusMessage> = sub
   for await (const m of iterable) {
-    if (!values.acks && isAckTopic(m.topic)) {
-      hiddenAcks++
-      continue
-    }
     const msgText = canonicalize(m.envelope.get('msg') ?? null)
     if (values.json) {
       const head = terminalSafe(JSON.stringify({ topic: m.topic, msg_id: m.msgId, signer: m.signer ?? null }))

@@ -1,4 +1,4 @@
-import { describe, InvalidArgumentError } from '../errors.js'
+import { InvalidArgumentError } from '../errors.js'
 import type { InboxEntry } from './store.js'
 import { checkTime } from '../util/options.js'
 

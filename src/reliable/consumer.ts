@@ -77,6 +77,8 @@ export interface ReliableConsumerOptions {
 
 export interface ConsumeOptions {
   readonly ack?: AckMode
+  /** See the bus's `SubscribeOptions.skipTopic`: topics passed over before parsing and validation. */
+  readonly skipTopic?: (topic: string) => boolean
 }
 
 /**
@@ -201,7 +203,7 @@ export class ReliableConsumer {
   async subscribe(prefixes: string | readonly string[], options: ConsumeOptions = {}): Promise<ReliableSubscription> {
     const mode = options.ack ?? 'auto'
     if (mode !== 'auto' && mode !== 'manual') throw InvalidArgumentError.format('ack', '"auto" or "manual"', mode)
-    const sub = await this.#bus.subscribe(prefixes)
+    const sub = await this.#bus.subscribe(prefixes, options.skipTopic === undefined ? {} : { skipTopic: options.skipTopic })
     return new ReliableSubscription(sub, async (m) => {
       const key = inboxKey(m.signer ?? '', m.msgId)
       const before = this.#handling.get(key)
