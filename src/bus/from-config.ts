@@ -55,6 +55,15 @@ export function crlPath(config: GilmsgConfig): { readonly path: string; readonly
   return config.crl_location !== undefined ? { path: config.crl_location, explicit: true } : { path: join(config.ssldir, DEFAULT_CRL_FILE), explicit: false }
 }
 
+/**
+ * The local file a CA or CRL location is read from: the location itself, or, for an
+ * http(s) URL, its cache (`cache`, else the default under the state directory).
+ */
+export function localCopyOf(location: string, cache: string | undefined, kind: 'ca' | 'crl'): { readonly path: string; readonly remote: boolean } {
+  if (!isRemoteLocation(location)) return { path: location, remote: false }
+  return { path: cache ?? (kind === 'ca' ? defaultCaCachePath(location) : defaultCrlCachePath(location)), remote: true }
+}
+
 /** Where the newest CRL accepted per CA is remembered: `<state dir>/crl-seen/`. */
 export function crlMemoryDir(): string {
   return join(stateDir(), 'crl-seen')

@@ -4,7 +4,7 @@
  * relay (within the timeout, with and without --roundtrip), stores opened without being
  * created, a damaged outbox, --json and --help.
  */
-import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -125,6 +125,21 @@ describe('gilmsg check', () => {
       expect(['ok', 'warn', 'fail']).toContain((c as { status: string }).status)
     }
     expect(results).toContainEqual({ name: 'outbox', status: 'warn', detail: expect.stringContaining('none yet') })
+  })
+
+  it('a CA and CRL from URLs are checked from their cached copies (not "file not found"), and warned about before any is cached', async () => {
+    const cache = join(dir, 'remote-cache')
+    const remote = { certname: 'alice', name: 'remote', ca_cert_location: 'https://ca.invalid/ca.crt', crl_location: 'https://ca.invalid/crl.pem' }
+    const none = await runCli(['check', '--config', config('remote-none', { ...remote, ca_cert_cache: join(cache, 'none.crt'), crl_cache: join(cache, 'none.pem') }), '--json'], { env })
+    const before = JSON.parse(none.stdout) as { name: string; status: string; detail: string }[]
+    expect(before.find((c) => c.name === 'ca')).toMatchObject({ status: 'warn', detail: expect.stringContaining('not cached yet') })
+    expect(before.find((c) => c.name === 'crl')).toMatchObject({ status: 'warn', detail: expect.stringContaining('not cached yet') })
+    mkdirSync(cache, { recursive: true, mode: 0o700 })
+    copyFileSync(join(pki, 'ca.crt'), join(cache, 'ca.crt'))
+    copyFileSync(join(pki, 'crl.pem'), join(cache, 'crl.pem'))
+    const cached = await runCli(['check', '--config', config('remote-cached', { ...remote, ca_cert_cache: join(cache, 'ca.crt'), crl_cache: join(cache, 'crl.pem') }), '--json'], { env })
+    const after = JSON.parse(cached.stdout) as { name: string; status: string }[]
+    for (const name of ['ca', 'crl', 'cert chain']) expect(after.find((c) => c.name === name)?.status, name).toBe('ok')
   })
 
   it('an expired signing certificate fails, exit 1', async () => {

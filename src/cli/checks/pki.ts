@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { crlMemoryDir, crlPath, resolveCertname } from '../../bus/from-config.js'
+import { crlMemoryDir, crlPath, localCopyOf, resolveCertname } from '../../bus/from-config.js'
 import type { GilmsgConfig } from '../../config/config.js'
 import { readCaCrl, crlRollback, crlStatus, type CheckedCrl } from '../../crypto/crl.js'
 import { fileCrlMemory } from '../../crypto/crl-memory.js'
@@ -43,9 +43,12 @@ function expiry(name: string, what: string, cert: X509Certificate, now: number):
  */
 export function pkiChecks(config: GilmsgConfig, now: number): CheckResult[] {
   const out: CheckResult[] = []
-  const caPath = config.ca_cert_location ?? join(config.ssldir, 'ca.crt')
+  const caLocation = config.ca_cert_location ?? join(config.ssldir, 'ca.crt')
+  const { path: caPath, remote: caRemote } = localCopyOf(caLocation, config.ca_cert_cache, 'ca')
   const ca = readCert(caPath)
-  if (ca.value !== undefined) {
+  if (ca.value === undefined && caRemote && !existsSync(caPath)) {
+    out.push(warn('ca', `${caLocation} is fetched when a gilmsg process starts, and is not cached yet (${caPath})`))
+  } else if (ca.value !== undefined) {
     out.push(ok('ca', `${caPath}: ${ca.value.subject.replaceAll('\n', ', ')}`))
     out.push(expiry('ca expiry', 'the CA certificate', ca.value, now))
   } else if (config.validate_signatures) {
@@ -96,7 +99,11 @@ function chain(path: string, cert: X509Certificate, ca: X509Certificate | undefi
 }
 
 function crlCheck(config: GilmsgConfig, ca: X509Certificate | undefined, now: number): { results: CheckResult[]; crl?: CheckedCrl } {
-  const { path, explicit } = crlPath(config)
+  const { path: location, explicit } = crlPath(config)
+  const { path, remote } = localCopyOf(location, config.crl_cache, 'crl')
+  if (remote && !existsSync(path)) {
+    return { results: [warn('crl', `${location} is fetched when a gilmsg process starts, and is not cached yet (${path})`)] }
+  }
   if (!explicit && !existsSync(path)) {
     return { results: [warn('crl', `no CRL (crl_location is unset and ${path} does not exist): no certificate is considered revoked`)] }
   }
