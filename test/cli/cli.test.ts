@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CliProcess, runCli } from '../support/cli.js'
 import { FakeClock } from '../support/fake-clock.js'
+import { waitUntil } from '../support/reliable-net.js'
 import { ecPartiesPki, memoryBus } from '../support/memory-bus.js'
 import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
 import { Gilmsg } from '../../src/reliable/gilmsg.js'
@@ -222,7 +223,8 @@ describe('gilmsg outbox retry and the replay window (protocol.md: the replay win
     const path = join(dir, 'old.outbox.db')
     const clock = new FakeClock(Date.now() - 6 * DAY)
     const bus = memoryBus({ hub: new MemoryHub(), verifier, topic: { topicPrefix: 'org.test', environment: 'cli' }, clock }, pki, 'pub')
-    const g = await Gilmsg.open({ bus, outbox: SqliteOutboxStore.open(path), clock, awaitSubscriberMs: 0 })
+    const store = SqliteOutboxStore.open(path)
+    const g = await Gilmsg.open({ bus, outbox: store, clock, awaitSubscriberMs: 0 })
     try {
       const sixDays = (await g.enqueue('job', { n: 6 }, { recipients: ['bob'], deadline: 1000 })).msgId
       await clock.advance(2 * DAY)
@@ -230,6 +232,9 @@ describe('gilmsg outbox retry and the replay window (protocol.md: the replay win
       const fourDays = (await g.enqueue('job', { n: 4 }, { recipients: ['bob'], deadline: 1000 })).msgId
       await clock.advance(2000)
       expect(g.publisher?.inFlight).toBe(0)
+      // The expiry of the second runs after the clock's timer fired: wait until both are expired
+      // (reads see the writes issued; close() commits them).
+      await waitUntil(() => store.counts().expired === 2, 5000, 'both messages to expire', () => JSON.stringify(store.counts()))
       return { path, sixDays, fourDays, fourDaysSignedAt }
     } finally {
       await g.close()
