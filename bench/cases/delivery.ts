@@ -189,7 +189,7 @@ export async function startParties(
 /** Runs the publisher's `run` command and checks that something was acknowledged. */
 export async function publishRun(
   pub: WorkerProcess,
-  spec: { recipients: readonly string[]; topic: string; window: number; durationMs: number; maxCount: number },
+  spec: { recipients: readonly string[]; topic: string; window: number; durationMs: number; maxCount: number; rate?: number },
 ): Promise<RunResult> {
   const r = await pub.request<RunResult>({ cmd: 'run', ...spec, ackTimeoutMs: 30_000 }, 'result', spec.durationMs + 90_000)
   if (r.acked === 0) throw new Error(`${pub.label}: nothing acknowledged (${r.failed} failed: ${r.firstError ?? '?'})`)
