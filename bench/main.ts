@@ -19,13 +19,14 @@ import { cryptoCase } from './cases/crypto.js'
 import { deliveryCase } from './cases/delivery.js'
 import { memoryCase } from './cases/memory.js'
 import { outboxCase } from './cases/outbox.js'
+import { scalingCase } from './cases/scaling.js'
 import { resultsTable } from './lib/format.js'
 import { killAll, killAllNow, liveChildren } from './lib/proc.js'
 import { makeBenchPki } from './lib/setup.js'
 import type { BenchCase, BenchContext, CaseResult } from './lib/types.js'
 
 /** Every case group, in the order they run. */
-export const CASES: readonly BenchCase[] = [canonicalCase, cryptoCase, busCase, deliveryCase, outboxCase, memoryCase, cliCase]
+export const CASES: readonly BenchCase[] = [canonicalCase, cryptoCase, busCase, deliveryCase, outboxCase, memoryCase, cliCase, scalingCase]
 
 /** `gilmsg bench --help` / `node dist/bench/main.js --help`. */
 export const BENCH_HELP = `Usage: gilmsg bench [--quick] [--only CASE,...] [--out FILE]

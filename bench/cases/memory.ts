@@ -84,7 +84,7 @@ export const memoryCase: BenchCase = {
           unit: 'MB peak RSS',
           baseline: r.idleRssMb,
           baselineUnit: 'MB idle RSS',
-          target: { text: '<= 150 MB, flat', met: (f) => f <= 150 && flat },
+          target: { text: '<= 120 MB, flat', met: (f) => f <= 120 && flat },
           notes:
             `RSS ${r.checkpoints.map((c) => fmt(c.rssMb)).join(' / ')} MB at 25/50/100%${flat ? ' (flat)' : ' (NOT flat)'}; ` +
             `enqueue ${fmt((count * 1000) / r.enqueueMs)}/s; holding: ${fmt(resendRate)} resends/s, ${(holdCpu * 100).toFixed(0)}% CPU, loop delay p99 ${fmt(r.holdEventLoopDelayP99Ms)} ms`,

@@ -12,7 +12,8 @@
  * - `run {recipients, topic, window, durationMs, maxCount, ackTimeoutMs}`:
  *   `window` loops each call `publish()` and await its receipt, until
  *   `durationMs` passed or `maxCount` were started; every started publish is
- *   awaited. Replies `result` with the acknowledged count, the elapsed time
+ *   awaited. With `rate` (msgs/s), message n starts no earlier than n / rate
+ *   after the first (a paced load, the same for every configuration compared). Replies `result` with the acknowledged count, the elapsed time
  *   (first call to last receipt), the time from each call to its receipt,
  *   resends, CPU time and the outbox's commit counters.
  * - `close`: closes gilmsg (the outbox too). Replies `closed`.
@@ -91,6 +92,7 @@ async function run(c: Command) {
   const durationMs = Number(c['durationMs'])
   const maxCount = Number(c['maxCount'])
   const ackTimeout = Number(c['ackTimeoutMs'] ?? 30_000)
+  const intervalMs = typeof c['rate'] === 'number' && c['rate'] > 0 ? 1000 / c['rate'] : 0
   const latencies: number[] = []
   let started = 0
   let failed = 0
@@ -106,6 +108,9 @@ async function run(c: Command) {
   const lane = async (): Promise<void> => {
     while (started < maxCount && performance.now() < stopAt) {
       const n = started++
+      const due = t0 + n * intervalMs
+      if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()))
+      if (performance.now() >= stopAt) break
       const s = performance.now()
       try {
         await gm.publish(topic, { n, at: Date.now(), text: 'guaranteed bench message' }, { recipients, ackTimeout, modname: APP_MODNAME })

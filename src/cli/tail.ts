@@ -89,7 +89,7 @@ export async function run(argv: string[]): Promise<number> {
     return true
   }
   const skip = values.acks ? {} : { skipTopic: hideAck }
-  const sub = g ? await g.subscribe(prefix, skip) : await bus.subscribe(prefix, skip)
+  const sub = g ? await g.subscribe(prefix, { ...skip, acks: values.acks ?? false }) : await bus.subscribe(prefix, skip)
   process.stderr.write(`tail: listening on ${prefix || '(all topics)'}${g ? ` (acknowledging as ${g.consumer?.cn})` : ''}\n`)
   const interrupted = untilInterrupted()
   void interrupted.then(() => sub.close())

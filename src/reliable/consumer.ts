@@ -9,7 +9,7 @@ import { BoundedMap } from '../util/bounded-map.js'
 import { ReasonCounter, type ReasonCounts } from '../util/counters.js'
 import type { SealedMessage } from '../envelope/envelope.js'
 import { AckBatcher, type QueuedAck } from './ack-batcher.js'
-import { ackBody, CLOCK_SKEW_MARGIN_MS, DEFAULT_INBOX_RETENTION_MS, mustAck, RECIPIENTS_FIELD, refusal, VERSION_FIELD } from './protocol.js'
+import { ackBody, CLOCK_SKEW_MARGIN_MS, DEFAULT_INBOX_RETENTION_MS, isAckTopic, mustAck, RECIPIENTS_FIELD, refusal, VERSION_FIELD } from './protocol.js'
 
 export { DEFAULT_INBOX_RETENTION_MS } from './protocol.js'
 
@@ -79,6 +79,14 @@ export interface ConsumeOptions {
   readonly ack?: AckMode
   /** See the bus's `SubscribeOptions.skipTopic`: topics passed over before parsing and validation. */
   readonly skipTopic?: (topic: string) => boolean
+  /**
+   * Hand over the ACK traffic (`<topic_prefix>.<environment>.gilmsg.ack`) that the
+   * prefixes match, as plain messages. Default false: ACKs are protocol traffic a consumer
+   * has no use for (its publisher half reads its own on a subscription of its own), so
+   * they are passed over before they are parsed or their signature checked, and counted
+   * as `acks_skipped`; `skipTopic`, when given, is asked first.
+   */
+  readonly acks?: boolean
 }
 
 /**
@@ -114,7 +122,7 @@ export class ReliableConsumer {
   readonly #stats = new ReasonCounter()
   /**
    * Counters: `acks_sent` (messages acknowledged), `ack_envelopes` (signed ACKs sent), `acks_resent`,
-   * `acks_resend_coalesced`, `duplicates_suppressed`, `digest_conflicts`, `ack_failures`, `prune_failures`,
+   * `acks_resend_coalesced`, `acks_skipped` (ACK traffic passed over unparsed, see `ConsumeOptions.acks`), `duplicates_suppressed`, `digest_conflicts`, `ack_failures`, `prune_failures`,
    * and the guaranteed messages refused: `msg_id_too_long`, `no_timestamp`, `stale`, `from_future`.
    */
   readonly stats: ReasonCounts = this.#stats.view
@@ -203,7 +211,8 @@ export class ReliableConsumer {
   async subscribe(prefixes: string | readonly string[], options: ConsumeOptions = {}): Promise<ReliableSubscription> {
     const mode = options.ack ?? 'auto'
     if (mode !== 'auto' && mode !== 'manual') throw InvalidArgumentError.format('ack', '"auto" or "manual"', mode)
-    const sub = await this.#bus.subscribe(prefixes, options.skipTopic === undefined ? {} : { skipTopic: options.skipTopic })
+    const skipTopic = this.#skipper(options)
+    const sub = await this.#bus.subscribe(prefixes, skipTopic === undefined ? {} : { skipTopic })
     return new ReliableSubscription(sub, async (m) => {
       const key = inboxKey(m.signer ?? '', m.msgId)
       const before = this.#handling.get(key)
@@ -224,6 +233,17 @@ export class ReliableConsumer {
         if (this.#handling.get(key) === work) this.#handling.delete(key)
       }
     })
+  }
+
+  #skipper(options: ConsumeOptions): ((topic: string) => boolean) | undefined {
+    const skip = options.skipTopic
+    if (options.acks === true) return skip
+    return (topic) => {
+      if (skip?.(topic) === true) return true
+      if (!isAckTopic(topic)) return false
+      this.#stats.add('acks_skipped')
+      return true
+    }
   }
 
   /** Decides what to do with one validated message; returns the delivery to yield, if any. */

@@ -231,6 +231,54 @@ describe('an inbox migrated from schema 1 (entries without a signer)', () => {
   })
 })
 
+describe('a consumer whose prefix also matches the ACK topic (a bystander on everything)', () => {
+  // The bystander's bus verifies through this: every topic it verifies is recorded.
+  async function bystander(w: World, options: { acks?: boolean } = {}): Promise<{ g: Gilmsg; got: Delivery[]; verified: string[] }> {
+    const verified: string[] = []
+    const counting: Verifier = { verify: (fields, o) => (verified.push(String(fields.topic)), verifier.verify(fields, o)) }
+    const bus = memoryBus({ hub: w.hub, verifier: counting, topic: TOPIC, clock: w.clock }, pki, 'mallory')
+    open.push(bus)
+    const g = await Gilmsg.open({ bus, inbox: new MemoryInboxStore(new MemoryInboxData()), clock: w.clock })
+    open.push(g)
+    const got: Delivery[] = []
+    const sub = await g.subscribe('org.test.unit.', options)
+    void (async () => {
+      for await (const d of sub) got.push(d)
+    })()
+    await settle()
+    return { g, got, verified }
+  }
+
+  it('passes ACK traffic over before parsing or verifying it (counted as acks_skipped) and hands over the application message once', async () => {
+    const w = new World()
+    const alice = await w.alice()
+    const carol = await bystander(w)
+    const pub = await w.publisher()
+    await pub.publish('job', { n: 1 }, { recipients: ['alice'], modname: 'app', ackTimeout: 5000 })
+    await settle()
+    expect(alice.got).toHaveLength(1)
+    expect(carol.got.map((d) => d.topic)).toEqual(['org.test.unit.app.job'])
+    expect(carol.verified).toEqual(['org.test.unit.app.job'])
+    expect(carol.g.consumer?.stats.get('acks_skipped')).toBe(1)
+    expect(carol.g.bus.drops.snapshot()).toEqual({})
+  })
+
+  it('with acks: true, the ACK is verified and handed over as a plain message', async () => {
+    const w = new World()
+    await w.alice()
+    const carol = await bystander(w, { acks: true })
+    const pub = await w.publisher()
+    await pub.publish('job', { n: 1 }, { recipients: ['alice'], modname: 'app', ackTimeout: 5000 })
+    await settle()
+    expect(carol.got.map((d) => [d.topic, d.requiresAck])).toEqual([
+      ['org.test.unit.app.job', false],
+      ['org.test.unit.gilmsg.ack', false],
+    ])
+    expect(carol.verified).toEqual(['org.test.unit.app.job', 'org.test.unit.gilmsg.ack'])
+    expect(carol.g.consumer?.stats.get('acks_skipped') ?? 0).toBe(0)
+  })
+})
+
 describe('what a consumer stores', () => {
   it('1,000 guaranteed messages addressed to someone else are handed over once each and leave the inbox empty', async () => {
     const w = new World()
