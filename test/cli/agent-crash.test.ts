@@ -163,12 +163,12 @@ describe(`gilmsg enqueue scripts while the agent is SIGKILLed and restarted (see
     expect(await agent.stop('SIGTERM')).toBe(0)
   }, 120_000)
 
-  it('the same with one gilmsg enqueue process per message (4 at a time, 40 messages), the agent killed and restarted', async () => {
+  it('the same with one gilmsg enqueue process per message (4 at a time, 20 messages), the agent killed and restarted', async () => {
     const log = [`seed ${seed}`]
     let agent = start(['agent', '--config', pub])
     await agent.waitFor(/^agent: ready/)
     const ids: string[] = []
-    const killAt = 5 + Math.floor(random() * 20)
+    const killAt = 3 + Math.floor(random() * 12)
     let killed = false
     const one = async (w: number, n: number): Promise<void> => {
       const r = await runCli(['enqueue', '--config', pub, '--recipients', ...RECIPIENTS, '--modname', APP_MODNAME, '--topic', 'single', '--json-input', '--message', JSON.stringify({ w, n })], { env, timeoutMs: 30_000 })
@@ -184,7 +184,7 @@ describe(`gilmsg enqueue scripts while the agent is SIGKILLed and restarted (see
       }
     }
     await Promise.all(Array.from({ length: 4 }, async (_, w) => {
-      for (let n = 0; n < 10; n++) await one(w, n)
+      for (let n = 0; n < 5; n++) await one(w, n)
     }))
     expect(killed).toBe(true)
     await expectDeliveredOnce(`${APP_PREFIX}single`, ids, log)
