@@ -39,3 +39,26 @@ export function intOption(value: string | undefined, what: string, fallback: num
   if (!Number.isSafeInteger(n) || n < 1) throw UsageError.format(what, 'a whole number >= 1', value)
   return n
 }
+
+/** `--recipients a b c --next` -> `--recipients a,b,c --next`: parseArgs has no multi-value options. */
+export function joinRecipients(argv: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (arg !== '--recipients' && arg !== '-r') {
+      out.push(arg)
+      continue
+    }
+    const values: string[] = []
+    while (i + 1 < argv.length && !(argv[i + 1] as string).startsWith('-')) values.push(argv[++i] as string)
+    out.push('--recipients', values.join(','))
+  }
+  return out
+}
+
+/** The CNs of `--recipients` (given space- or comma-separated, repeatable), de-duplicated; [] when absent; a `UsageError` when given empty. */
+export function recipientsOption(values: readonly string[] | undefined): string[] {
+  const recipients = [...new Set((values ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter((r) => r !== ''))]
+  if (values !== undefined && recipients.length === 0) throw new UsageError('--recipients: give at least one certificate CN')
+  return recipients
+}

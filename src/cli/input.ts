@@ -18,12 +18,18 @@ export async function readStdin(): Promise<string> {
 export async function readPayloads(message: string | undefined, jsonInput: boolean): Promise<Lossless[] | unknown[]> {
   const texts = message !== undefined ? [message] : (await readStdin()).split('\n').filter((l) => l.trim() !== '')
   if (texts.length === 0) throw new UsageError('nothing to publish: give --message or lines on stdin')
-  if (!jsonInput) return texts.map((log) => ({ log }))
-  return texts.map((t, n) => {
-    try {
-      return new Lossless(parseJson(t))
-    } catch (e) {
-      throw new UsageError(`--json-input: ${message !== undefined ? 'the message' : `stdin line ${n + 1}`} is not JSON: ${(e as Error).message}`)
-    }
-  })
+  return texts.map((t, n) => payloadOf(t, jsonInput, message !== undefined ? 'the message' : `stdin line ${n + 1}`))
+}
+
+/**
+ * One message's payload from its text: `{"log": text}`, or with `jsonInput`
+ * the text parsed losslessly (a `UsageError` naming `where` if it is not JSON).
+ */
+export function payloadOf(text: string, jsonInput: boolean, where: string): Lossless | { log: string } {
+  if (!jsonInput) return { log: text }
+  try {
+    return new Lossless(parseJson(text))
+  } catch (e) {
+    throw new UsageError(`--json-input: ${where} is not JSON: ${(e as Error).message}`)
+  }
 }

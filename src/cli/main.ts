@@ -9,8 +9,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   tail: { summary: 'print (and acknowledge) messages from the bus', load: () => import('./tail.js') },
   publish: { summary: 'publish and wait until the named recipients acknowledged', load: () => import('./publish.js') },
   logger: { summary: 'publish text or JSON messages, like fedmsg-logger', load: () => import('./logger.js') },
+  enqueue: { summary: 'hand a guaranteed message over to the outbox and exit once it is durable (prints its msg_id)', load: () => import('./enqueue.js') },
+  agent: { summary: 'deliver an outbox: what is pending at start and what enqueue adds (one per outbox)', load: () => import('./agent.js') },
   relay: { summary: 'forward relay_inbound to endpoints.relay_outbound', load: () => import('./relay.js') },
-  outbox: { summary: 'list, show, retry and purge guaranteed messages', load: () => import('./outbox.js') },
+  outbox: { summary: 'list, show, retry, purge guaranteed messages; wait for one\'s outcome', load: () => import('./outbox.js') },
   config: { summary: 'print the effective configuration, like fedmsg-config (--query, --json, --check)', load: () => import('./config-command.js') },
   check: { summary: 'check certificates, CRL, endpoints, relay and stores (--roundtrip: the whole path)', load: () => import('./check.js') },
   certs: { summary: 'create a CA, issue and revoke certificates, re-issue the CRL', load: () => import('./certs.js') },
@@ -26,7 +28,8 @@ ${Object.entries(COMMANDS)
   .join('\n')}
 
 Run "gilmsg <command> --help" for a command's options.
-Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 ACK timeout, 4 rejected by a recipient,
+Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 ACK timeout (publish, outbox wait),
+4 rejected by a recipient (publish, outbox wait),
 130 publish interrupted (the message stays pending in the outbox); a second SIGINT/SIGTERM during a
 shutdown exits at once with 130/143.`
 

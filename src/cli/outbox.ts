@@ -6,10 +6,13 @@ import { DELIVERY_STATES, DeliveryState, type OutboxMessage } from '../outbox/st
 import { storePath } from '../reliable/from-config.js'
 import { MAX_DEADLINE_MS, MAX_MESSAGE_AGE_MS, resendableUntil } from '../reliable/protocol.js'
 import { DEFAULT_DEADLINE_MS } from '../reliable/publisher.js'
-import { intOption, parse } from './args.js'
-import { UsageError } from '../errors.js'
+import { intOption, numberOption, parse } from './args.js'
+import { DeliveryRejectedError, UsageError } from '../errors.js'
 import { cliConfig } from './config.js'
 import { ExitCode } from './exit-codes.js'
+
+/** How often `outbox wait` looks at the file (a read of `PRAGMA data_version`, and of the message when it changed). */
+export const WAIT_POLL_MS = 200
 
 const HELP = `Usage:
   gilmsg outbox list [--state pending|acked|expired|rejected] [--limit N] [--json]
@@ -18,6 +21,12 @@ const HELP = `Usage:
                                             a running publisher on this outbox resends it; resends
                                             end 5 days after it was signed (consumers refuse older)
   gilmsg outbox purge --older-than D        delete finished (not pending) messages older than D
+  gilmsg outbox wait MSG_ID [--timeout S]   wait for a message's outcome (one given to gilmsg enqueue):
+                                            exit 0 every recipient acknowledged, 3 --timeout passed or
+                                            the message expired (stderr names who is missing), 4 a
+                                            recipient rejected it (stderr gives the reason), 1 no such
+                                            message. Default: wait until it is acked, rejected or past
+                                            its deadline. Reads the file every ${WAIT_POLL_MS} ms: an agent need not run
 Options: --config FILE, --name NAME (which outbox: outbox_path or <state dir>/gilmsg/<name>.outbox.db),
          --outbox PATH (a file directly), --verbose (say which config file was loaded, on stderr).
 Durations: 30s, 15m, 12h, 7d or milliseconds.`
@@ -44,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       deadline: { type: 'string' },
       'older-than': { type: 'string' },
+      timeout: { type: 'string' },
       outbox: { type: 'string' },
       verbose: { type: 'boolean', short: 'v' },
     },
@@ -156,8 +166,13 @@ export async function run(argv: string[]): Promise<number> {
         process.stdout.write(`purged ${n} finished messages\n`)
         return ExitCode.Ok
       }
+      case 'wait': {
+        if (msgId === undefined) throw new UsageError('outbox wait: MSG_ID is required')
+        const timeoutMs = values.timeout === undefined ? undefined : numberOption(values.timeout, '--timeout', 0) * 1000
+        return await waitFor(store, path, msgId, timeoutMs)
+      }
       default:
-        throw new UsageError(`outbox: unknown action "${action}" (expected list, show, retry or purge)`)
+        throw new UsageError(`outbox: unknown action "${action}" (expected list, show, retry, purge or wait)`)
     }
   } finally {
     await store.close()
@@ -182,4 +197,53 @@ function summary(m: OutboxMessage, recipients: readonly { cn: string; state: str
 function signedAtMs(m: OutboxMessage): number {
   const seconds = envelopeInt(parseJson(m.body, { maxDepth: Infinity }) as JsonObject, 'timestamp')
   return seconds === undefined ? m.createdAt : seconds * 1000
+}
+
+/**
+ * `outbox wait`: polls the file (cheap: `PRAGMA data_version` every {@link WAIT_POLL_MS}, the row only
+ * when another process committed) until the message leaves `pending`, its deadline passes, or `timeoutMs`.
+ * Polling rather than asking the agent: it works with no agent, across agent restarts, and for
+ * messages that `gilmsg publish` or a library process is delivering.
+ */
+async function waitFor(store: SqliteOutboxStore, path: string, msgId: string, timeoutMs: number | undefined): Promise<number> {
+  const started = Date.now()
+  let version: number | undefined
+  let deadline = Infinity
+  for (;;) {
+    const now = Date.now()
+    const current = store.dataVersion()
+    if (current !== version) {
+      version = current
+      const m = store.get(msgId)
+      if (m === undefined) {
+        process.stderr.write(`gilmsg outbox: no message ${msgId} in ${path}\n`)
+        return ExitCode.Failure
+      }
+      deadline = m.deadline
+      const recipients = store.recipients(msgId)
+      const acked = recipients.filter((r) => r.state === DeliveryState.Acked)
+      const missing = recipients.filter((r) => r.state !== DeliveryState.Acked).map((r) => r.cn)
+      const ackedBy = acked.length > 0 ? `; acked by ${acked.map((r) => r.cn).join(', ')}` : ''
+      if (m.state === DeliveryState.Acked) {
+        process.stderr.write(`${msgId}: acknowledged by ${acked.map((r) => `${r.cn} (${r.disposition ?? '?'})`).join(', ')}\n`)
+        return ExitCode.Ok
+      }
+      if (m.state === DeliveryState.Rejected) {
+        const r = recipients.find((x) => x.disposition === 'rejected')
+        process.stderr.write(`gilmsg outbox: ${new DeliveryRejectedError(msgId, r?.cn ?? '?', r?.reason ?? 'no reason given').message}\n`)
+        return ExitCode.Rejected
+      }
+      if (m.state === DeliveryState.Expired || now >= m.deadline) {
+        process.stderr.write(`gilmsg outbox: ${msgId} expired at ${iso(m.finishedAt ?? m.deadline)}: missing ${missing.join(', ')}${ackedBy}\n`)
+        return ExitCode.AckTimeout
+      }
+      if (timeoutMs !== undefined && now - started >= timeoutMs) {
+        process.stderr.write(`gilmsg outbox: ACK timeout for ${msgId} (--timeout ${timeoutMs / 1000}): missing ${missing.join(', ')}${ackedBy}; it stays pending\n`)
+        return ExitCode.AckTimeout
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS))
+    // Deadlines and --timeout pass without any write: look again when either is due.
+    if (Date.now() >= Math.min(started + (timeoutMs ?? Infinity), deadline)) version = undefined
+  }
 }

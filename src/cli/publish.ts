@@ -1,7 +1,7 @@
 import { AckTimeoutError, DeliveryRejectedError, UsageError } from '../errors.js'
 import { openGilmsg } from '../reliable/from-config.js'
 import type { DeliveryReceipt } from '../reliable/publisher.js'
-import { intOption, numberOption, parse } from './args.js'
+import { intOption, joinRecipients, numberOption, parse, recipientsOption } from './args.js'
 import { cliConfig } from './config.js'
 import { cliCrlOptions } from './crl-report.js'
 import { ExitCode } from './exit-codes.js'
@@ -30,22 +30,6 @@ quorum was reached; 130 interrupted (SIGINT/SIGTERM: the message stays pending i
 Without --recipients it is a plain fire-and-forget publish (like gilmsg logger).
 Short-lived publishers are fastest through a relay ("active": true, "relay_inbound").`
 
-/** `--recipients a b c --next` -> `--recipients a,b,c --next`: parseArgs has no multi-value options. */
-function joinRecipients(argv: readonly string[]): string[] {
-  const out: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string
-    if (arg !== '--recipients' && arg !== '-r') {
-      out.push(arg)
-      continue
-    }
-    const values: string[] = []
-    while (i + 1 < argv.length && !(argv[i + 1] as string).startsWith('-')) values.push(argv[++i] as string)
-    out.push('--recipients', values.join(','))
-  }
-  return out
-}
-
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(joinRecipients(argv), {
     recipients: { type: 'string', short: 'r', multiple: true },
@@ -62,8 +46,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(HELP + '\n')
     return ExitCode.Ok
   }
-  const recipients = [...new Set((values.recipients ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter((r) => r !== ''))]
-  if (values.recipients !== undefined && recipients.length === 0) throw new UsageError('--recipients: give at least one certificate CN')
+  const recipients = recipientsOption(values.recipients)
   const quorum = values.quorum === undefined ? undefined : intOption(values.quorum, '--quorum', 1)
   if (quorum !== undefined && recipients.length === 0) throw new UsageError('--quorum: only with --recipients (a plain publish waits for no ACK)')
   if (quorum !== undefined && quorum > recipients.length) {

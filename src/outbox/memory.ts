@@ -123,7 +123,7 @@ export class MemoryOutboxStore implements OutboxStore {
         createdAt: message.createdAt,
         deadline: message.deadline,
         state: DeliveryState.Pending,
-        attempts: 1,
+        attempts: message.unsent === true ? 0 : 1,
         nextAttemptAt: message.nextAttemptAt,
         finishedAt: undefined,
         recipients,
@@ -186,6 +186,16 @@ export class MemoryOutboxStore implements OutboxStore {
     return this.#pending()
       .filter((m) => m.nextAttemptAt <= now && (deadlineBy === undefined || m.deadline <= deadlineBy))
       .sort(deadlineBy === undefined ? byNextAttempt : byDeadline)
+      .slice(0, limit)
+      .map(toMessage)
+  }
+
+  unsent(limit: number): OutboxMessage[] {
+    this.#checkOpen()
+    checkLimit('unsent(limit)', limit)
+    return this.#pending()
+      .filter((m) => m.attempts === 0)
+      .sort((a, b) => a.createdAt - b.createdAt || (a.msgId < b.msgId ? -1 : a.msgId > b.msgId ? 1 : 0))
       .slice(0, limit)
       .map(toMessage)
   }

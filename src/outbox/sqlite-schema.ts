@@ -52,6 +52,13 @@ export const MIGRATIONS: readonly Migration[] = [
       `)
     },
   },
+  {
+    // Messages committed by a process that does not send them (gilmsg enqueue, attempts 0): what an agent sends first.
+    version: 2,
+    up(db) {
+      db.exec(`CREATE INDEX messages_unsent ON messages (created_at, msg_id) WHERE state = 'pending' AND attempts = 0`)
+    },
+  },
 ]
 
 export const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at`

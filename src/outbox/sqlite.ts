@@ -69,9 +69,9 @@ function prepareStatements(db: Database.Database) {
       `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, r.ack_fingerprint
        FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id WHERE r.msg_id = ? ORDER BY r.position`,
     ),
-    insertMessage: db.prepare<[string, string, string, number, number, number]>(
+    insertMessage: db.prepare<[string, string, string, number, number, number, number]>(
       `INSERT INTO messages (msg_id, topic, digest, created_at, deadline, state, attempts, next_attempt_at, finished_at)
-       VALUES (?, ?, ?, ?, ?, 'pending', 1, ?, NULL)`,
+       VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, NULL)`,
     ),
     insertBody: db.prepare<[string, string]>(`INSERT INTO bodies (msg_id, body) VALUES (?, ?)`),
     insertRecipient: db.prepare<[string, string, number]>(
@@ -104,6 +104,11 @@ function prepareStatements(db: Database.Database) {
       `SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES}
        WHERE m.state = 'pending' AND m.deadline <= ? AND m.next_attempt_at <= ? ORDER BY m.deadline, m.msg_id LIMIT ?`,
     ),
+    unsent: db.prepare<[number], MessageSqlRow>(
+      `SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES}
+       WHERE m.state = 'pending' AND m.attempts = 0 ORDER BY m.created_at, m.msg_id LIMIT ?`,
+    ),
+    dataVersion: db.prepare<[], number>(`PRAGMA data_version`).pluck(),
     nextDueAt: db.prepare<[], number | null>(`SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending'`).pluck(),
     markAttempt: db.prepare<[number, string]>(
       `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ? WHERE msg_id = ? AND state = 'pending'`,
@@ -200,26 +205,73 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#batch.stats
   }
 
+  /**
+   * SQLite's `PRAGMA data_version` of this connection: it changes when
+   * another connection (another process) commits to the file, never for
+   * this store's own writes. A cheap way to learn that something else wrote.
+   */
+  dataVersion(): number {
+    return this.#file.read(() => this.#s.dataVersion.get() as number)
+  }
+
+  /**
+   * Runs `fn` while holding the file's write lock (`BEGIN IMMEDIATE`, after
+   * the queued writes are committed): other connections' writes wait (their
+   * busy timeout) until it settles. For coordination between processes
+   * (e.g. one agent per outbox). This store's own writes must not be issued
+   * before it settles: they would be refused. Rejects with what `fn` rejects
+   * with, or a `StoreError` if the lock cannot be had within the busy timeout.
+   */
+  async exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    this.#file.read(() => undefined)
+    this.#batch.flush()
+    const db = this.#file.db
+    this.#file.read(() => db.exec('BEGIN IMMEDIATE'))
+    try {
+      return await fn()
+    } finally {
+      if (db.inTransaction) db.exec('COMMIT')
+    }
+  }
+
   /** The connection, for tests and diagnostics. Writing through it bypasses group commit. */
   get database(): Database.Database {
     return this.#file.db
   }
 
   add(message: NewOutboxMessage): Added {
+    const { committed, durable } = this.#batch.runWithCommit(() => this.#insert(message))
+    return added(committed, durable)
+  }
+
+  /**
+   * Commits several new messages in one write: all of them or none (a
+   * refused one, such as a duplicate msgId, fails the whole batch it ran in,
+   * so use it in a process that writes nothing else meanwhile). Otherwise as
+   * {@link add}; for a process that hands many messages over at once
+   * (`gilmsg enqueue --lines`).
+   */
+  addAll(messages: readonly NewOutboxMessage[]): Added {
     const { committed, durable } = this.#batch.runWithCommit(() => {
-      checkNewMessage(message)
-      const s = this.#s
-      try {
-        s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, message.nextAttemptAt)
-      } catch (e) {
-        // The first statement: a duplicate msg_id changed nothing, and is refused alone.
-        if ((e as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateMessage(message.msgId, this.path)
-        throw e
-      }
-      s.insertBody.run(message.msgId, message.body)
-      message.recipients.forEach((cn, position) => s.insertRecipient.run(message.msgId, cn, position))
+      for (const m of messages) checkNewMessage(m)
+      for (const m of messages) this.#insert(m)
     })
     return added(committed, durable)
+  }
+
+  #insert(message: NewOutboxMessage): void {
+    checkNewMessage(message)
+    const s = this.#s
+    try {
+      const attempts = message.unsent === true ? 0 : 1
+      s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, attempts, message.nextAttemptAt)
+    } catch (e) {
+      // The first statement: a duplicate msg_id changed nothing, and is refused alone.
+      if ((e as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateMessage(message.msgId, this.path)
+      throw e
+    }
+    s.insertBody.run(message.msgId, message.body)
+    message.recipients.forEach((cn, position) => s.insertRecipient.run(message.msgId, cn, position))
   }
 
   get(msgId: string): OutboxMessage | undefined {
@@ -292,6 +344,13 @@ export class SqliteOutboxStore implements OutboxStore {
       if (deadlineBy === undefined) return this.#s.due.all(now, limit).map((row) => this.#toMessage(row))
       checkTime('due(deadlineBy)', deadlineBy)
       return this.#s.dueBy.all(deadlineBy, now, limit).map((row) => this.#toMessage(row))
+    })
+  }
+
+  unsent(limit: number): OutboxMessage[] {
+    return this.#file.read(() => {
+      checkLimit('unsent(limit)', limit)
+      return this.#s.unsent.all(limit).map((row) => this.#toMessage(row))
     })
   }
 

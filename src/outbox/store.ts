@@ -36,6 +36,13 @@ export interface NewOutboxMessage {
   readonly deadline: number
   /** When the first resend is due (ms since the epoch). */
   readonly nextAttemptAt: number
+  /**
+   * True when the process committing it does not send it (`gilmsg enqueue`):
+   * it is stored with `attempts` 0 and listed by {@link OutboxStore.unsent}
+   * until a publisher sends it (`markAttempt`). Default false: the committer
+   * sends it at once (attempts 1).
+   */
+  readonly unsent?: boolean
 }
 
 export interface OutboxMessage extends NewOutboxMessage {
@@ -121,7 +128,8 @@ export interface ListFilter {
 
 export interface OutboxStore {
   /**
-   * Commits a new pending message (state pending, attempts 1) with its
+   * Commits a new pending message (state pending, attempts 1, or 0 when
+   * `unsent`) with its
    * recipients: see {@link Added} for when each promise settles. Rejects a
    * duplicate msgId with a `StoreError`.
    */
@@ -141,6 +149,8 @@ export interface OutboxStore {
    * earliest deadline first (the urgent ones, resent before any backlog).
    */
   due(now: number, limit: number, deadlineBy?: number): OutboxMessage[]
+  /** Pending messages never sent (added `unsent`, no `markAttempt` since), oldest `createdAt` first (ties by msgId), at most `limit`. */
+  unsent(limit: number): OutboxMessage[]
   /** The earliest `nextAttemptAt` of a pending message, or undefined if none. */
   nextDueAt(): number | undefined
   /** Counts a resend and sets when the next is due. Not necessarily durable (a crash repeats a resend, harmlessly). */

@@ -20,7 +20,7 @@ import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
 import { AckIntake } from './ack-intake.js'
 import { ResendBudget } from './resend-budget.js'
-import { RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
+import { RESEND_BATCH, RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
 import { RttEstimator } from './rtt.js'
 import { DEFAULT_BACKOFF } from './backoff.js'
 import { ACK_MODNAME, ACK_TOPIC, reliableFields } from './protocol.js'
@@ -62,6 +62,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   #ackSub: Subscription | undefined
   #ackLoop: Promise<void> | undefined
   #closing: Promise<void> | undefined
+  #unsentPass: Promise<number> | undefined
+  #unsentAgain = false
 
   constructor(options: ReliablePublisherOptions) {
     super()
@@ -112,9 +114,10 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   }
 
   /**
-   * Subscribes to ACKs, expires what is overdue, purges old receipts and
-   * resumes resending every pending message. Resolves once the ACK
-   * subscription is open, before anything is sent.
+   * Subscribes to ACKs, expires what is overdue, purges old receipts,
+   * resumes resending every pending message and sends those never sent
+   * (see {@link sendUnsent}). Resolves once the ACK subscription is open,
+   * before anything is sent.
    */
   async start(): Promise<void> {
     this.#ackSub = await this.#bus.subscribe(this.#ackTopic)
@@ -123,6 +126,61 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     await this.#store.purge(now - this.#retentionMs)
     await this.#expireDue(now)
     this.#scheduler.arm()
+    void this.sendUnsent()
+  }
+
+  /**
+   * Sends, oldest first, every pending message that another process
+   * committed without sending (`gilmsg enqueue`: the outbox's `unsent`),
+   * and schedules its resends as for a message sent by `enqueue()`.
+   * Idempotent: a message is sent once this way (`markAttempt` takes it off
+   * the list before it is sent). A call while a pass runs makes that pass
+   * look again once done; a pass ends by re-arming the resend timer (another
+   * process may have made a message due). Resolves with how many it sent; never rejects (a
+   * failure is emitted as `background:error`, and what was not sent stays
+   * for the next call or the resend timer).
+   */
+  sendUnsent(): Promise<number> {
+    if (this.#unsentPass !== undefined) {
+      this.#unsentAgain = true
+      return this.#unsentPass
+    }
+    const pass = (async () => {
+      let sent = 0
+      try {
+        do {
+          this.#unsentAgain = false
+          sent += await this.#sendUnsentBatches()
+        } while (this.#unsentAgain && !this.#closing)
+      } catch (e) {
+        this.emit('background:error', asGilmsgError(e, 'sending unsent messages failed'))
+      }
+      // Another process may also have made a message due (gilmsg outbox retry).
+      this.#scheduler.arm()
+      return sent
+    })()
+    this.#unsentPass = pass.finally(() => (this.#unsentPass = undefined))
+    return this.#unsentPass
+  }
+
+  async #sendUnsentBatches(): Promise<number> {
+    let sent = 0
+    for (;;) {
+      if (this.#closing) return sent
+      const batch = this.#store.unsent(RESEND_BATCH)
+      const first = batch[0]
+      if (first === undefined) return sent
+      await this.#awaitSubscriber(first.topic)
+      for (const m of batch) {
+        if (this.#closing) return sent
+        const now = this.#clock.now()
+        const nextAttemptAt = now + this.#rtt.firstResendDelay(m.deadline - now)
+        this.#store.markAttempt(m.msgId, nextAttemptAt)
+        this.#scheduler.arm(nextAttemptAt)
+        await this.#bus.send(m)
+        sent++
+      }
+    }
   }
 
   /**

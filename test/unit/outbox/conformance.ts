@@ -436,6 +436,23 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(store.get(m.msgId)).toMatchObject({ attempts: 3, nextAttemptAt: T0 + 9_000 })
       })
 
+      it('unsent: pending messages added unsent (attempts 0), oldest first (ties by msgId), until markAttempt sends them', async () => {
+        const sent = newMessage({ createdAt: T0 })
+        const later = newMessage({ createdAt: T0 + 20, unsent: true })
+        const tieB = newMessage({ msgId: 'tie-b', createdAt: T0 + 10, unsent: true })
+        const tieA = newMessage({ msgId: 'tie-a', createdAt: T0 + 10, unsent: true })
+        const finished = newMessage({ createdAt: T0, recipients: ['alice'], unsent: true })
+        for (const m of [sent, later, tieB, tieA, finished]) await store.add(m).durable
+        await store.recordAck(ackOf(finished, 'alice')).durable
+        expect(store.get(later.msgId)).toMatchObject({ attempts: 0, state: 'pending' })
+        expect(store.unsent(10).map((m) => m.msgId)).toEqual(['tie-a', 'tie-b', later.msgId])
+        expect(store.unsent(1).map((m) => m.msgId)).toEqual(['tie-a'])
+        store.markAttempt('tie-a', T0 + 500)
+        expect(store.get('tie-a')).toMatchObject({ attempts: 1, nextAttemptAt: T0 + 500 })
+        expect(store.unsent(10).map((m) => m.msgId)).toEqual(['tie-b', later.msgId])
+        expect(() => store.unsent(-1)).toThrow(GilmsgError)
+      })
+
       it('markAttempt is a no-op for an unknown or finished message', async () => {
         const m = newMessage({ recipients: ['alice'] })
         await store.add(m).durable

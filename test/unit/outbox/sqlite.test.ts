@@ -93,7 +93,7 @@ describe('SqliteOutboxStore', () => {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
       expect(db.pragma('foreign_keys', { simple: true })).toBe(1)
       expect(db.pragma('synchronous', { simple: true })).toBe(1)
-      expect(db.pragma('user_version', { simple: true })).toBe(1)
+      expect(db.pragma('user_version', { simple: true })).toBe(2)
       const tables = db.prepare(`SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') ORDER BY name`).pluck().all()
       expect(tables).toEqual(
         expect.arrayContaining([
@@ -104,6 +104,7 @@ describe('SqliteOutboxStore', () => {
           'messages_deadline',
           'messages_due',
           'messages_finished',
+          'messages_unsent',
           'recipients',
           'recipients_ack_body',
         ]),
@@ -147,6 +148,7 @@ describe('SqliteOutboxStore', () => {
       expect(plan(`SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending'`)).toMatch(/messages_due/)
       expect(plan(`SELECT msg_id FROM messages WHERE state = 'pending' AND deadline <= 5 ORDER BY deadline, msg_id`)).toMatch(/messages_deadline/)
       expect(plan(`DELETE FROM messages WHERE state != 'pending' AND finished_at < 5`)).toMatch(/messages_finished/)
+      expect(plan(`SELECT msg_id FROM messages WHERE state = 'pending' AND attempts = 0 ORDER BY created_at, msg_id LIMIT 10`)).toMatch(/messages_unsent/)
       expect(plan(`SELECT 1 FROM recipients WHERE ack_body_id = 5`)).toMatch(/recipients_ack_body/)
     } finally {
       await store.close()
