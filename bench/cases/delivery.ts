@@ -29,7 +29,7 @@ import type { Pki } from '../lib/pki.js'
 import { WorkerProcess } from '../lib/proc.js'
 import { APP_PREFIX, certname, startBenchRelay, writeConfig, type BenchRelay, type KeyFamily } from '../lib/setup.js'
 import { fdatasyncLatencies } from '../lib/disk.js'
-import { fmt } from '../lib/format.js'
+import { fmt, formatLatency } from '../lib/format.js'
 import { roundSummary, summarize, type Summary } from '../lib/stats.js'
 import { line, type BenchCase, type BenchContext, type CaseResult } from '../lib/types.js'
 import { samplePayload } from './canonical.js'
@@ -123,9 +123,8 @@ export async function publishRun(
 }
 
 function latencyNote(r: RunResult): string {
-  const l = r.latency
   const failed = r.failed > 0 ? `; ${r.failed} FAILED` : ''
-  return `ack p50 ${fmt(l.p50)} / p99 ${fmt(l.p99)} / max ${fmt(l.max)} ms; ${r.acked} acked, ${fmt(r.rate)}/s; ${r.resends} resends${failed}`
+  return `ack ${formatLatency(r.latency)}; ${r.acked} acked, ${fmt(r.rate)}/s; ${r.resends} resends${failed}`
 }
 
 export const deliveryCase: BenchCase = {
@@ -204,6 +203,19 @@ export const deliveryCase: BenchCase = {
                 target: pipelinedTarget,
                 notes: `best at ${best.window} in flight: ${latencyNote(p)}; ${byWindow.map((w) => `${w.window}: ${fmt(w.result.rate)}/s`).join(', ')}`,
                 details: { ...p, window: best.window, byWindow, rawSignRuns: sign.runs },
+                series: [
+                  {
+                    plot: 'Acknowledged messages/s against publish() calls in flight (dashed: raw signs/s of one core)',
+                    label: `${familyName}, ${n} recipient(s)`,
+                    xTitle: 'publish() calls in flight',
+                    yTitle: 'acknowledged messages/s',
+                    xScale: 'log',
+                    yScale: 'log',
+                    points: byWindow.map((w) => ({ x: w.window, y: w.result.rate })),
+                    floor: sign.rate,
+                    floorLabel: `raw ${family === 'rsa' ? 'RSA-2048' : 'P-256'} signs/s, one core`,
+                  },
+                ],
               }),
               line({
                 id: `delivery.${family}.r${n}.serial`,
@@ -215,6 +227,11 @@ export const deliveryCase: BenchCase = {
                 target: family === 'ec' ? { text: '<= 3x raw rtt p50', met: (_f: number, _b: number, ratio: number) => ratio <= 3 } : undefined,
                 notes: latencyNote(s),
                 details: { ...s, rawRttDirect: roundSummary(rttDirect), rawRttRelay: roundSummary(rttRelay) },
+                latency: [
+                  { label: `${familyName}, ${n} recipient(s), one at a time`, distribution: s.latency },
+                  { label: 'raw PUB/SUB round trip, direct', distribution: roundSummary(rttDirect), floor: true },
+                  { label: 'raw PUB/SUB round trip, through the relay', distribution: roundSummary(rttRelay), floor: true },
+                ],
               }),
             )
             if (n === 1) {
@@ -230,6 +247,7 @@ export const deliveryCase: BenchCase = {
                     `floor = relay round trip ${fmt(floor.relayRttMs * 1000)} us + 2 signs x ${fmt(floor.signMs * 1000)} us` +
                     ` + 2 verifies x ${fmt(floor.verifyMs * 1000)} us + 1 fdatasync ${fmt(floor.fdatasyncMs * 1000)} us`,
                   details: { floor, rawSignRuns: sign.runs, rawVerifyRuns: verify.runs, fdatasync: roundSummary(fsync) },
+                  latency: [{ label: `floor of signed, durable delivery, ${familyName}`, value: floor.totalMs }],
                 }),
               )
             }
