@@ -123,6 +123,7 @@ td .unit, td .name { color: #666; font-size: 11px; }
 td .name { max-width: 360px; }
 td.ratio { font-weight: bold; }
 td.notes { color: #444; font-size: 12px; max-width: 420px; }
+td.verdict { white-space: nowrap; }
 tr.met td.verdict { color: #2e7d32; font-weight: bold; }
 tr.not-met td.verdict { color: #c62828; font-weight: bold; }
 tr.na td.verdict { color: #757575; }
