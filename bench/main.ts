@@ -2,11 +2,12 @@
  * The gilmsg benchmark (issue #4): every line measures gilmsg and its
  * baseline in the same run, in separate processes over tcp on 127.0.0.1
  * where a network is involved. Progress goes to stderr, the table to stdout,
- * the results to a JSON file.
+ * the results to a JSON file, and on request an HTML report with plots.
  *
- *   node dist/bench/main.js [--quick] [--only CASE,...] [--out FILE]
+ *   node dist/bench/main.js [--quick] [--only CASE,...] [--out FILE] [--report FILE.html]
+ *   node dist/bench/main.js --report-from RESULTS.json [--report FILE.html]
  */
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -23,13 +24,14 @@ import { scalingCase } from './cases/scaling.js'
 import { resultsTable } from './lib/format.js'
 import { killAll, killAllNow, liveChildren } from './lib/proc.js'
 import { makeBenchPki } from './lib/setup.js'
-import type { BenchCase, BenchContext, CaseResult } from './lib/types.js'
+import type { BenchCase, BenchContext, BenchReport, CaseEntry, CaseResult } from './lib/types.js'
 
 /** Every case group, in the order they run. */
 export const CASES: readonly BenchCase[] = [canonicalCase, cryptoCase, busCase, deliveryCase, outboxCase, memoryCase, cliCase, scalingCase]
 
 /** `gilmsg bench --help` / `node dist/bench/main.js --help`. */
-export const BENCH_HELP = `Usage: gilmsg bench [--quick] [--only CASE,...] [--out FILE]
+export const BENCH_HELP = `Usage: gilmsg bench [--quick] [--only CASE,...] [--out FILE] [--report FILE.html]
+       gilmsg bench --report-from RESULTS.json [--report FILE.html]
 
 Measures gilmsg beside a baseline for each figure, in one run, every network party its own
 process on 127.0.0.1 tcp. Progress goes to stderr, a table (case, figure, baseline, ratio,
@@ -38,23 +40,53 @@ target, verdict) to stdout, and every measurement to a JSON file.
   --only CASE,...  run only these case groups: ${CASES.map((c) => c.id).join(', ')}
   --out FILE       the JSON results (default gilmsg-bench-<ISO timestamp>.json in the current
                    directory)
+  --report FILE    also write one self-contained HTML page (no script, nothing fetched): the
+                   machine, the table and the plots (latency by percentile, throughput against
+                   the in-flight window, scaling lines, each figure against its floor)
+  --report-from F  measure nothing: render the report of an existing results file F (to
+                   --report, default F with .html in place of .json)
 The figures are only as quiet as the machine: the load average is recorded with them.
 Environment: GILMSG_BENCH_VERBOSE=1 echoes the workers' output; GILMSG_BENCH_WORKER_ARGS
 adds node options to the workers (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof");
 GILMSG_BENCH_KEEP=1 keeps the temporary working directory (certificates, configs, stores).
-Exit codes: 0 every case ran (targets missed or not), 1 a case failed, 2 usage error.`
+Exit codes: 0 every case ran (targets missed or not), 1 a case failed or the report could not
+be written, 2 usage error (--report-from: a file that is not a results file included).`
 
-/** The JSON file's `cases` entries: a measured line, or a case group that failed. */
-export type CaseEntry = CaseResult | { readonly id: string; readonly name: string; readonly error: string }
+export type { BenchReport, CaseEntry } from './lib/types.js'
 
-/** The JSON file written at the end of a run. */
-export interface BenchReport {
-  readonly machine: { cpus: number; model: string; node: string; platform: string; loadavg: number[] }
-  readonly quick: boolean
-  readonly startedAt: string
-  readonly finishedAt: string
-  readonly loadavgAtEnd: number[]
-  readonly cases: CaseEntry[]
+/** Where `--report-from FILE` writes its page without `--report`: FILE with `.html` in place of `.json`. */
+export function defaultReportPath(resultsFile: string): string {
+  return resultsFile.replace(/\.json$/i, '') + '.html'
+}
+
+/** Renders `report` to `file` (HTML); resolves with the absolute path written. */
+async function writeReport(report: BenchReport, file: string): Promise<string> {
+  const { renderReportHtml } = await import('./lib/report.js')
+  const html = await renderReportHtml(report)
+  const path = resolve(file)
+  mkdirSync(dirname(path), { recursive: true })
+  writeFileSync(path, html)
+  return path
+}
+
+/** `--report-from FILE [--report OUT]`: 0 written, 1 not written, 2 FILE unreadable or not a results file. */
+async function reportFrom(file: string, out: string | undefined): Promise<number> {
+  const { parseBenchResults } = await import('./lib/report.js')
+  let report: BenchReport
+  try {
+    report = parseBenchResults(readFileSync(file, 'utf8'))
+  } catch (e) {
+    process.stderr.write(`gilmsg bench: --report-from ${file}: ${(e as Error).message}\n`)
+    return 2
+  }
+  try {
+    const path = await writeReport(report, out ?? defaultReportPath(file))
+    process.stdout.write(`report: ${path}\n`)
+    return 0
+  } catch (e) {
+    process.stderr.write(`gilmsg bench: the report could not be written: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`)
+    return 1
+  }
 }
 
 /** The results file when there is no --out: in the current directory, never inside the installed package. */
@@ -73,11 +105,18 @@ function round(x: number[]): number[] {
  * Never rejects. Every child process is killed before it resolves.
  */
 export async function runBench(argv: readonly string[]): Promise<number> {
-  let values: { quick?: boolean; only?: string; out?: string; help?: boolean }
+  let values: { quick?: boolean; only?: string; out?: string; report?: string; 'report-from'?: string; help?: boolean }
   try {
     values = parseArgs({
       args: [...argv],
-      options: { quick: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        quick: { type: 'boolean' },
+        only: { type: 'string' },
+        out: { type: 'string' },
+        report: { type: 'string' },
+        'report-from': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }).values
   } catch (e) {
@@ -87,6 +126,15 @@ export async function runBench(argv: readonly string[]): Promise<number> {
   if (values.help) {
     process.stdout.write(BENCH_HELP + '\n')
     return 0
+  }
+  const from = values['report-from']
+  if (from !== undefined) {
+    const measuring = (['quick', 'only', 'out'] as const).filter((k) => values[k] !== undefined)
+    if (measuring.length > 0) {
+      process.stderr.write(`gilmsg bench: --report-from measures nothing: expected none of --quick, --only, --out with it, got ${measuring.map((k) => `--${k}`).join(', ')}\n`)
+      return 2
+    }
+    return reportFrom(from, values.report)
   }
   const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '')
   const unknown = only?.filter((id) => !CASES.some((c) => c.id === id)) ?? []
@@ -166,8 +214,18 @@ export async function runBench(argv: readonly string[]): Promise<number> {
     `\n${results.length} lines, targets met ${met}/${targets}${failed ? `, ${failed} case group(s) FAILED` : ''}; ` +
       `load average ${machine.loadavg.join(' ')} at start, ${report.loadavgAtEnd.join(' ')} at end; results: ${out}\n`,
   )
+  let reportFailed = false
+  if (values.report !== undefined) {
+    try {
+      const path = await writeReport(report, values.report)
+      process.stdout.write(`report: ${path}\n`)
+    } catch (e) {
+      reportFailed = true
+      process.stderr.write(`gilmsg bench: the report could not be written (the results are in ${out}): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`)
+    }
+  }
   progress(`finished in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
-  return failed > 0 ? 1 : 0
+  return failed > 0 || reportFailed ? 1 : 0
 }
 
 function isMain(): boolean {

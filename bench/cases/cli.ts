@@ -8,7 +8,7 @@
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { fmt } from '../lib/format.js'
+import { formatLatency } from '../lib/format.js'
 import { CLI_SCRIPT, LineProcess, runTimed, type TimedRun } from '../lib/proc.js'
 import { certname, startBenchRelay, writeConfig } from '../lib/setup.js'
 import { roundSummary, summarize } from '../lib/stats.js'
@@ -65,8 +65,12 @@ export const cliCase: BenchCase = {
           baseline: b.p50,
           baselineUnit: 'ms p50 (node -e)',
           target: { text: "<= 300 ms and <= 5x node -e ''", met: (f, _b, ratio) => f <= 300 && ratio <= 5 },
-          notes: `publish p99 ${fmt(p.p99)} / max ${fmt(p.max)} ms; node -e p99 ${fmt(b.p99)} ms; ${publishMs.length}/${runs} ok${failures.length ? `, ${failures.length} FAILED` : ''}`,
+          notes: `publish ${formatLatency(p)}; node -e ${formatLatency(b)}; ${publishMs.length}/${runs} ok${failures.length ? `, ${failures.length} FAILED` : ''}`,
           details: { runs, publish: roundSummary(p), bare: roundSummary(b), failures, publishMs, bareMs },
+          latency: [
+            { label: 'gilmsg publish --recipients r1 r2 (new process)', distribution: roundSummary(p) },
+            { label: "node -e ''", distribution: roundSummary(b), floor: true },
+          ],
         }),
       ]
     } finally {

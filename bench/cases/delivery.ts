@@ -43,7 +43,7 @@ import { CpuWindow } from '../lib/cpu.js'
 import { WorkerProcess } from '../lib/proc.js'
 import { APP_PREFIX, certname, startBenchRelay, writeConfig, type BenchRelay, type KeyFamily } from '../lib/setup.js'
 import { fdatasyncLatencies } from '../lib/disk.js'
-import { fmt } from '../lib/format.js'
+import { fmt, formatLatency } from '../lib/format.js'
 import { roundSummary, summarize, type Summary } from '../lib/stats.js'
 import { line, type BenchCase, type BenchContext, type CaseResult } from '../lib/types.js'
 import { samplePayload } from './canonical.js'
@@ -197,9 +197,8 @@ export async function publishRun(
 }
 
 function latencyNote(r: RunResult): string {
-  const l = r.latency
   const failed = r.failed > 0 ? `; ${r.failed} FAILED` : ''
-  return `ack p50 ${fmt(l.p50)} / p99 ${fmt(l.p99)} / max ${fmt(l.max)} ms; ${r.acked} acked, ${fmt(r.rate)}/s; ${r.resends} resends${failed}`
+  return `ack ${formatLatency(r.latency)}; ${r.acked} acked, ${fmt(r.rate)}/s; ${r.resends} resends${failed}`
 }
 
 export const deliveryCase: BenchCase = {
@@ -274,6 +273,19 @@ export const deliveryCase: BenchCase = {
                 target: n === 3 && family === 'rsa' ? { text: '>= 0.5x raw RSA signs/s', met: (_f: number, _b: number, ratio: number) => ratio >= 0.5 } : undefined,
                 notes: `best at ${best.window} in flight: ${latencyNote(p)}; ${byWindow.map((w) => `${w.window}: ${fmt(w.result.rate)}/s`).join(', ')}; ${bestCpu}`,
                 details: { ...p, window: best.window, byWindow, rawSignRuns: sign.runs },
+                series: [
+                  {
+                    plot: 'Acknowledged messages/s against publish() calls in flight (dashed: raw signs/s of one core)',
+                    label: `${familyName}, ${n} recipient(s)`,
+                    xTitle: 'publish() calls in flight',
+                    yTitle: 'acknowledged messages/s',
+                    xScale: 'log',
+                    yScale: 'log',
+                    points: byWindow.map((w) => ({ x: w.window, y: w.result.rate })),
+                    floor: sign.rate,
+                    floorLabel: `raw ${family === 'rsa' ? 'RSA-2048' : 'P-256'} signs/s, one core`,
+                  },
+                ],
               }),
               line({
                 id: `delivery.${family}.r${n}.serial`,
@@ -284,6 +296,11 @@ export const deliveryCase: BenchCase = {
                 baselineUnit: 'ms rtt p50',
                 notes: latencyNote(s),
                 details: { ...s, rawRttDirect: roundSummary(rttDirect), rawRttRelay: roundSummary(rttRelay) },
+                latency: [
+                  { label: `${familyName}, ${n} recipient(s), one at a time`, distribution: s.latency },
+                  { label: 'raw PUB/SUB round trip, direct', distribution: roundSummary(rttDirect), floor: true },
+                  { label: 'raw PUB/SUB round trip, through the relay', distribution: roundSummary(rttRelay), floor: true },
+                ],
               }),
             )
             if (n === 1) {
@@ -300,6 +317,7 @@ export const deliveryCase: BenchCase = {
                     `floor = relay round trip ${fmt(floor.relayRttMs * 1000)} us + 2 signs x ${fmt(floor.signMs * 1000)} us` +
                     ` + 2 verifies x ${fmt(floor.verifyMs * 1000)} us + 1 fdatasync ${fmt(floor.fdatasyncMs * 1000)} us`,
                   details: { floor, rawSignRuns: sign.runs, rawVerifyRuns: verify.runs, fdatasync: roundSummary(fsync) },
+                  latency: [{ label: `floor of signed, durable delivery, ${familyName}`, value: floor.totalMs }],
                 }),
               )
             } else {

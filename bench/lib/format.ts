@@ -1,3 +1,4 @@
+import type { Summary } from './stats.js'
 import type { CaseResult } from './types.js'
 
 /** A number for people: thousands separated, about three significant digits below 100. */
@@ -9,6 +10,26 @@ export function fmt(x: number): string {
   if (abs >= 1) return x.toFixed(2)
   if (abs === 0) return '0'
   return x.toPrecision(2)
+}
+
+/** A duration (given in ms) to 3 significant digits, HdrHistogram's precision, in the unit that suits it: `170 us`, `2.50 ms`, `1.20 s`. */
+export function fmtDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return String(ms)
+  const sig = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toPrecision(3))
+  if (ms < 1) return `${sig(ms * 1000)} us`
+  if (ms < 1000) return `${sig(ms)} ms`
+  return `${sig(ms / 1000)} s`
+}
+
+/**
+ * The percentiles HdrHistogram summarises a distribution with, each with its
+ * unit: `p50 2.50 ms, p90 2.91 ms, p99 3.40 ms, p99.9 3.51 ms, max 3.51 ms (n 400)`;
+ * `no samples` when empty.
+ */
+export function formatLatency(s: Summary): string {
+  if (s.n === 0) return 'no samples'
+  const parts: [string, number][] = [['p50', s.p50], ['p90', s.p90], ['p99', s.p99], ['p99.9', s.p999], ['max', s.max]]
+  return `${parts.map(([k, v]) => `${k} ${fmtDuration(v)}`).join(', ')} (n ${s.n})`
 }
 
 /** The verdict column: `met`, `not met`, or `n/a` without a target. */

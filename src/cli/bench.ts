@@ -1,10 +1,12 @@
 import { ExitCode } from './exit-codes.js'
 
 /**
- * `gilmsg bench [--quick] [--only CASE,...] [--out FILE]`: runs the benchmark
- * (`bench/main.ts`, compiled beside the CLI in `dist/`). `--help` describes
- * the options. Resolves with its exit code: 0 every case ran, 1 a case
- * failed, 2 usage error.
+ * `gilmsg bench [--quick] [--only CASE,...] [--out FILE] [--report FILE.html]`
+ * runs the benchmark (`bench/main.ts`, compiled beside the CLI in `dist/`);
+ * `gilmsg bench --report-from RESULTS.json [--report FILE.html]` renders the
+ * HTML report of an earlier run. `--help` describes the options. Resolves
+ * with its exit code: 0 every case ran (or the report was written), 1 a case
+ * failed or the report could not be written, 2 usage error.
  */
 export async function run(argv: string[]): Promise<number> {
   let bench: typeof import('../../bench/main.js')

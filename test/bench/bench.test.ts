@@ -1,7 +1,9 @@
 /**
  * The benchmark never rots: `node dist/bench/main.js --quick` runs every case
  * with tiny counts, as a subprocess, and must exit 0 with the table on stdout
- * and a well-formed JSON file. No timing is asserted (the machine is shared).
+ * and a well-formed JSON file, and its HTML report (--report) must hold the
+ * table and the plots, and come out the same from --report-from. No timing
+ * is asserted (the machine is shared).
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -30,10 +32,12 @@ async function run(args: readonly string[], timeoutMs: number): Promise<{ code: 
 }
 
 describe('bench --quick', () => {
-  it('runs every case group, prints the table and writes the JSON results', async () => {
+  it('runs every case group, prints the table, writes the JSON results and the HTML report', async () => {
     const out = join(dir, 'results.json')
-    const r = await run(['--quick', '--out', out], 115_000)
+    const page = join(dir, 'report.html')
+    const r = await run(['--quick', '--out', out, '--report', page], 115_000)
     expect(r.code, r.stderr.slice(-4000)).toBe(0)
+    expect(r.stdout).toContain(`report: ${page}\n`)
 
     const header = r.stdout.split('\n')[0] ?? ''
     for (const column of ['case', 'figure', 'baseline', 'ratio', 'target', 'verdict']) expect(header).toContain(column)
@@ -61,12 +65,36 @@ describe('bench --quick', () => {
     // The outbox history is mostly copied in SQL (writing it all through the store takes minutes at full size).
     const history = report.cases.find((c) => c.id === 'outbox.e2e.full.10k')?.details as { fill?: { seeded: number; copied: number } } | undefined
     expect(history?.fill?.copied, 'rows copied in SQL').toBeGreaterThan(history?.fill?.seeded ?? 0)
-  }, 120_000)
+
+    // One self-contained page: the table (a row per line) and the plots inlined as SVG, nothing fetched.
+    const html = readFileSync(page, 'utf8')
+    expect(html).not.toMatch(/<script|<link|<img|<iframe/i)
+    expect(html).not.toMatch(/\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?\/\//i)
+    const table = html.slice(html.indexOf('<table'), html.indexOf('</table>'))
+    for (const c of report.cases) expect(table).toContain(`<code>${c.id}</code>`)
+    const plots = html.match(/<svg[\s\S]*?<\/svg>/g) ?? []
+    for (const title of ['Each figure against its baseline or floor', 'Latency by percentile: delivery', 'Acknowledged messages/s against publish() calls in flight']) {
+      expect(html).toContain(title)
+    }
+    expect(plots.length).toBeGreaterThanOrEqual(3)
+    expect(plots.some((svg) => svg.includes('raw PUB/SUB round trip, direct') && svg.includes('99%'))).toBe(true)
+    // The quick run's one-at-a-time lines carry HdrHistogram's percentile distribution.
+    const serial = report.cases.find((c) => c.id === 'delivery.ec.r1.serial') as { latency?: { distribution?: { percentiles: unknown[] } }[] } | undefined
+    expect(serial?.latency?.[0]?.distribution?.percentiles.length).toBeGreaterThan(5)
+
+    // --report-from renders the same page again from the JSON, measuring nothing.
+    const again = join(dir, 'again.html')
+    const re = await run(['--report-from', out, '--report', again], 30_000)
+    expect(re.code, re.stderr).toBe(0)
+    expect(readFileSync(again, 'utf8')).toBe(html)
+  }, 150_000)
 
   it('--help exits 0; an unknown --only case exits 2 naming the valid ones', async () => {
     const help = await run(['--help'], 20_000)
     expect(help.code).toBe(0)
     expect(help.stdout).toMatch(/--quick/)
+    expect(help.stdout).toMatch(/--report FILE/)
+    expect(help.stdout).toMatch(/--report-from/)
     const bad = await run(['--only', 'nope'], 20_000)
     expect(bad.code).toBe(2)
     expect(bad.stderr).toMatch(/canonical, crypto, bus, delivery, outbox, memory, cli/)
