@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 
 const MAIN = fileURLToPath(new URL('../../dist/bench/main.js', import.meta.url))
-const GROUPS = ['canonical', 'crypto', 'bus', 'delivery', 'outbox', 'memory', 'cli'] as const
+const GROUPS = ['canonical', 'crypto', 'bus', 'delivery', 'outbox', 'memory', 'cli', 'scaling'] as const
 
 const dir = mkdtempSync(join(tmpdir(), 'gilmsg-bench-test-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -35,7 +35,7 @@ describe('bench --quick', () => {
   it('runs every case group, prints the table, writes the JSON results and the HTML report', async () => {
     const out = join(dir, 'results.json')
     const page = join(dir, 'report.html')
-    const r = await run(['--quick', '--out', out, '--report', page], 115_000)
+    const r = await run(['--quick', '--out', out, '--report', page], 200_000)
     expect(r.code, r.stderr.slice(-4000)).toBe(0)
     expect(r.stdout).toContain(`report: ${page}\n`)
 
@@ -87,7 +87,7 @@ describe('bench --quick', () => {
     const re = await run(['--report-from', out, '--report', again], 30_000)
     expect(re.code, re.stderr).toBe(0)
     expect(readFileSync(again, 'utf8')).toBe(html)
-  }, 150_000)
+  }, 240_000)
 
   it('--help exits 0; an unknown --only case exits 2 naming the valid ones', async () => {
     const help = await run(['--help'], 20_000)
