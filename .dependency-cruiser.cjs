@@ -18,7 +18,9 @@ const MAY_IMPORT = {
   inbox: ['sqlite', 'util'],
   bus: ['config', 'crypto', 'envelope', 'json', 'transport', 'util'],
   reliable: ['bus', 'config', 'crypto', 'envelope', 'inbox', 'json', 'outbox', 'protocol', 'transport', 'util'],
-  cli: ['bus', 'config', 'crypto', 'envelope', 'inbox', 'json', 'outbox', 'reliable', 'transport', 'util'],
+  // observe: metrics, health server and logs of services; reads the layers below, never the CLI.
+  observe: ['bus', 'crypto', 'inbox', 'outbox', 'protocol', 'reliable', 'transport', 'util'],
+  cli: ['bus', 'config', 'crypto', 'envelope', 'inbox', 'json', 'observe', 'outbox', 'reliable', 'transport', 'util'],
 }
 
 const folderRules = Object.entries(MAY_IMPORT).map(([folder, allowed]) => ({

@@ -76,6 +76,7 @@ export class Bus {
   readonly #drops = new ReasonCounter()
   /** Messages dropped by this bus's subscriptions, by reason (transport and validation). */
   readonly drops: ReasonCounts = this.#drops.view
+  #published = 0
 
   constructor(options: BusOptions) {
     this.#opts = options
@@ -164,7 +165,13 @@ export class Bus {
   async publish(topic: string, msg: unknown, options: PublishOptions = {}): Promise<SealedMessage> {
     const sealed = this.seal(topic, msg, options)
     await this.send(sealed)
+    this.#published++
     return sealed
+  }
+
+  /** Messages sent by {@link publish} (plain fedmsg messages; not guaranteed ones, resends or ACKs). */
+  get published(): number {
+    return this.#published
   }
 
   /**

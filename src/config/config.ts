@@ -1,4 +1,5 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs'
+import { isIP } from 'node:net'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { ConfigError, errorMessage } from '../errors.js'
 import { CRYPTO_MODES, type CryptoMode } from '../crypto/types.js'
@@ -78,6 +79,11 @@ export interface GilmsgConfig {
   readonly accept_legacy_acks: boolean
   /** Resends per second while no ACK comes back (each ACK pays for one more); `Infinity`: no limit (written `0` in the file). Default 200. */
   readonly resend_rate: number
+  /**
+   * Where long-running commands serve `/metrics`, `/healthz` and `/readyz`: `HOST:PORT`, the
+   * host an IP literal (IPv6 in brackets) or `localhost`, port 0 for any free one. Default unset: no server.
+   */
+  readonly metrics_endpoint: string | undefined
 }
 
 type Kind =
@@ -97,6 +103,7 @@ type Kind =
   | 'path'
   | 'location'
   | 'addrs'
+  | 'hostport'
 
 const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   topic_prefix: 'string',
@@ -141,6 +148,7 @@ const SCHEMA: Record<Exclude<keyof GilmsgConfig, 'source'>, Kind> = {
   store_synchronous: 'sync',
   accept_legacy_acks: 'boolean',
   resend_rate: 'rate',
+  metrics_endpoint: 'hostport',
 }
 
 /** The config keys gilmsg uses (fedmsg's keys for parts gilmsg does not have are in `fedmsg-keys.ts`). */
@@ -192,6 +200,7 @@ export function defaultConfig(): GilmsgConfig {
     store_synchronous: 'FULL',
     accept_legacy_acks: false,
     resend_rate: D.DEFAULT_RESEND_RATE,
+    metrics_endpoint: undefined,
   }
 }
 
@@ -513,7 +522,29 @@ function check(key: string, kind: Kind, v: unknown, source: string, baseDir: str
     case 'path':
       if (typeof v !== 'string' || v === '' || URL_SCHEME.test(v)) return fail('a local file path')
       return isAbsolute(v) ? v : resolve(baseDir, v)
+    case 'hostport':
+      if (typeof v !== 'string' || parseHostPort(v) === undefined) return fail(HOST_PORT_EXPECTED)
+      return v
   }
+}
+
+/** What a `HOST:PORT` (`metrics_endpoint`, `--metrics`) must look like, for "expected X, got Y" messages. */
+export const HOST_PORT_EXPECTED = 'HOST:PORT with HOST an IP address ([...] for IPv6) or localhost, PORT 0 to 65535 (e.g. 127.0.0.1:9464)'
+
+/**
+ * Splits `HOST:PORT` (see {@link GilmsgConfig.metrics_endpoint}): undefined unless the host
+ * is an IP literal (IPv6 in brackets) or `localhost` and the port an integer from 0 to 65535.
+ * Host names other than localhost are refused: what a health server listens on must not
+ * depend on DNS.
+ */
+export function parseHostPort(value: string): { readonly host: string; readonly port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value)
+  if (m === null) return undefined
+  const port = Number(m[3])
+  if (port > 65535) return undefined
+  if (m[1] !== undefined) return isIP(m[1]) === 6 ? { host: m[1], port } : undefined
+  const host = m[2] as string
+  return host === 'localhost' || isIP(host) === 4 ? { host, port } : undefined
 }
 
 const ADDRESS = /^(tcp|ipc|inproc|pgm|epgm):\/\/.+/

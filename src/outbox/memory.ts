@@ -287,6 +287,16 @@ export class MemoryOutboxStore implements OutboxStore {
     return counts
   }
 
+  pendingByRecipient(): Record<string, number> {
+    this.#checkOpen()
+    const counts = new Map<string, number>()
+    for (const m of this.data.messages.values()) {
+      if (m.state !== DeliveryState.Pending) continue
+      for (const [cn, r] of m.recipients) if (r.state === DeliveryState.Pending) counts.set(cn, (counts.get(cn) ?? 0) + 1)
+    }
+    return Object.fromEntries([...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  }
+
   /** Detaches this store; the data stays. Idempotent. */
   close(): Promise<void> {
     this.#closed = true

@@ -141,6 +141,11 @@ function prepareStatements(db: Database.Database) {
     counts: db.prepare<[], { readonly state: DeliveryState; readonly n: number }>(
       `SELECT state, COUNT(*) AS n FROM messages GROUP BY state`,
     ),
+    // CROSS JOIN keeps messages (the pending ones, via messages_due) the outer loop: only pending rows are read.
+    pendingByRecipient: db.prepare<[], { readonly cn: string; readonly n: number }>(
+      `SELECT r.cn AS cn, COUNT(*) AS n FROM messages m CROSS JOIN recipients r ON r.msg_id = m.msg_id
+       WHERE m.state = 'pending' AND r.state = 'pending' GROUP BY r.cn ORDER BY r.cn`,
+    ),
   }
 }
 
@@ -415,6 +420,14 @@ export class SqliteOutboxStore implements OutboxStore {
       const counts = emptyCounts()
       for (const { state, n } of this.#s.counts.all()) counts[state] = n
       return counts
+    })
+  }
+
+  pendingByRecipient(): Record<string, number> {
+    return this.#file.read(() => {
+      const out: Record<string, number> = {}
+      for (const { cn, n } of this.#s.pendingByRecipient.all()) out[cn] = n
+      return out
     })
   }
 

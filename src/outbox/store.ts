@@ -167,6 +167,11 @@ export interface OutboxStore {
   list(filter?: ListFilter): OutboxMessage[]
   /** How many messages are in each state. */
   counts(): Record<DeliveryState, number>
+  /**
+   * How many pending messages wait for each recipient's ACK (recipients with
+   * none are left out), sorted by CN. Reads only pending messages.
+   */
+  pendingByRecipient(): Record<string, number>
   /** Flushes pending writes and closes. Idempotent. */
   close(): Promise<void>
 }

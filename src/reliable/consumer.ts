@@ -126,6 +126,9 @@ export class ReliableConsumer {
    * and the guaranteed messages refused: `msg_id_too_long`, `no_timestamp`, `stale`, `from_future`.
    */
   readonly stats: ReasonCounts = this.#stats.view
+  readonly #acksSent = new ReasonCounter()
+  /** Messages acknowledged (ACK committed to the inbox and sent), by disposition: `received`, `processed`, `rejected`. */
+  readonly acksSent: ReasonCounts = this.#acksSent.view
 
   constructor(options: ReliableConsumerOptions) {
     const signer = options.bus.signer
@@ -324,6 +327,7 @@ export class ReliableConsumer {
     await this.#batcher.ack(ackBody(m.msgId, m.digest, disposition, reason), signer, group)
     this.#unacked.delete(key)
     this.#stats.add('acks_sent')
+    this.#acksSent.add(disposition)
   }
 
   async #persist(acks: readonly QueuedAck[], sealed: SealedMessage): Promise<void> {

@@ -182,6 +182,16 @@ export class Gilmsg implements AsyncDisposable {
     return this.#consumer
   }
 
+  /** @internal The outbox, if opened with one: for metrics and health checks. */
+  get outbox(): OutboxStore | undefined {
+    return this.#outbox
+  }
+
+  /** @internal The inbox, if opened with one: for health checks. */
+  get inbox(): InboxStore | undefined {
+    return this.#inbox
+  }
+
   /**
    * Stops resending and the inbox's pruning timer, finishes the ACKs in flight
    * (signed, committed to the inbox and sent), closes the subscriptions and

@@ -3,6 +3,7 @@
  * resolve with, its events, their defaults, and the checks of per-call options.
  */
 import { describe, InvalidArgumentError, type GilmsgError, type RecipientAck } from '../errors.js'
+import type { Disposition } from '../protocol/ack.js'
 import type { Bus } from '../bus/bus.js'
 import type { OutboxStore } from '../outbox/store.js'
 import type { Clock } from '../util/clock.js'
@@ -69,6 +70,12 @@ export interface PublisherEvents {
   expired: (info: { msgId: string; acked: readonly RecipientAck[]; missing: readonly string[] }) => void
   /** A recipient rejected the message. */
   rejected: (info: { msgId: string; recipient: string; reason: string }) => void
+  /**
+   * A recipient's ACK was counted (once per recipient and message, rejections
+   * included), `latencyMs` after the message was first sent (committed to the
+   * outbox). Built only while someone listens: for metrics.
+   */
+  ack: (info: { msgId: string; recipient: string; disposition: Disposition; latencyMs: number }) => void
   /** A background step failed (a resend, an outbox write); delivery goes on where it can. */
   'background:error': (error: GilmsgError) => void
 }

@@ -59,6 +59,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #intake: AckIntake
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
+  #guaranteed = 0
   #ackSub: Subscription | undefined
   #ackLoop: Promise<void> | undefined
   #closing: Promise<void> | undefined
@@ -291,6 +292,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       nextAttemptAt,
     })
     await committed
+    this.#guaranteed++
     const waiter = this.#waiters.get(sealed.msgId)
     if (waiter !== undefined) waiter.sentAt = now
     this.#scheduler.arm(nextAttemptAt)
@@ -339,8 +341,10 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
 
   #onAckOutcome(record: AckRecord, outcome: AckOutcome): void {
     const msgId = record.msgId
-    if (outcome.kind === 'counted') this.#scheduler.credit()
-    if (outcome.kind !== 'counted') {
+    if (outcome.kind === 'counted') {
+      this.#scheduler.credit()
+      if (this.listens('ack')) this.#emitAck(record)
+    } else {
       // Another ACK (or process) finished it: a waiting publish() learns the outcome; events were emitted then.
       if ((outcome.kind === 'duplicate' || outcome.kind === 'not_pending') && this.#waiters.has(msgId)) this.#settle(msgId, false)
       return
@@ -369,6 +373,12 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (msg === undefined) return
     if (outcome.state === DeliveryState.Acked) this.#rtt.acknowledged(msg.createdAt, this.#clock.now(), msg.attempts > 1)
     this.#settle(msgId, true, msg)
+  }
+
+  #emitAck(record: AckRecord): void {
+    const sentAt = this.#waiters.get(record.msgId)?.sentAt ?? this.#store.get(record.msgId)?.createdAt
+    if (sentAt === undefined) return
+    this.emit('ack', { msgId: record.msgId, recipient: record.cn, disposition: record.disposition, latencyMs: Math.max(0, record.at - sentAt) })
   }
 
   /**
@@ -416,6 +426,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   /** ACKs that did not count, by reason. */
   get ignoredAcks(): ReasonCounts {
     return this.#intake.ignored
+  }
+
+  /** Guaranteed messages committed to the outbox and sent by this publisher (`publish()` with recipients, `enqueue()`). */
+  get guaranteed(): number {
+    return this.#guaranteed
   }
 
   /** Messages waiting for ACKs in this process. */

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CliProcess, runCli } from '../support/cli.js'
+import { CliProcess, logRecord, runCli } from '../support/cli.js'
 
 let dir: string
 let env: NodeJS.ProcessEnv
@@ -69,6 +69,7 @@ describe('gilmsg tail with crl_location as a URL', () => {
     expect(readFileSync(join(dir, 'cache', 'crl.pem'), 'utf8')).toBe(readFileSync(join(dir, 'pki', 'crl.pem'), 'utf8'))
     status = 503
     const line = await tail.waitFor(/HTTP 503/, 'stderr', 10_000)
-    expect(line).toBe(`tail: CRL ${crlUrl}: cannot fetch ${crlUrl}: HTTP 503 Service Unavailable; the CRL in use (if any) is kept`)
+    expect(logRecord(line)).toMatchObject({ level: 50, name: 'tail', path: crlUrl, reason: `cannot fetch ${crlUrl}: HTTP 503 Service Unavailable` })
+    expect(logRecord(line)?.['msg']).toBe(`CRL ${crlUrl}: cannot fetch ${crlUrl}: HTTP 503 Service Unavailable; the CRL in use (if any) is kept`)
   })
 })

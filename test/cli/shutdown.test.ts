@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CliProcess, runCli } from '../support/cli.js'
+import { CliProcess, logLine, runCli, statsOf } from '../support/cli.js'
 
 const procs = new Set<CliProcess>()
 function start(args: string[], extraEnv: NodeJS.ProcessEnv = {}): CliProcess {
@@ -65,7 +65,8 @@ describe('gilmsg tail and ACK traffic', () => {
     expect(quiet.stdoutLines.filter((l) => ACK_LINE.test(l))).toEqual([])
     expect(loud.stdoutLines.filter((l) => ACK_LINE.test(l)).length).toBeGreaterThanOrEqual(1)
     for (const p of [alice, quiet, loud]) expect(await p.stop('SIGTERM')).toBe(0)
-    const stats = JSON.parse((await quiet.waitFor(/^tail: stats /)).slice('tail: stats '.length)) as Record<string, number>
+    await quiet.waitFor(logLine('stats'))
+    const stats = statsOf(quiet.stderrLines) ?? {}
     expect(stats['acks_hidden']).toBe(loud.stdoutLines.filter((l) => ACK_LINE.test(l)).length)
   }, 30_000)
 })
@@ -120,7 +121,7 @@ describe('SIGTERM while traffic flows', () => {
     const logging = runCli(['logger', '--config', own, '--certname', 'pub'], { env, input: lines, timeoutMs: 30_000 })
     await watcher.waitFor(/"log":"line \d+"/, 'stdout')
     expect(await relay.stop('SIGTERM')).toBe(0)
-    expect(relay.stderrLines.join('\n')).toMatch(/relay: forwarded \d+ messages/)
+    expect(relay.stderrLines.join('\n')).toMatch(/"forwarded":\d+,"msg":"forwarded \d+ messages"/)
     await logging
     expect(await watcher.stop('SIGTERM')).toBe(0)
   }, 40_000)
@@ -140,7 +141,7 @@ describe('a second signal during a slow shutdown', () => {
         : start(['relay', '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*'], slowExit)
     await p.waitFor(command === 'tail' ? /listening/ : /^outbound /, command === 'tail' ? 'stderr' : 'stdout')
     p.child.kill('SIGTERM')
-    await p.waitFor(command === 'tail' ? /^tail: stats / : /^relay: forwarded /)
+    await p.waitFor(command === 'tail' ? logLine('stats') : logLine('forwarded '))
     expect(p.child.exitCode).toBeNull()
     const sent = performance.now()
     expect(await p.stop(second)).toBe(code)

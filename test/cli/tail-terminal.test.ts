@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Publisher } from 'zeromq'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CLI } from '../support/cli.js'
+import { CLI, logRecord } from '../support/cli.js'
 
 /** Everything a terminal may act on, newline excepted (it ends each line). */
 const UNSAFE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/
@@ -79,7 +79,12 @@ describe('gilmsg tail and a hostile topic', () => {
     const [topic, signer, msg] = (text.stdout.split('\n')[0] as string).split(' ')
     expect([topic, signer]).toEqual([escaped, '-'])
     expect(msg).toMatch(/^\{"n":\d+\}$/)
-    expect(text.stderr).toContain(`tail: dropped (topic_mismatch): frame 0 "${escaped}.frame0" is not the signed topic "${escaped}"`)
+    // --verbose logs each drop (JSON lines on a pipe), its detail escaped as on a terminal.
+    const drop = text.stderr
+      .split('\n')
+      .map(logRecord)
+      .find((r) => r?.['reason'] === 'topic_mismatch' && r['detail'] !== undefined)
+    expect(drop?.['msg']).toBe(`dropped (topic_mismatch): frame 0 "${escaped}.frame0" is not the signed topic "${escaped}"`)
     // --json stays JSON, with the topic exactly as sent.
     const first = JSON.parse(json.stdout.split('\n')[0] as string) as { topic: string; msg_id: string; signer: null; msg: unknown }
     expect(first.topic).toBe(HOSTILE)

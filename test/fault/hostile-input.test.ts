@@ -50,7 +50,7 @@ import { Lossless } from '../../src/json/value.js'
 import { openGilmsg } from '../../src/reliable/from-config.js'
 import type { Gilmsg } from '../../src/reliable/gilmsg.js'
 import type { Delivery } from '../../src/reliable/consumer.js'
-import { CliProcess } from '../support/cli.js'
+import { CliProcess, logLine, logRecord, statsOf } from '../support/cli.js'
 import { sleep, waitUntil, withTimeout, writeConfigFile } from '../support/reliable-net.js'
 
 const SEED = Number(process.env['GILMSG_FUZZ_SEED'] ?? Date.now() % 1_000_000_000)
@@ -716,9 +716,10 @@ describe(`hostile input at a real socket, gilmsg tail subprocess (seed ${SEED})`
   }
   const drops = (): Record<string, number> => {
     const out: Record<string, number> = {}
+    // --verbose: one debug line per drop, with its reason and detail.
     for (const l of tail.stderrLines) {
-      const m = /^tail: dropped \(([a-z0-9_]+)\)/.exec(l)
-      if (m) out[m[1] as string] = (out[m[1] as string] ?? 0) + 1
+      const r = logRecord(l)
+      if (typeof r?.['reason'] === 'string' && r['detail'] !== undefined) out[r['reason']] = (out[r['reason']] ?? 0) + 1
     }
     return out
   }
@@ -787,8 +788,8 @@ describe(`hostile input at a real socket, gilmsg tail subprocess (seed ${SEED})`
 
     // A clean stop: exit code 0 and a stats line whose drop counters are exactly what was sent.
     const code = await tail.stop('SIGTERM')
-    await tail.waitFor(/^tail: stats /, 'stderr', 5000)
-    const stats = JSON.parse((tail.stderrLines.find((l) => l.startsWith('tail: stats ')) as string).slice('tail: stats '.length)) as Record<string, number>
+    await tail.waitFor(logLine('stats'), 'stderr', 5000)
+    const stats = statsOf(tail.stderrLines) ?? {}
     expect(code).toBe(0)
     const droppedStats = Object.fromEntries(Object.entries(stats).filter(([k]) => k.startsWith('dropped_')).map(([k, v]) => [k.slice('dropped_'.length), v]))
     expect(droppedStats).toEqual(drops())
@@ -858,13 +859,13 @@ describe('a 300 MiB frame at real processes: gilmsg relay and gilmsg tail stay s
       console.log(`relay: peak RSS ${(peak0 / 1e6).toFixed(0)} -> ${(peak / 1e6).toFixed(0)} MB, forwarding again after ${Date.now() - started} ms`)
       expect(peak).toBeLessThan(PEAK_LIMIT)
       expect(forwarded).not.toContain('huge')
-      expect(await relay.waitFor(/^relay: inbound connection closed on /, 'stderr', 5000)).toBe(
-        `relay: inbound connection closed on ${inbound} (the publisher left, or sent a frame over ${MAX_BYTES} bytes)`,
+      expect(logRecord(await relay.waitFor(logLine('inbound connection closed on '), 'stderr', 5000))?.['msg']).toBe(
+        `inbound connection closed on ${inbound} (the publisher left, or sent a frame over ${MAX_BYTES} bytes)`,
       )
 
       expect(await relay.stop('SIGTERM')).toBe(0)
-      await relay.waitFor(/^relay: stats /, 'stderr', 5000)
-      const stats = JSON.parse((relay.stderrLines.find((l) => l.startsWith('relay: stats ')) as string).slice('relay: stats '.length)) as Record<string, number>
+      await relay.waitFor(logLine('stats'), 'stderr', 5000)
+      const stats = statsOf(relay.stderrLines) ?? {}
       expect(stats['inbound_disconnects']).toBeGreaterThanOrEqual(1)
       expect(stats['forwarded']).toBeGreaterThanOrEqual(2)
       out.close()
@@ -892,13 +893,13 @@ describe('a 300 MiB frame at real processes: gilmsg relay and gilmsg tail stay s
       const peak = memoryOf(tail, 'VmHWM')
       console.log(`tail: peak RSS ${(peak0 / 1e6).toFixed(0)} -> ${(peak / 1e6).toFixed(0)} MB, printing again after ${Date.now() - started} ms`)
       expect(peak).toBeLessThan(PEAK_LIMIT)
-      expect(await tail.waitFor(/^tail: dropped \(frame_too_large\)/, 'stderr', 5000)).toBe(
-        `tail: dropped (frame_too_large): libzmq closed the connection to ${wire.rawEndpoint}: a frame over ${MAX_BYTES} bytes (reconnecting)`,
+      expect(logRecord(await tail.waitFor(logLine('dropped (frame_too_large)'), 'stderr', 5000))?.['msg']).toBe(
+        `dropped (frame_too_large): libzmq closed the connection to ${wire.rawEndpoint}: a frame over ${MAX_BYTES} bytes (reconnecting)`,
       )
 
       expect(await tail.stop('SIGTERM')).toBe(0)
-      await tail.waitFor(/^tail: stats /, 'stderr', 5000)
-      const stats = JSON.parse((tail.stderrLines.find((l) => l.startsWith('tail: stats ')) as string).slice('tail: stats '.length)) as Record<string, number>
+      await tail.waitFor(logLine('stats'), 'stderr', 5000)
+      const stats = statsOf(tail.stderrLines) ?? {}
       expect(stats['dropped_frame_too_large']).toBe(1)
       expect(stats['messages']).toBe(2)
     } finally {

@@ -27,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createTestPki, type TestPki } from '../support/pki.js'
 import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
 import type { Relay } from '../../src/transport/relay.js'
-import { CliProcess } from '../support/cli.js'
+import { CliProcess, statsOf as statsRecord } from '../support/cli.js'
 import { APP_PREFIX, relayConfig, sleep, startLoopbackRelay, waitUntil, withTimeout, writeConfigFile } from '../support/reliable-net.js'
 import { ScriptProcess } from '../support/script-process.js'
 
@@ -84,7 +84,8 @@ function printed(tails: readonly Tail[]): Map<string, number> {
 }
 
 function statsOf(t: Tail): string {
-  return t.proc.stderrLines.find((l) => l.startsWith('tail: stats '))?.slice('tail: stats '.length) ?? '(none)'
+  const stats = statsRecord(t.proc.stderrLines)
+  return stats === undefined ? '(none)' : JSON.stringify(stats)
 }
 
 beforeAll(async () => {

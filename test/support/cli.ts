@@ -79,3 +79,24 @@ export class CliProcess {
     return this.exited
   }
 }
+
+/** The JSON log record of a service's stderr line (`--log-format json`, the default off a terminal), or undefined for another line. */
+export function logRecord(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined
+  try {
+    return JSON.parse(line) as Record<string, unknown>
+  } catch {
+    return undefined
+  }
+}
+
+/** The `stats` object of the last "stats" log record in `lines` (tail and relay with --stats), or undefined. */
+export function statsOf(lines: readonly string[]): Record<string, number> | undefined {
+  const records = lines.map(logRecord).filter((r) => r?.['msg'] === 'stats')
+  return records.at(-1)?.['stats'] as Record<string, number> | undefined
+}
+
+/** A regexp matching the stderr log line whose `msg` starts with `text` (JSON format). */
+export function logLine(text: string): RegExp {
+  return new RegExp(`"msg":"${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)
+}

@@ -538,6 +538,21 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(store.get(pending.msgId)?.deadline).toBe(pending.deadline)
         expect(store.counts()).toEqual({ pending: 1, acked: 1, expired: 0, rejected: 1 })
       })
+
+      it('pendingByRecipient counts the pending messages each recipient has not acknowledged, sorted by CN', async () => {
+        expect(store.pendingByRecipient()).toEqual({})
+        const both = newMessage({ recipients: ['bob', 'alice'] })
+        const half = newMessage({ recipients: ['alice', 'carol'] })
+        const done = newMessage({ recipients: ['alice'] })
+        const gone = newMessage({ recipients: ['dave'] })
+        for (const m of [both, half, done, gone]) await store.add(m).durable
+        await store.recordAck(ackOf(half, 'alice')).durable
+        await store.recordAck(ackOf(done, 'alice')).durable
+        await store.expire(gone.msgId, T0 + 1)
+        const counts = store.pendingByRecipient()
+        expect(counts).toEqual({ alice: 1, bob: 1, carol: 1 })
+        expect(Object.keys(counts)).toEqual(['alice', 'bob', 'carol'])
+      })
     })
 
     describe('purge', () => {
@@ -676,6 +691,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(() => store.nextDueAt()).toThrow(ClosedError)
         expect(() => store.list()).toThrow(ClosedError)
         expect(() => store.counts()).toThrow(ClosedError)
+        expect(() => store.pendingByRecipient()).toThrow(ClosedError)
         expect(() => store.markAttempt(m.msgId, T0)).toThrow(ClosedError)
         await expect(store.add(newMessage()).durable).rejects.toBeInstanceOf(ClosedError)
         await expect(store.recordAck(ackOf(m, 'alice')).durable).rejects.toBeInstanceOf(ClosedError)
