@@ -32,7 +32,7 @@ export const cliCase: BenchCase = {
         const cn = certname('rsa', r)
         tails.push(new LineProcess(`tail-${cn}`, process.execPath, [CLI_SCRIPT, 'tail', '--config', config, '--name', cn, '--certname', cn], env))
       }
-      await Promise.all(tails.map((t) => t.waitForLine(/^tail: listening/, 30_000)))
+      await Promise.all(tails.map((t) => t.waitForLine(/"msg":"listening on/, 30_000)))
       const recipients = [certname('rsa', 'r1'), certname('rsa', 'r2')]
       const publishArgs = [CLI_SCRIPT, 'publish', '--config', config, '--name', 'pub', '--certname', certname('rsa', 'pub'), '--recipients', ...recipients, '--ack-timeout', '10', '--message', 'bench']
       const publish = (): Promise<TimedRun> => runTimed(process.execPath, publishArgs, { env, timeoutMs: 30_000 })

@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseConfig } from '../config/config.js'
 import { initCa, issueCert } from '../crypto/certs.js'
+import { parseLogLine } from '../observe/log.js'
 import { openGilmsg } from '../reliable/from-config.js'
 import { startRelay } from '../transport/relay.js'
 import { intOption, parse } from './args.js'
@@ -99,12 +100,13 @@ export async function run(argv: string[]): Promise<number> {
       })
       const ready = new Promise<void>((resolve, reject) => {
         child.once('exit', (code) => reject(new Error(`recipient ${name} exited with ${code} before it was ready`)))
+        // tail logs one JSON object per line on stderr (its default off a terminal).
         createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
-          if (line.startsWith('tail: listening')) resolve()
-          else if (line.startsWith('tail: stats ')) {
-            const s = JSON.parse(line.slice('tail: stats '.length)) as Record<string, number>
-            for (const [k, v] of Object.entries(s)) proc.stats[k] = (proc.stats[k] ?? 0) + v
-          } else say(`[${name}] ${line}`)
+          const entry = parseLogLine(line)
+          if (entry?.msg?.startsWith('listening on')) resolve()
+          else if (entry?.msg === 'stats' && entry.stats) {
+            for (const [k, v] of Object.entries(entry.stats)) proc.stats[k] = (proc.stats[k] ?? 0) + v
+          } else say(`[${name}] ${entry?.msg ?? line}`)
         })
       })
       await ready

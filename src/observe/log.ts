@@ -70,3 +70,23 @@ export function createServiceLogger(options: ServiceLoggerOptions): Logger {
         : (destination as DestinationStream)
   return pino({ name: options.name, level, timestamp: pino.stdTimeFunctions.isoTime }, stream)
 }
+
+/** What a service's JSON log line carries that its readers (the demo, the bench, tests) use. */
+export interface LogLine {
+  readonly level?: number
+  readonly name?: string
+  readonly msg?: string
+  readonly stats?: Record<string, number>
+  readonly [field: string]: unknown
+}
+
+/** Parses one JSON log line written by `createServiceLogger`; undefined for anything else. */
+export function parseLogLine(line: string): LogLine | undefined {
+  if (!line.startsWith('{')) return undefined
+  try {
+    const value: unknown = JSON.parse(line)
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as LogLine) : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -191,7 +191,7 @@ describe('gilmsg with a relay: logger, publish --recipients, exit codes', () => 
 
     const silent = start(tailArgs, env)
     await silent.waitFor(/not acknowledging: messages are not validated .*pass --ack-unvalidated/)
-    await silent.waitFor(/listening on \(all topics\)$/)
+    await silent.waitFor(/"msg":"listening on \(all topics\)"/)
     const refused = await publish('not validated', '1')
     expect(refused.code).toBe(3)
     expect(refused.stderr).toMatch(/missing carol/)
