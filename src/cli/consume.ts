@@ -191,7 +191,9 @@ class Executor {
     const { maxAttempts, timeoutSec } = this.settings
     const fields = { msg_id: d.msgId, topic: d.topic, signer: d.signer ?? '' }
     try {
+      log.debug(fields, `handling ${d.msgId}`)
       const attempt = await d.startAttempt()
+      log.debug({ ...fields, attempt }, `attempt ${attempt} at ${d.msgId}`)
       if (attempt > maxAttempts) {
         const reason = gaveUpReason(maxAttempts, 'it did not finish: gilmsg stopped or crashed while it ran')
         await d.reject(reason)

@@ -6,6 +6,7 @@
  *   bob:   --timeout 3 --grace 0.5 --max-attempts 2
  *   carol: --concurrency 3
  *   dave:  --shell
+ *   erin:  --max-attempts 1, SIGKILLed during its only attempt
  */
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,7 +19,7 @@ import { CliProcess, logLine, logRecord, runCli } from '../support/cli.js'
 import { APP_MODNAME, APP_PREFIX, relayConfig, startLoopbackRelay, waitUntil, writeConfigFile } from '../support/reliable-net.js'
 
 const CMD = fileURLToPath(new URL('../fixtures/exec-cmd.mjs', import.meta.url))
-const NAMES = ['pub', 'alice', 'bob', 'carol', 'dave'] as const
+const NAMES = ['pub', 'alice', 'bob', 'carol', 'dave', 'erin'] as const
 
 let dir: string
 let env: NodeJS.ProcessEnv
@@ -26,6 +27,8 @@ let pki: TestPki
 let net: { relay: Relay; inbound: string; outbound: string }
 const configs: Record<string, string> = {}
 const running: CliProcess[] = []
+/** Commands left running by a SIGKILLed consume (they hang), killed at the end. */
+const orphans: number[] = []
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gilmsg-cli-consume-'))
@@ -37,6 +40,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.allSettled(running.map((p) => p.stop('SIGKILL')))
+  for (const pid of orphans) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // gone already
+    }
+  }
   await net?.relay.close()
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
@@ -165,6 +175,19 @@ describe('gilmsg consume --exec', () => {
       ['start', 2],
       ['done', 2],
     ])
+  }, 40_000)
+
+  it('an attempt cut short by a crash counts: with --max-attempts 1, the restarted consume rejects the message without running it', async () => {
+    const { p, events } = await startConsume('erin', ['--max-attempts', '1'])
+    const pending = publish('erin', { hang: true })
+    await waitUntil(() => events().some((e) => e.event === 'start'), 15_000, 'the job to start')
+    orphans.push(...events().map((e) => e['pid'] as number))
+    await p.stop('SIGKILL')
+    const again = await startConsume('erin', ['--max-attempts', '1'])
+    const r = await pending
+    expect(r.code, r.stderr + again.p.stderrLines.join('\n')).toBe(4)
+    expect(r.stderr).toContain('gave up after 1 attempt (last: it did not finish: gilmsg stopped or crashed while it ran)')
+    expect(events().filter((e) => e.event === 'start')).toHaveLength(1)
   }, 40_000)
 
   it('usage errors exit 2', async () => {
