@@ -25,7 +25,7 @@ import { seededRandom } from '../support/random.js'
 import { APP_MODNAME, APP_PREFIX, relayConfig, sleep, startLoopbackRelay, waitUntil, writeConfigFile } from '../support/reliable-net.js'
 
 const CMD = fileURLToPath(new URL('../fixtures/exec-cmd.mjs', import.meta.url))
-const MESSAGES = 12
+const MESSAGES = 16
 const KILLS = 5
 const seed = Number(process.env['GILMSG_CRASH_SEED'] ?? Date.now() % 1_000_000)
 const random = seededRandom(seed)
@@ -96,7 +96,7 @@ describe('gilmsg consume --exec under SIGKILL', () => {
 
     let kills = 0
     while (kills < KILLS) {
-      await sleep(Math.floor(random() * 300))
+      await sleep(Math.floor(random() * 150))
       writeFileSync(hold, '')
       const seen = events().length
       const done = () => events().filter((e) => e.event === 'done').length
@@ -118,6 +118,7 @@ describe('gilmsg consume --exec under SIGKILL', () => {
 
     const results = await Promise.all(published)
     expect(results.map((r) => r.code), results.map((r) => r.stderr).join('\n')).toEqual(Array(MESSAGES).fill(0))
+    process.stdout.write(`consume-kill: ${kills} kills, ${events().filter((e) => e.event === 'start').length} runs for ${MESSAGES} messages\n`)
     expect(kills, 'kills made before every message was done').toBeGreaterThanOrEqual(3)
     const all = events()
     const ids = results.map((r) => (JSON.parse(r.stdout.trim()) as { msgId: string }).msgId)
