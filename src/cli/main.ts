@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   logger: { summary: 'publish text or JSON messages, like fedmsg-logger', load: () => import('./logger.js') },
   enqueue: { summary: 'hand a guaranteed message over to the outbox and exit once it is durable (prints its msg_id)', load: () => import('./enqueue.js') },
   agent: { summary: 'deliver an outbox: what is pending at start and what enqueue adds (one per outbox)', load: () => import('./agent.js') },
+  consume: { summary: 'run a command for each guaranteed message to this CN; ACK after it succeeded (--exec CMD)', load: () => import('./consume.js') },
   relay: { summary: 'forward relay_inbound to endpoints.relay_outbound', load: () => import('./relay.js') },
   outbox: { summary: 'list, show, retry, purge guaranteed messages; wait for one\'s outcome', load: () => import('./outbox.js') },
   config: { summary: 'print the effective configuration, like fedmsg-config (--query, --json, --check)', load: () => import('./config-command.js') },

@@ -38,3 +38,13 @@ export const DEFAULT_TCP_KEEPALIVE_INTVL_SEC = 5
 export const DEFAULT_CA_CERT_CACHE_EXPIRY_SEC = 0
 /** Seconds before a CRL fetched from an http(s) `crl_location` is fetched again: 3600 (fedmsg's default). */
 export const DEFAULT_CRL_CACHE_EXPIRY_SEC = 3600
+/** `gilmsg consume --exec`: exit codes of CMD that reject the message (`--reject-codes`): 65, EX_DATAERR of sysexits.h. */
+export const DEFAULT_EXEC_REJECT_CODES: readonly number[] = [65]
+/** `gilmsg consume --exec`: attempts at a message before it is rejected (`--max-attempts`). */
+export const DEFAULT_EXEC_MAX_ATTEMPTS = 5
+/** `gilmsg consume --exec`: runs of CMD at once (`--concurrency`); 1 runs them in order. */
+export const DEFAULT_EXEC_CONCURRENCY = 1
+/** `gilmsg consume --exec`: seconds CMD may run (`--timeout`); 0, no limit. */
+export const DEFAULT_EXEC_TIMEOUT_SEC = 0
+/** `gilmsg consume --exec`: seconds between SIGTERM and SIGKILL after a timeout, and given to a running CMD at shutdown (`--grace`). */
+export const DEFAULT_EXEC_GRACE_SEC = 5

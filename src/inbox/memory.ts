@@ -1,5 +1,6 @@
 import { ClosedError } from '../errors.js'
-import { checkInboxEntry, checkPruneBefore, inboxKey } from './rules.js'
+import { checkAttemptKey, checkInboxEntry, checkPruneBefore, inboxKey } from './rules.js'
+import { checkTime } from '../util/options.js'
 import type { InboxEntry, InboxStore } from './store.js'
 
 /**
@@ -10,6 +11,8 @@ import type { InboxEntry, InboxStore } from './store.js'
 export class MemoryInboxData {
   /** @internal By {@link inboxKey}. */
   readonly entries = new Map<string, InboxEntry>()
+  /** @internal By {@link inboxKey}: attempts so far and when the last one was recorded. */
+  readonly attempts = new Map<string, { readonly n: number; readonly at: number }>()
 }
 
 /**
@@ -51,9 +54,26 @@ export class MemoryInboxStore implements InboxStore {
     })
   }
 
+  attempts(signer: string, msgId: string): number {
+    this.#checkOpen()
+    return this.data.attempts.get(inboxKey(signer, msgId))?.n ?? 0
+  }
+
+  addAttempt(signer: string, msgId: string, at: number): Promise<number> {
+    return this.#write(() => {
+      checkAttemptKey(signer, msgId)
+      checkTime('addAttempt(at)', at)
+      const key = inboxKey(signer, msgId)
+      const n = (this.data.attempts.get(key)?.n ?? 0) + 1
+      this.data.attempts.set(key, { n, at })
+      return n
+    })
+  }
+
   prune(before: number): Promise<number> {
     return this.#write(() => {
       checkPruneBefore(before)
+      for (const [key, a] of this.data.attempts) if (a.at < before) this.data.attempts.delete(key)
       let n = 0
       for (const [id, e] of this.data.entries) {
         if (e.receivedAt < before) {

@@ -33,6 +33,12 @@ export function inboxKey(signer: string, msgId: string): string {
   return `${signer.length}:${signer}${msgId}`
 }
 
+/** Throws an `InvalidArgumentError` unless `signer` is a string and `msgId` a non-empty string. */
+export function checkAttemptKey(signer: string, msgId: string): void {
+  if (typeof signer !== 'string') throw InvalidArgumentError.format('attempt signer', "a string (a CN, or '' when unvalidated)", signer)
+  if (typeof msgId !== 'string' || msgId === '') throw InvalidArgumentError.format('attempt msgId', 'a non-empty string', msgId)
+}
+
 /** Throws an `InvalidArgumentError` unless `before` is a finite number. */
 export function checkPruneBefore(before: number): void {
   checkTime('prune(before)', before)

@@ -5,7 +5,8 @@ import type { GroupCommitStats } from '../sqlite/group-commit.js'
 import { latestVersion, type Migration } from '../sqlite/migrate.js'
 import { inspectSqlite, type SqliteInspection } from '../sqlite/inspect.js'
 import type { SqliteStoreOptions } from '../sqlite/options.js'
-import { checkInboxEntry, checkPruneBefore } from './rules.js'
+import { checkAttemptKey, checkInboxEntry, checkPruneBefore } from './rules.js'
+import { checkTime } from '../util/options.js'
 import type { InboxEntry, InboxStore } from './store.js'
 
 /** The inbox schema, one entry per `PRAGMA user_version`. */
@@ -52,6 +53,23 @@ const MIGRATIONS: readonly Migration[] = [
         CREATE UNIQUE INDEX inbox_key ON inbox (msg_id, signer);
         CREATE INDEX inbox_received ON inbox (received_at);
         CREATE INDEX inbox_ack ON inbox (ack_id) WHERE ack_id IS NOT NULL;
+      `)
+    },
+  },
+  {
+    // Attempts at handling a message whose ACK waits for work done outside (gilmsg consume --exec):
+    // counted before each attempt starts, so a retry limit holds across crashes and restarts.
+    version: 3,
+    up(db) {
+      db.exec(`
+        CREATE TABLE inbox_attempts (
+          msg_id TEXT NOT NULL,
+          signer TEXT NOT NULL,
+          attempts INTEGER NOT NULL,
+          last_at INTEGER NOT NULL,
+          PRIMARY KEY (msg_id, signer)
+        );
+        CREATE INDEX inbox_attempts_last ON inbox_attempts (last_at);
       `)
     },
   },
@@ -103,6 +121,12 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO inbox (msg_id, signer, digest, received_at, ack_id) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (msg_id, signer) DO UPDATE SET digest = excluded.digest, received_at = excluded.received_at, ack_id = excluded.ack_id`,
     ),
+    attempts: db.prepare<[string, string], number>(`SELECT attempts FROM inbox_attempts WHERE msg_id = ? AND signer = ?`).pluck(),
+    addAttempt: db.prepare<[string, string, number], number>(
+      `INSERT INTO inbox_attempts (msg_id, signer, attempts, last_at) VALUES (?, ?, 1, ?)
+       ON CONFLICT (msg_id, signer) DO UPDATE SET attempts = attempts + 1, last_at = excluded.last_at RETURNING attempts`,
+    ).pluck(),
+    pruneAttempts: db.prepare<[number]>(`DELETE FROM inbox_attempts WHERE last_at < ?`),
     prune: db.prepare<[number], number | null>(`DELETE FROM inbox WHERE received_at < ? RETURNING ack_id`).pluck(),
     deleteUnusedAck: db.prepare<[number]>(
       `DELETE FROM inbox_acks WHERE id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE ack_id = inbox_acks.id)`,
@@ -203,9 +227,22 @@ export class SqliteInboxStore implements InboxStore {
     })
   }
 
+  attempts(signer: string, msgId: string): number {
+    return this.#file.read(() => this.#s.attempts.get(msgId, signer) ?? 0)
+  }
+
+  addAttempt(signer: string, msgId: string, at: number): Promise<number> {
+    return this.#file.batch.run(() => {
+      checkAttemptKey(signer, msgId)
+      checkTime('addAttempt(at)', at)
+      return this.#s.addAttempt.get(msgId, signer, at) as number
+    })
+  }
+
   prune(before: number): Promise<number> {
     return this.#file.batch.run(() => {
       checkPruneBefore(before)
+      this.#s.pruneAttempts.run(before)
       const ackIds = this.#s.prune.all(before)
       const unique = [...new Set(ackIds.filter((id) => id !== null))]
       if (unique.length > 0 && this.#s.deleteUnusedAcks.run(JSON.stringify(unique)).changes > 0) this.#acks.forget()

@@ -35,7 +35,18 @@ export interface InboxStore {
   get(signer: string, msgId: string): InboxEntry | undefined
   /** Inserts or replaces the entry of (`signer`, `msgId`); resolves once committed (group commit). */
   put(entry: InboxEntry): Promise<void>
-  /** Deletes entries received before `before` (those without a signer too). Resolves with how many. */
+  /**
+   * How many attempts at handling the message (`signer`, `msgId`) were recorded by
+   * {@link addAttempt} (0 if none): for a consumer that acknowledges only after its work
+   * (e.g. `gilmsg consume --exec`), so that a retry limit holds across restarts.
+   */
+  attempts(signer: string, msgId: string): number
+  /**
+   * Records one more attempt at handling (`signer`, `msgId`) at time `at`; resolves with the
+   * number of attempts so far once committed (group commit). Call it before the attempt starts.
+   */
+  addAttempt(signer: string, msgId: string, at: number): Promise<number>
+  /** Deletes entries received before `before` (those without a signer too), and attempts last made before it. Resolves with how many entries. */
   prune(before: number): Promise<number>
   /** Flushes pending writes and closes. Idempotent. */
   close(): Promise<void>

@@ -55,6 +55,18 @@ export interface Delivery extends BusMessage {
   ack(): Promise<void>
   /** Manual mode: refuses the message; the publisher's `publish()` rejects with `DeliveryRejectedError`. */
   reject(reason: string): Promise<void>
+  /**
+   * Manual mode: gives the message back without acknowledging it. It stays pending at
+   * the publisher, whose next resend is handed over again (at least once). Later
+   * `ack()`/`reject()` of this delivery are no-ops. A no-op when already settled or not required.
+   */
+  release(): void
+  /**
+   * Manual mode: records in the inbox one more attempt at handling this message and
+   * resolves, once committed, with the number of attempts so far (restarts included):
+   * call it before each attempt to bound retries. Rejects when the message needs no ACK.
+   */
+  startAttempt(): Promise<number>
 }
 
 export interface ReliableConsumerOptions {
@@ -347,10 +359,20 @@ export class ReliableConsumer {
       settled = true
       await this.#acknowledge(m, disposition, reason)
     }
+    const signer = m.signer ?? ''
     return {
       ...m,
       requiresAck,
       ack: () => settle(Disposition.Processed),
+      release: () => {
+        if (settled) return
+        settled = true
+        this.#unacked.delete(inboxKey(signer, m.msgId))
+      },
+      startAttempt: () => {
+        if (!requiresAck) return Promise.reject(new InvalidArgumentError(`startAttempt: message ${m.msgId} needs no ACK from this consumer`))
+        return this.#inbox.addAttempt(signer, m.msgId, this.#clock.now())
+      },
       reject: (reason: string) => {
         if (typeof reason !== 'string' || reason === '') {
           return Promise.reject(InvalidArgumentError.format('reject', 'a non-empty reason', reason))

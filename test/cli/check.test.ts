@@ -110,7 +110,7 @@ describe('gilmsg check', () => {
     ])
     expect(line(r, 'roundtrip').detail).toMatch(/acknowledged by alice/)
     expect(line(r, 'outbox').detail).toContain('integrity ok, schema 2, 0 pending')
-    expect(line(r, 'inbox').detail).toContain('integrity ok, schema 2, 0 messages remembered')
+    expect(line(r, 'inbox').detail).toContain('integrity ok, schema 3, 0 messages remembered')
     expect(r.stderr).toContain(`gilmsg: config ${path} (given with --config)`)
   }, 30_000)
 
@@ -199,7 +199,7 @@ describe('gilmsg check', () => {
     const r = await runCli(['check', '--config', config('bad', { certname: 'alice', name: 'bad', outbox_path: outbox, inbox_path: inbox })], { env })
     expect(r.code).toBe(1)
     expect(line(r, 'outbox')).toEqual({ status: 'fail', detail: expect.stringContaining('not a SQLite database') })
-    expect(line(r, 'inbox')).toEqual({ status: 'fail', detail: `${inbox}: schema version 99 is newer than this gilmsg supports (2): upgrade gilmsg` })
+    expect(line(r, 'inbox')).toEqual({ status: 'fail', detail: `${inbox}: schema version 99 is newer than this gilmsg supports (3): upgrade gilmsg` })
   })
 
   it('an endpoint in use is a warning naming it', async () => {

@@ -73,7 +73,7 @@ describe('gilmsg (usage)', () => {
   })
 
   it('has --help on every command', async () => {
-    for (const cmd of ['demo', 'tail', 'logger', 'publish', 'relay', 'certs', 'outbox']) {
+    for (const cmd of ['demo', 'tail', 'logger', 'publish', 'relay', 'certs', 'outbox', 'consume']) {
       const r = await runCli([cmd, '--help'])
       expect(r.code, cmd).toBe(0)
       expect(r.stdout, cmd).toMatch(/Usage/)

@@ -83,4 +83,40 @@ describe('manual ACK mode across a consumer crash', () => {
     await sub2.close()
     await life2
   })
+
+  it('release() leaves a message pending: the resend is handed over again; startAttempt() counts in the inbox, across a restart', async () => {
+    const clock = new FakeClock()
+    const hub = new MemoryHub()
+    const bus = (name: string) => memoryBus({ hub, verifier, topic: { topicPrefix: 'org.test', environment: 'release' }, clock }, pki, name)
+    const inboxPath = join(dir, 'alice-release.inbox.db')
+    const publisher = await Gilmsg.open({ bus: bus('pub'), outbox: new MemoryOutboxStore(), clock, awaitSubscriberMs: 0 })
+    open.push(publisher)
+    const alice = await Gilmsg.open({ bus: bus('alice'), inbox: SqliteInboxStore.open(inboxPath), clock })
+    const sub = await alice.subscribe('org.test.release.app.', { ack: 'manual' })
+    const attempts: number[] = []
+    const life = (async () => {
+      for await (const d of sub) {
+        const n = await d.startAttempt()
+        attempts.push(n)
+        if (n < 3) {
+          d.release()
+          await d.ack() // a no-op after release()
+        } else {
+          await d.ack()
+        }
+      }
+    })()
+    let receipt: Awaited<ReturnType<Gilmsg['publish']>> | undefined
+    const published = publisher.publish('job', { id: 8 }, { recipients: ['alice'], ackTimeout: 60_000, modname: 'app' }).then((r) => (receipt = r))
+    for (let i = 0; i < 40 && receipt === undefined; i++) await clock.advance(500)
+    await published
+    expect(attempts).toEqual([1, 2, 3])
+    expect(receipt?.recipients.map((r) => [r.cn, r.disposition])).toEqual([['alice', 'processed']])
+    await sub.close()
+    await life
+    await alice.close()
+    const reopened = SqliteInboxStore.open(inboxPath)
+    expect(reopened.attempts('pub', receipt?.msgId as string)).toBe(3)
+    await reopened.close()
+  })
 })

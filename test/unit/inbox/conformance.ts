@@ -177,6 +177,23 @@ export function describeInboxConformance(name: string, makeStore: () => Promise<
       expect(getOf(await reopen(), e)).toEqual(e)
     })
 
+    it('counts attempts per (signer, msg_id), keeps them across a reopen, prunes them by their last time', async () => {
+      expect(store.attempts(SIGNER, 'job-1')).toBe(0)
+      expect(await store.addAttempt(SIGNER, 'job-1', T0)).toBe(1)
+      expect(await store.addAttempt(SIGNER, 'job-1', T0 + 10)).toBe(2)
+      expect(await store.addAttempt('other', 'job-1', T0)).toBe(1)
+      expect(store.attempts(SIGNER, 'job-1')).toBe(2)
+      expect(store.attempts('other', 'job-1')).toBe(1)
+      await store.close()
+      const again = await reopen()
+      expect(again.attempts(SIGNER, 'job-1')).toBe(2)
+      await again.prune(T0 + 5)
+      expect(again.attempts('other', 'job-1')).toBe(0)
+      expect(again.attempts(SIGNER, 'job-1')).toBe(2)
+      await expect(again.addAttempt(SIGNER, '', T0)).rejects.toThrow(/msgId/)
+      await again.close()
+    })
+
     it('after close(), get throws and writes reject with ClosedError', async () => {
       await store.close()
       expect(() => store.get(SIGNER, 'x')).toThrow(ClosedError)

@@ -47,11 +47,13 @@ describe('SqliteInboxStore', () => {
       const db = store.database
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
       expect(db.pragma('synchronous', { simple: true })).toBe(1) // FULL: NORMAL commits, each followed by a WAL sync off the loop
-      expect(db.pragma('user_version', { simple: true })).toBe(2)
+      expect(db.pragma('user_version', { simple: true })).toBe(3)
       expect(db.prepare(`SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name LIKE 'inbox%' ORDER BY name`).pluck().all()).toEqual([
         'inbox',
         'inbox_ack',
         'inbox_acks',
+        'inbox_attempts',
+        'inbox_attempts_last',
         'inbox_key',
         'inbox_received',
       ])
@@ -110,7 +112,7 @@ describe('SqliteInboxStore migrates a schema 1 file (keyed by msg_id alone)', ()
     ])
     const store = SqliteInboxStore.open(path)
     try {
-      expect(store.database.pragma('user_version', { simple: true })).toBe(2)
+      expect(store.database.pragma('user_version', { simple: true })).toBe(3)
       const legacy = { signer: undefined, msgId: '2024-old-acked', digest: 'd1', receivedAt: T0, ackTopic: 'org.example.dev.gilmsg.ack', ackBody: '{"ack":1}' }
       expect(store.get('publisher', '2024-old-acked')).toEqual(legacy)
       expect(store.get('mallory', '2024-old-acked')).toEqual(legacy)
