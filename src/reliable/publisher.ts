@@ -179,6 +179,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         this.#store.markAttempt(m.msgId, nextAttemptAt)
         this.#scheduler.arm(nextAttemptAt)
         await this.#bus.send(m)
+        this.#guaranteed++
         sent++
       }
     }
@@ -428,7 +429,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     return this.#intake.ignored
   }
 
-  /** Guaranteed messages committed to the outbox and sent by this publisher (`publish()` with recipients, `enqueue()`). */
+  /** Guaranteed messages sent for the first time by this publisher: `publish()` with recipients, `enqueue()`, and what another process committed unsent (`sendUnsent()`, the agent). */
   get guaranteed(): number {
     return this.#guaranteed
   }
