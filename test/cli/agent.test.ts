@@ -3,7 +3,10 @@
  * without an agent warns and keeps the message, an agent started later delivers it; with an
  * agent running, enqueue's message is sent at once (the agent is woken on its socket); a
  * commit whose wake-up was lost is still found; outbox wait exits 0 / 3 / 4; a second agent
- * on the same outbox is refused; SIGTERM stops the agent with exit 0.
+ * on the same outbox is refused; SIGTERM stops the agent with exit 0. As a service: its
+ * /metrics (--metrics 127.0.0.1:0) moves while it delivers enqueued messages, expiries and
+ * rejections are JSON log lines with msg_id / recipient / reason, and a second signal during
+ * a slow shutdown exits at once.
  *
  * alice and bob run test/fixtures/manual-consumer.mjs (bob refuses a payload with a `refuse`
  * field); carol never runs. An in-process relay on loopback tcp.
@@ -11,7 +14,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { busFromConfig } from '../../src/bus/from-config.js'
 import { loadConfig } from '../../src/config/config.js'
@@ -259,4 +262,19 @@ describe('gilmsg agent as a service: --metrics, logs, SIGTERM', () => {
     expect(svc.stderrLines.map(logRecord).find((l) => l?.['signal'] === 'SIGTERM')).toMatchObject({ pending: 10 })
     await expect(fetch(`${url}/healthz`)).rejects.toThrow()
   }, 60_000)
+
+  it('a second signal during a slow shutdown exits at once (SIGINT: 130)', async () => {
+    // The preload keeps the process up for a minute after the first signal, with listeners of its own.
+    const preload = pathToFileURL(join(import.meta.dirname, '..', 'fixtures', 'slow-exit.mjs')).href
+    const ops = join(dir, 'ops.json')
+    const p = new CliProcess(['agent', '--config', ops], { ...env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${preload}` })
+    procs.add(p)
+    await p.waitFor(logLine('ready: '))
+    p.child.kill('SIGTERM')
+    await p.waitFor(logLine('stopped (SIGTERM)'))
+    expect(p.child.exitCode).toBeNull()
+    const sent = performance.now()
+    expect(await p.stop('SIGINT')).toBe(130)
+    expect(performance.now() - sent).toBeLessThan(2000)
+  }, 30_000)
 })
