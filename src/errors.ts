@@ -283,10 +283,22 @@ export interface RecipientAck {
   readonly disposition: string
 }
 
+/** A recipient's rejection: its CN and the reason its ACK gave. */
+export interface RecipientRejection {
+  readonly cn: string
+  readonly reason: string
+}
+
+function rejectionList(rejected: readonly RecipientRejection[]): string {
+  return rejected.map((r) => `${r.cn} (${r.reason})`).join(', ')
+}
+
 /**
  * `publish()` gave up: not every required recipient (or fewer than its
- * `quorum`) acknowledged before `ackTimeout`. `acked` and `missing` partition
- * the recipients exactly; `quorum` is how many ACKs were needed.
+ * `quorum`) acknowledged before `ackTimeout`. `acked`, `missing` (no ACK at
+ * all) and `rejected` (a `rejected` ACK, which a quorum below the number of
+ * recipients outlives) partition the recipients exactly; `quorum` is how many
+ * ACKs were needed.
  */
 export class AckTimeoutError extends GilmsgError {
   override name = 'AckTimeoutError'
@@ -295,27 +307,71 @@ export class AckTimeoutError extends GilmsgError {
     readonly acked: readonly RecipientAck[],
     readonly missing: readonly string[],
     readonly elapsedMs: number,
-    /** How many ACKs the publish needed (its `quorum`); every recipient's (acked + missing) unless told otherwise. */
+    /** How many ACKs the publish needed (its `quorum`); every recipient's unless told otherwise. */
     readonly quorum: number = acked.length + missing.length,
+    /** Recipients that rejected the message while the quorum could still be reached (empty without a quorum). */
+    readonly rejected: readonly RecipientRejection[] = [],
   ) {
+    const all = acked.length + missing.length + rejected.length
     super(
       ErrorCode.AckTimeout,
       `no ACK from ${missing.join(', ')} for ${msgId} after ${elapsedMs} ms` +
         (acked.length > 0 ? ` (acked by ${acked.map((a) => a.cn).join(', ')})` : '') +
-        (quorum < acked.length + missing.length ? `: ${acked.length} of the ${quorum} needed` : ''),
+        (rejected.length > 0 ? ` (rejected by ${rejectionList(rejected)})` : '') +
+        (quorum < all ? `: ${acked.length} of the ${quorum} needed` : ''),
     )
   }
 }
 
-/** A required recipient rejected the message (manual ACK mode's `delivery.reject(reason)`). */
+/** What a {@link DeliveryRejectedError} knows besides the recipient whose rejection ended the message. */
+export interface DeliveryRejectedDetails {
+  /** Every rejection counted, in the order of the recipients (the last one ended the message). Default: that one. */
+  readonly rejections?: readonly RecipientRejection[]
+  /** The ACKs counted before the message ended (never enough for the quorum). Default none. */
+  readonly acked?: readonly RecipientAck[]
+  /** How many ACKs the publish needed. Default: every recipient's. */
+  readonly quorum?: number
+  /** How many recipients the message has. Default: acked + rejections. */
+  readonly recipients?: number
+}
+
+/**
+ * Required recipients rejected the message (manual ACK mode's
+ * `delivery.reject(reason)`) so that the quorum can no longer be reached:
+ * fewer than `quorum` recipients acked or may still ACK. Without a quorum
+ * (every recipient needed) the first rejection does it. `recipient` and
+ * `reason` are those of the rejection that did it; `rejections` lists every
+ * rejection, `acked` the ACKs counted before.
+ */
 export class DeliveryRejectedError extends GilmsgError {
   override name = 'DeliveryRejectedError'
+  readonly rejections: readonly RecipientRejection[]
+  readonly acked: readonly RecipientAck[]
+  readonly quorum: number
+  readonly recipients: number
   constructor(
     readonly msgId: string,
     readonly recipient: string,
     readonly reason: string,
+    details: DeliveryRejectedDetails = {},
   ) {
-    super(ErrorCode.DeliveryRejected, `${recipient} rejected ${msgId}: ${reason}`)
+    const rejections = details.rejections ?? [{ cn: recipient, reason }]
+    const acked = details.acked ?? []
+    const recipients = details.recipients ?? acked.length + rejections.length
+    const quorum = details.quorum ?? recipients
+    super(
+      ErrorCode.DeliveryRejected,
+      `${recipient} rejected ${msgId}: ${reason}` +
+        (quorum < recipients
+          ? `; the quorum of ${quorum} of ${recipients} can no longer be reached (rejected by ${rejectionList(rejections)}` +
+            (acked.length > 0 ? `; acked by ${acked.map((a) => a.cn).join(', ')}` : '') +
+            ')'
+          : ''),
+    )
+    this.rejections = rejections
+    this.acked = acked
+    this.quorum = quorum
+    this.recipients = recipients
   }
 }
 

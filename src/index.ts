@@ -39,7 +39,7 @@ export {
   StoreError,
   OutboxError,
 } from './errors.js'
-export type { RecipientAck, CrlPosition, StoreKind } from './errors.js'
+export type { RecipientAck, RecipientRejection, DeliveryRejectedDetails, CrlPosition, StoreKind } from './errors.js'
 
 export { Lossless } from './json/value.js'
 export type { JsonValue, JsonNumber, JsonObject } from './json/value.js'

@@ -1,18 +1,20 @@
 import { busFromConfig } from '../bus/from-config.js'
+import type { GilmsgConfig } from '../config/config.js'
 import { SqliteOutboxStore } from '../outbox/sqlite.js'
 import { storePath } from '../reliable/from-config.js'
 import { Gilmsg } from '../reliable/gilmsg.js'
 import { AgentListener, AgentRunningError, agentSocketPath } from './agent-socket.js'
 import { parse } from './args.js'
 import { cliConfig } from './config.js'
-import { cliCrlOptions } from './crl-report.js'
 import { ExitCode } from './exit-codes.js'
+import { openService, SERVICE_HELP, SERVICE_OPTIONS, type Service } from './service.js'
 import { untilInterrupted } from './signals.js'
 
 /** How often the agent checks whether another process wrote to the outbox (`PRAGMA data_version`): what finds a message whose wake-up was lost. */
 export const AGENT_CHECK_MS = 2000
 
 const HELP = `Usage: gilmsg agent [--config FILE] [--name NAME] [--verbose]
+                    [--metrics HOST:PORT] [--log-format json|text] [--log-level LEVEL]
 
 Delivers the guaranteed messages of one outbox (that of --name: outbox_path, or
 <state dir>/gilmsg/<name>.outbox.db, the file "gilmsg publish" and "gilmsg enqueue" use):
@@ -22,39 +24,41 @@ One agent per outbox: it listens on <outbox>.agent.sock (mode 0600), where enque
 what it committed; a second agent on the same outbox is refused (exit 1). Should a wake-up
 be lost (an enqueue killed between its commit and its notice), the agent finds the message
 at its next check of the file (every ${AGENT_CHECK_MS / 1000} s) or at its next start.
-  --verbose   say which config file was loaded, and print a line for every message
-              delivered (stderr)
-Prints "agent: ready ..." on stderr once it listens and has resumed the outbox; expiries,
-rejections and errors are printed there too. Runs until SIGINT/SIGTERM: then it stops taking
-notices, stops resending, commits what it recorded, closes its sockets and exits 0 (pending
-messages stay in the outbox for the next agent); a second signal meanwhile exits at once
-(130 SIGINT, 143 SIGTERM).
+  --verbose   say which config file was loaded, and log a line for every message
+              delivered (--log-level debug)
+${SERVICE_HELP}
+Logs "ready: ..." once it listens and has resumed the outbox; every expiry and rejection is
+logged (warn, with msg_id, recipient or missing, reason), errors too. /readyz checks its
+socket, the outbox and the CRL. Runs until SIGINT/SIGTERM: then it stops taking notices,
+stops resending, commits what it recorded, closes its sockets (within zmq_linger) and exits 0
+(pending messages stay in the outbox for the next agent); a second signal meanwhile exits at
+once (130 SIGINT, 143 SIGTERM).
 Exit codes: 0 stopped by a signal; 1 another agent owns the outbox, or a failure;
 2 usage or configuration error (e.g. an outbox path too long for its socket).`
 
-/** Where the agent says what happens: stderr lines for now, in one place so that a structured logger can take over. */
-export interface AgentLog {
-  info(line: string): void
-  /** Only with --verbose. */
-  detail(line: string): void
-}
-
-function stderrLog(verbose: boolean): AgentLog {
-  const write = (line: string): void => void process.stderr.write(`agent: ${line}\n`)
-  return { info: write, detail: verbose ? write : () => {} }
-}
-
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { verbose: { type: 'boolean', short: 'v' } })
+  const { values } = parse(argv, { verbose: { type: 'boolean', short: 'v' }, ...SERVICE_OPTIONS })
   if (values.help) {
     process.stdout.write(HELP + '\n')
     return ExitCode.Ok
   }
-  const log = stderrLog(values.verbose ?? false)
   const config = cliConfig(values)
+  const svc = openService('agent', values, config)
+  try {
+    return await agent(config, svc)
+  } finally {
+    await svc.close()
+  }
+}
+
+async function agent(config: GilmsgConfig, svc: Service): Promise<number> {
+  const log = svc.log
+  let listening = false
+  svc.readiness.add('sockets', () => (listening ? undefined : 'not listening for enqueue notices'))
+  await svc.startHealth()
   const outboxPath = storePath(config, 'outbox')
   const socketPath = agentSocketPath(outboxPath)
-  const bus = await busFromConfig(config, cliCrlOptions('agent', true))
+  const bus = await busFromConfig(config, svc.busOptions)
   let store: SqliteOutboxStore
   try {
     store = SqliteOutboxStore.open(outboxPath, { synchronous: config.store_synchronous })
@@ -72,9 +76,10 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     await Promise.all([store.close(), bus.close()])
     if (!(e instanceof AgentRunningError)) throw e
-    process.stderr.write(`gilmsg agent: ${e.message}\n`)
+    log.error({ socket: socketPath }, e.message)
     return ExitCode.Failure
   }
+  listening = true
   const interrupted = untilInterrupted()
   try {
     g = await Gilmsg.open({ bus, outbox: store, acceptLegacyAcks: config.accept_legacy_acks, resendRate: config.resend_rate })
@@ -82,10 +87,16 @@ export async function run(argv: string[]): Promise<number> {
     await listener.close()
     throw e
   }
-  g.on('delivered', (r) => log.detail(`delivered ${r.msgId} to ${r.recipients.map((a) => `${a.cn} (${a.disposition})`).join(', ')}`))
-  g.on('expired', (e) => log.info(`expired ${e.msgId}: missing ${e.missing.join(', ')}${e.acked.length > 0 ? `; acked by ${e.acked.map((a) => a.cn).join(', ')}` : ''}`))
-  g.on('rejected', (e) => log.info(`rejected ${e.msgId} by ${e.recipient}: ${e.reason}`))
-  g.on('background:error', (e) => log.info(`error: ${e.message}`))
+  // Expiries, rejections and background errors are logged by the service (logPublisherEvents).
+  svc.watchGilmsg(g)
+  g.on('delivered', (r) => {
+    if (log.isLevelEnabled('debug')) {
+      log.debug(
+        { msg_id: r.msgId, acked: r.recipients.map((a) => ({ recipient: a.cn, disposition: a.disposition })) },
+        `delivered ${r.msgId} to ${r.recipients.map((a) => `${a.cn} (${a.disposition})`).join(', ')}`,
+      )
+    }
+  })
 
   let version = store.dataVersion()
   const check = setInterval(() => {
@@ -95,16 +106,19 @@ export async function run(argv: string[]): Promise<number> {
       version = now
       void g?.publisher?.sendUnsent()
     } catch (e) {
-      log.info(`error: cannot check the outbox: ${(e as Error).message}`)
+      log.error({ reason: (e as Error).message }, `cannot check the outbox: ${(e as Error).message}`)
     }
   }, AGENT_CHECK_MS)
-  log.info(`ready: delivering from ${outboxPath} (${store.counts().pending} pending), woken on ${socketPath}`)
+  const pendingAtStart = store.counts().pending
+  log.info({ outbox: outboxPath, socket: socketPath, pending: pendingAtStart }, `ready: delivering from ${outboxPath} (${pendingAtStart} pending), woken on ${socketPath}`)
 
   const why = await interrupted
+  svc.stopping()
   clearInterval(check)
+  listening = false
   await listener.close()
   const pending = store.counts().pending
   await g.close()
-  log.info(`stopped (${why}); ${pending} pending stay in the outbox`)
+  log.info({ signal: why, pending }, `stopped (${why}); ${pending} pending stay in the outbox`)
   return ExitCode.Ok
 }

@@ -51,7 +51,7 @@ ${SERVICE_HELP}
 Each attempt is counted in the inbox (inbox_path) before CMD starts, and the ACK is committed to
 the inbox before it is sent: a message whose CMD exited 0 is never run again, one whose run was
 cut short (gilmsg killed, the machine down) runs again after a restart. CMD is started in a process
-group of its own; if gilmsg is SIGKILLed it does not kill it (systemd does: KillMode=control-group).
+group of its own; if gilmsg is SIGKILLed it does not kill it (systemd does: KillMode=mixed or control-group).
 Runs until interrupted (SIGINT/SIGTERM): then takes no new message, lets running commands finish
 for --grace seconds, kills those still running (no ACK: they run again later), sends the pending
 ACKs and exits 0; a second signal exits at once (130 SIGINT, 143 SIGTERM).`

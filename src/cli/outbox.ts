@@ -117,6 +117,7 @@ export async function run(argv: string[]): Promise<number> {
             `deadline  ${iso(m.deadline)}`,
             `finished  ${iso(m.finishedAt)}`,
             `attempts  ${m.attempts}`,
+            ...(m.quorum < recipients.length ? [`quorum    ${quorumLine(m, recipients)}`] : []),
             'recipients:',
             ...recipients.map(
               (r) =>
@@ -188,9 +189,31 @@ function summary(m: OutboxMessage, recipients: readonly { cn: string; state: str
     created_at: m.createdAt,
     deadline: m.deadline,
     finished_at: m.finishedAt ?? null,
+    quorum: m.quorum,
     acked: recipients.filter((r) => r.state === 'acked').map((r) => r.cn),
     missing: recipients.filter((r) => r.state !== 'acked').map((r) => r.cn),
+    pending: recipients.filter((r) => r.state === 'pending').map((r) => r.cn),
+    rejected: recipients.filter((r) => r.state === 'rejected').map((r) => r.cn),
   }
+}
+
+/** `2 of 3: reached; acked by alice, bob; still pending: carol` (a quorum publish's message). */
+function quorumLine(m: OutboxMessage, recipients: readonly { cn: string; state: string }[]): string {
+  const names = (state: string): string[] => recipients.filter((r) => r.state === state).map((r) => r.cn)
+  const acked = names('acked')
+  const parts = [
+    `${m.quorum} of ${recipients.length}: ${acked.length >= m.quorum ? 'reached' : 'not reached'}`,
+    `acked by ${acked.length > 0 ? acked.join(', ') : 'nobody'}`,
+  ]
+  for (const [state, label] of [
+    ['pending', 'still pending'],
+    ['rejected', 'rejected by'],
+    ['expired', 'expired'],
+  ] as const) {
+    const cns = names(state)
+    if (cns.length > 0) parts.push(`${label}${state === 'rejected' ? ' ' : ': '}${cns.join(', ')}`)
+  }
+  return parts.join('; ')
 }
 
 /** When a stored message was signed: its envelope's `timestamp` (whole seconds), else when it was committed. */

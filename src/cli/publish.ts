@@ -1,5 +1,6 @@
 import { AckTimeoutError, DeliveryRejectedError, UsageError } from '../errors.js'
 import { openGilmsg } from '../reliable/from-config.js'
+import { DeliveryState, type RecipientStatus } from '../outbox/store.js'
 import type { DeliveryReceipt } from '../reliable/publisher.js'
 import { intOption, joinRecipients, numberOption, parse, recipientsOption } from './args.js'
 import { cliConfig } from './config.js'
@@ -16,7 +17,8 @@ acknowledge, and waits until each of them returned a valid signed ACK for it.
   --recipients CN ...   certificate CNs that must acknowledge (space- or comma-separated)
   --quorum K            done once K of the recipients acknowledged (default: all); the others
                         stay pending in the outbox (gilmsg outbox show), resent by the next
-                        publisher on it until they ACK or the ACK timeout passes
+                        publisher on it until they ACK or the ACK timeout passes; a rejection
+                        fails the publish only once K can no longer be reached
   --ack-timeout S       seconds to wait for all ACKs (the quorum's; default 10)
   --topic T             default "log"; full topic <topic_prefix>.<environment>.<modname>.<T>
   --modname M           default "gilmsg"
@@ -24,8 +26,8 @@ acknowledge, and waits until each of them returned a valid signed ACK for it.
   --json                print the delivery receipt(s) as JSON lines on stdout
   --verbose             say which config file was loaded (on stderr)
 Exit codes: 0 every recipient (or the quorum) acknowledged; 3 ACK timeout (stderr names the
-missing recipients, and how many of K acked); 4 a recipient rejected the message before the
-quorum was reached; 130 interrupted (SIGINT/SIGTERM: the message stays pending in the outbox);
+missing recipients, those who rejected it, and how many of K acked); 4 rejected: fewer than K
+recipients acked or may still ACK (without --quorum: any rejection); 130 interrupted (SIGINT/SIGTERM: the message stays pending in the outbox);
 2 usage or configuration error; 1 other.
 Without --recipients it is a plain fire-and-forget publish (like gilmsg logger).
 Short-lived publishers are fastest through a relay ("active": true, "relay_inbound").`
@@ -76,12 +78,13 @@ export async function run(argv: string[]): Promise<number> {
         'the message stays pending in the outbox, and the next gilmsg process on it resumes sending (see gilmsg outbox list)\n')
       return ExitCode.Interrupted
     }
-    for (const r of receipts) report(r, recipients, values.json ?? false)
+    for (const r of receipts) report(r, g.outbox?.recipients(r.msgId) ?? [], values.json ?? false)
     return ExitCode.Ok
   } catch (e) {
     if (e instanceof AckTimeoutError) {
       process.stderr.write(`gilmsg publish: ACK timeout for ${e.msgId}: missing ${e.missing.join(', ')}` +
         (e.acked.length > 0 ? `; acked by ${e.acked.map((a) => a.cn).join(', ')}` : '') +
+        (e.rejected.length > 0 ? `; rejected by ${e.rejected.map((r) => `${r.cn} (${r.reason})`).join(', ')}` : '') +
         (quorum !== undefined ? `; ${e.acked.length} of the ${e.quorum} needed` : '') + '\n')
       return ExitCode.AckTimeout
     }
@@ -96,14 +99,17 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-function report(r: DeliveryReceipt, recipients: readonly string[], json: boolean): void {
+/** A receipt on stdout (--json) or stderr, with what the outbox says of the others (a quorum's: still pending, or rejected). */
+function report(r: DeliveryReceipt, statuses: readonly RecipientStatus[], json: boolean): void {
   if (json) {
     process.stdout.write(JSON.stringify(r) + '\n')
   } else if (r.recipients.length > 0) {
     const acked = new Set(r.recipients.map((a) => a.cn))
-    const pending = recipients.filter((cn) => !acked.has(cn))
+    const pending = statuses.filter((s) => !acked.has(s.cn) && s.state === DeliveryState.Pending).map((s) => s.cn)
+    const rejected = statuses.filter((s) => s.state === DeliveryState.Rejected).map((s) => `${s.cn} (${s.reason ?? 'no reason given'})`)
     process.stderr.write(
       `${r.msgId}: acknowledged by ${r.recipients.map((a) => `${a.cn} (${a.disposition})`).join(', ')}` +
+        (rejected.length > 0 ? `; rejected by ${rejected.join(', ')}` : '') +
         (pending.length > 0 ? `; still pending in the outbox: ${pending.join(', ')}` : '') + '\n',
     )
   }

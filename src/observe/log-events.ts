@@ -80,11 +80,16 @@ export function logPublisherEvents(publisher: Pick<ReliablePublisher, 'on'>, log
   const off = [
     publisher.on('expired', (e) =>
       log.warn(
-        { msg_id: e.msgId, missing: e.missing, acked: e.acked.map((a) => a.cn) },
+        { msg_id: e.msgId, missing: e.missing, acked: e.acked.map((a) => a.cn), ...(e.rejected.length > 0 ? { rejected: e.rejected.map((r) => r.cn) } : {}) },
         `${e.msgId} expired: no ACK from ${e.missing.join(', ')}`,
       ),
     ),
-    publisher.on('rejected', (r) => log.warn({ msg_id: r.msgId, recipient: r.recipient, reason: r.reason }, `${r.msgId} rejected by ${r.recipient}: ${r.reason}`)),
+    publisher.on('rejected', (r) =>
+      log.warn(
+        { msg_id: r.msgId, recipient: r.recipient, reason: r.reason, ended: r.ended },
+        `${r.msgId} rejected by ${r.recipient}: ${r.reason}${r.ended ? '' : ' (the quorum can still be reached: still pending for the others)'}`,
+      ),
+    ),
     publisher.on('background:error', (e) => log.error({ err: e, code: e.code }, e.message)),
   ]
   return () => {

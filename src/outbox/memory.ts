@@ -47,6 +47,7 @@ interface MessageRow {
   attempts: number
   nextAttemptAt: number
   finishedAt: number | undefined
+  readonly quorum: number
   /** In the order given to add(). */
   readonly recipients: Map<string, RecipientRow>
 }
@@ -126,6 +127,7 @@ export class MemoryOutboxStore implements OutboxStore {
         attempts: message.unsent === true ? 0 : 1,
         nextAttemptAt: message.nextAttemptAt,
         finishedAt: undefined,
+        quorum: message.quorum ?? message.recipients.length,
         recipients,
       })
     })
@@ -170,7 +172,8 @@ export class MemoryOutboxStore implements OutboxStore {
     recipient.ackBody = ack.ackBody
     recipient.ackFingerprint = ack.fingerprint
     const missing = [...row.recipients].filter(([, r]) => r.state === DeliveryState.Pending).map(([cn]) => cn)
-    const state = messageStateAfter(ack.disposition, missing.length)
+    const acked = (): number => [...row.recipients.values()].filter((r) => r.state === DeliveryState.Acked).length
+    const state = messageStateAfter(ack.disposition, missing.length, row.quorum, () => acked() + missing.length)
     if (state !== DeliveryState.Pending) {
       row.state = state
       row.finishedAt = ack.at
@@ -345,5 +348,6 @@ function toMessage(row: MessageRow): OutboxMessage {
     state: row.state,
     attempts: row.attempts,
     finishedAt: row.finishedAt,
+    quorum: row.quorum,
   }
 }

@@ -40,6 +40,10 @@ export function checkNewMessage(m: NewOutboxMessage): void {
     if (seen.has(cn)) throw new InvalidArgumentError(`message ${m.msgId}: recipient ${JSON.stringify(cn)} is listed twice`)
     seen.add(cn)
   }
+  const q = m.quorum
+  if (q !== undefined && (typeof q !== 'number' || !Number.isInteger(q) || q < 1 || q > m.recipients.length)) {
+    throw new InvalidArgumentError(`message ${m.msgId}: quorum: expected an integer from 1 to ${m.recipients.length} (the number of recipients), got ${describe(q)}`)
+  }
 }
 
 /** The rejection of `add()` for a msgId already stored (`path`: the outbox's file, if it has one). */
@@ -95,9 +99,14 @@ export function recipientStateAfter(disposition: Disposition): DeliveryState {
   return disposition === Disposition.Rejected ? DeliveryState.Rejected : DeliveryState.Acked
 }
 
-/** The message's state once an ACK is counted, given how many recipients are still missing. */
-export function messageStateAfter(disposition: Disposition, missing: number): DeliveryState {
-  if (disposition === Disposition.Rejected) return DeliveryState.Rejected
+/**
+ * The message's state once an ACK is counted, given how many recipients are still missing:
+ * rejected once fewer than its quorum acked or may still ACK, acked once none is missing,
+ * else pending. `ackedOrPossible()` (acked + missing after this ACK) is asked only after a
+ * rejection: a pending message could reach its quorum before, and any other ACK keeps it so.
+ */
+export function messageStateAfter(disposition: Disposition, missing: number, quorum: number, ackedOrPossible: () => number): DeliveryState {
+  if (disposition === Disposition.Rejected && ackedOrPossible() < quorum) return DeliveryState.Rejected
   return missing === 0 ? DeliveryState.Acked : DeliveryState.Pending
 }
 

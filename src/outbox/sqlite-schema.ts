@@ -59,9 +59,16 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(`CREATE INDEX messages_unsent ON messages (created_at, msg_id) WHERE state = 'pending' AND attempts = 0`)
     },
   },
+  {
+    // publish()'s quorum, which decides when a rejection ends the message; NULL: every recipient.
+    version: 3,
+    up(db) {
+      db.exec(`ALTER TABLE messages ADD COLUMN quorum INTEGER CHECK (quorum IS NULL OR quorum >= 1)`)
+    },
+  },
 ]
 
-export const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at`
+export const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at, m.quorum`
 export const FROM_MESSAGES = `FROM messages m JOIN bodies b ON b.msg_id = m.msg_id`
 
 export interface MessageSqlRow {
@@ -75,6 +82,7 @@ export interface MessageSqlRow {
   readonly attempts: number
   readonly next_attempt_at: number
   readonly finished_at: number | null
+  readonly quorum: number | null
 }
 
 export interface RecipientSqlRow {

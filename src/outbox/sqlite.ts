@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import type { Disposition } from '../protocol/ack.js'
+import { Disposition } from '../protocol/ack.js'
 import { ContentIds } from '../sqlite/content-ids.js'
 import { SqliteFile } from '../sqlite/file.js'
 import type { GroupCommit, GroupCommitStats } from '../sqlite/group-commit.js'
@@ -69,9 +69,9 @@ function prepareStatements(db: Database.Database) {
       `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, r.ack_fingerprint
        FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id WHERE r.msg_id = ? ORDER BY r.position`,
     ),
-    insertMessage: db.prepare<[string, string, string, number, number, number, number]>(
-      `INSERT INTO messages (msg_id, topic, digest, created_at, deadline, state, attempts, next_attempt_at, finished_at)
-       VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, NULL)`,
+    insertMessage: db.prepare<[string, string, string, number, number, number, number, number | null]>(
+      `INSERT INTO messages (msg_id, topic, digest, created_at, deadline, state, attempts, next_attempt_at, finished_at, quorum)
+       VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, NULL, ?)`,
     ),
     insertBody: db.prepare<[string, string]>(`INSERT INTO bodies (msg_id, body) VALUES (?, ?)`),
     insertRecipient: db.prepare<[string, string, number]>(
@@ -95,6 +95,10 @@ function prepareStatements(db: Database.Database) {
        AND EXISTS (SELECT 1 FROM messages m WHERE m.msg_id = ? AND m.state = 'pending' AND (? IS NULL OR m.digest = ?))`,
     ),
     missing: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? AND state = 'pending' ORDER BY position`).pluck(),
+    ackedCount: db.prepare<[string], number>(`SELECT count(*) FROM recipients WHERE msg_id = ? AND state = 'acked'`).pluck(),
+    quorum: db.prepare<[string], { readonly quorum: number | null; readonly n: number }>(
+      `SELECT m.quorum, (SELECT count(*) FROM recipients r WHERE r.msg_id = m.msg_id) AS n FROM messages m WHERE m.msg_id = ?`,
+    ),
     finish: db.prepare<[DeliveryState, number, string]>(`UPDATE messages SET state = ?, finished_at = ? WHERE msg_id = ?`),
     due: db.prepare<[number, number], MessageSqlRow>(
       `SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES}
@@ -269,7 +273,9 @@ export class SqliteOutboxStore implements OutboxStore {
     const s = this.#s
     try {
       const attempts = message.unsent === true ? 0 : 1
-      s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, attempts, message.nextAttemptAt)
+      // NULL (every recipient) unless a quorum below that was given.
+      const quorum = message.quorum !== undefined && message.quorum < message.recipients.length ? message.quorum : null
+      s.insertMessage.run(message.msgId, message.topic, message.digest, message.createdAt, message.deadline, attempts, message.nextAttemptAt, quorum)
     } catch (e) {
       // The first statement: a duplicate msg_id changed nothing, and is refused alone.
       if ((e as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateMessage(message.msgId, this.path)
@@ -334,10 +340,16 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#finishIfDone(ack)
   }
 
-  /** After a counted ACK: the message's new state (finished once no recipient is missing, or on a rejection). */
+  /** After a counted ACK: the message's new state (finished once no recipient is missing, or once a rejection leaves the quorum out of reach). */
   #finishIfDone(ack: AckRecord): AckOutcome {
     const missing = this.#s.missing.all(ack.msgId)
-    const state = messageStateAfter(ack.disposition, missing.length)
+    // Read only after a rejection (rare): whether the quorum can still be reached.
+    let quorum = Infinity
+    if (ack.disposition === Disposition.Rejected) {
+      const q = this.#s.quorum.get(ack.msgId)
+      quorum = q?.quorum ?? q?.n ?? Infinity
+    }
+    const state = messageStateAfter(ack.disposition, missing.length, quorum, () => (this.#s.ackedCount.get(ack.msgId) ?? 0) + missing.length)
     if (state !== DeliveryState.Pending) this.#s.finish.run(state, ack.at, ack.msgId)
     return { kind: 'counted', state, missing }
   }
@@ -447,7 +459,7 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   #toMessage(row: MessageSqlRow): OutboxMessage {
-    return {
+    const message = {
       msgId: row.msg_id,
       topic: row.topic,
       body: row.body,
@@ -460,5 +472,6 @@ export class SqliteOutboxStore implements OutboxStore {
       attempts: row.attempts,
       finishedAt: row.finished_at ?? undefined,
     }
+    return { ...message, quorum: row.quorum ?? message.recipients.length }
   }
 }

@@ -43,9 +43,18 @@ export interface NewOutboxMessage {
    * sends it at once (attempts 1).
    */
   readonly unsent?: boolean
+  /**
+   * How many recipients' ACKs the publisher needs (`publish()`'s `quorum`): an integer from 1
+   * to the number of recipients, default all of them. A `rejected` ACK ends the message
+   * (`rejected`) only once fewer than `quorum` recipients acked or may still ACK; before that
+   * the recipient is `rejected` and the message stays `pending` for the others.
+   */
+  readonly quorum?: number
 }
 
 export interface OutboxMessage extends NewOutboxMessage {
+  /** See {@link NewOutboxMessage.quorum}: the number of recipients when none was given. */
+  readonly quorum: number
   readonly state: DeliveryState
   /** Sends so far (the first send counts). */
   readonly attempts: number
@@ -88,7 +97,10 @@ export type AckOutcome =
   | { readonly kind: 'duplicate' }
   | {
       readonly kind: 'counted'
-      /** The message's state after this ACK: pending, acked (all recipients) or rejected. */
+      /**
+       * The message's state after this ACK: acked once no recipient is pending (the quorum then
+       * acked), rejected once the quorum can no longer be reached, else pending.
+       */
       readonly state: DeliveryState
       /** Recipients whose ACK is still missing. */
       readonly missing: readonly string[]
@@ -139,7 +151,9 @@ export interface OutboxStore {
   /**
    * Records one ACK, atomically checking that the message exists and is
    * pending, that `cn` is a pending recipient and that the digest matches.
-   * A `rejected` disposition makes the message rejected. See
+   * A `rejected` disposition makes the message rejected once fewer than its
+   * `quorum` recipients acked or may still ACK (at once without a quorum);
+   * the message is acked once no recipient is pending. See
    * {@link AckRecorded} for when each promise settles.
    */
   recordAck(ack: AckRecord): AckRecorded

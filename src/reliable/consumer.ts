@@ -53,7 +53,7 @@ export interface Delivery extends BusMessage {
    * to the inbox and sent. A no-op when already acknowledged or not required.
    */
   ack(): Promise<void>
-  /** Manual mode: refuses the message; the publisher's `publish()` rejects with `DeliveryRejectedError`. */
+  /** Manual mode: refuses the message; the publisher's `publish()` rejects with `DeliveryRejectedError` once its quorum can no longer be reached (at once without a quorum). */
   reject(reason: string): Promise<void>
   /**
    * Manual mode: gives the message back without acknowledging it. It stays pending at

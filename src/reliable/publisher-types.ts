@@ -2,7 +2,7 @@
  * The reliable publisher's public shapes: its options, what `publish()` and `enqueue()`
  * resolve with, its events, their defaults, and the checks of per-call options.
  */
-import { describe, InvalidArgumentError, type GilmsgError, type RecipientAck } from '../errors.js'
+import { describe, InvalidArgumentError, type GilmsgError, type RecipientAck, type RecipientRejection } from '../errors.js'
 import type { Disposition } from '../protocol/ack.js'
 import type { Bus } from '../bus/bus.js'
 import type { OutboxStore } from '../outbox/store.js'
@@ -39,10 +39,12 @@ export interface ReliablePublishOptions {
    * Resolve once this many distinct recipients acknowledged (an integer from
    * 1 to the number of recipients; default: all of them). The others keep
    * getting resends until they ACK or `ackTimeout` (the message's deadline)
-   * passes: the message's `delivered` event fires if all of them do,
-   * `expired` names who is missing otherwise. A rejection before the quorum
-   * is reached fails the publish (the outbox ends a rejected message: no
-   * further ACK can count); one after it is reported by `rejected`.
+   * passes: the message's `delivered` event fires once none is pending,
+   * `expired` names who is missing otherwise. A rejection fails the publish
+   * only once the quorum can no longer be reached (fewer than `quorum`
+   * recipients acked or may still ACK: `DeliveryRejectedError`, and the
+   * outbox ends the message `rejected`); before that the others still count.
+   * Every rejection is reported by `rejected`.
    */
   readonly quorum?: number
   readonly signal?: AbortSignal
@@ -64,12 +66,17 @@ export interface Enqueued {
 }
 
 export interface PublisherEvents {
-  /** Every recipient acknowledged. */
+  /** The message is acked: no recipient is pending and (with a quorum, after rejections) enough acknowledged; the receipt lists every ACK (`received` or `processed`). */
   delivered: (receipt: DeliveryReceipt) => void
   /** The deadline passed with ACKs missing. */
-  expired: (info: { msgId: string; acked: readonly RecipientAck[]; missing: readonly string[] }) => void
-  /** A recipient rejected the message. */
-  rejected: (info: { msgId: string; recipient: string; reason: string }) => void
+  expired: (info: { msgId: string; acked: readonly RecipientAck[]; missing: readonly string[]; rejected: readonly RecipientRejection[] }) => void
+  /**
+   * A recipient's `rejected` ACK was counted (once per recipient and message).
+   * `ended`: it ended the message (`rejected` in the outbox; without a quorum,
+   * always), as the quorum can no longer be reached; otherwise the message
+   * stays pending for the other recipients.
+   */
+  rejected: (info: { msgId: string; recipient: string; reason: string; ended: boolean }) => void
   /**
    * A recipient's ACK was counted (once per recipient and message, rejections
    * included), `latencyMs` after the message was first sent (committed to the

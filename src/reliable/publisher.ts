@@ -35,7 +35,7 @@ import {
   MAX_AWAIT_SUBSCRIBER_MS,
 } from './publisher-types.js'
 import type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
-import { splitStatuses, storedReceipt, waiterReceipt, type Waiter } from './waiters.js'
+import { NO_REASON, splitStatuses, storedReceipt, waiterReceipt, type Waiter } from './waiters.js'
 
 export { RESEND_BURST } from './resend-scheduler.js'
 export { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_AWAIT_SUBSCRIBER_MS, DEFAULT_DEADLINE_MS, DEFAULT_RETENTION_MS } from './publisher-types.js'
@@ -179,6 +179,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         this.#store.markAttempt(m.msgId, nextAttemptAt)
         this.#scheduler.arm(nextAttemptAt)
         await this.#bus.send(m)
+        this.#guaranteed++
         sent++
       }
     }
@@ -216,6 +217,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         sentAt: undefined,
         resent: false,
         acks: new Map(),
+        rejections: new Map(),
         resolve,
         reject,
       })
@@ -226,7 +228,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       // Settled early (timeout, abort, close): a message not committed yet is not committed at all.
       const cancel = new AbortController()
       done.catch(() => cancel.abort())
-      const { durable } = await this.#commitAndSend(sealed, recipients, started + ackTimeout, cancel.signal)
+      const { durable } = await this.#commitAndSend(sealed, recipients, started + ackTimeout, cancel.signal, quorum)
       // ACKs prove delivery before fsync. A counted ACK is signed by a listed recipient over this message's
       // digest: it proves delivery whether or not the message (committed before it was sent) or the ACK's
       // record has reached the disk yet, so the receipt waits for neither: AckIntake reports an ACK as soon
@@ -271,7 +273,13 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
    * message is committed (it survives a crash of this process) and handed to
    * the socket, with the outbox's `durable` (see `Added`).
    */
-  async #commitAndSend(sealed: SealedMessage, recipients: readonly string[], deadline: number, cancel?: AbortSignal): Promise<{ readonly durable: Promise<void> }> {
+  async #commitAndSend(
+    sealed: SealedMessage,
+    recipients: readonly string[],
+    deadline: number,
+    cancel?: AbortSignal,
+    quorum: number = recipients.length,
+  ): Promise<{ readonly durable: Promise<void> }> {
     if (this.#closing) throw new ClosedError('publisher')
     // Waited for before the commit: the resend timer starts when the message can really leave, and the
     // round trip is measured from there.
@@ -290,6 +298,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       createdAt: now,
       deadline,
       nextAttemptAt,
+      ...(quorum < recipients.length ? { quorum } : {}),
     })
     await committed
     this.#guaranteed++
@@ -327,11 +336,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       this.#settle(msgId, false)
       return
     }
-    const { acked, missing } = splitStatuses(this.#store.recipients(msgId))
-    this.emit('expired', { msgId, acked, missing })
+    const { acked, missing, rejected } = splitStatuses(this.#store.recipients(msgId))
+    this.emit('expired', { msgId, acked, missing, rejected })
     if (error instanceof AckTimeoutError) {
       const elapsed = this.#clock.now() - waiter.startedAt
-      const e = new AckTimeoutError(msgId, acked, missing, elapsed, waiter.quorum)
+      const e = new AckTimeoutError(msgId, acked, missing, elapsed, waiter.quorum, rejected)
       if (error.stack !== undefined) e.stack = error.stack.replace(/^.*$/m, `${e.name}: ${e.message}`)
       waiter.reject(e)
     } else {
@@ -350,10 +359,16 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       return
     }
     const waiter = this.#waiters.get(msgId)
-    waiter?.acks.set(record.cn, { cn: record.cn, at: record.at, disposition: record.disposition })
+    if (record.disposition === Disposition.Rejected) {
+      const reason = record.reason ?? NO_REASON
+      waiter?.rejections.set(record.cn, { cn: record.cn, reason })
+      this.emit('rejected', { msgId, recipient: record.cn, reason, ended: outcome.state === DeliveryState.Rejected })
+    } else {
+      waiter?.acks.set(record.cn, { cn: record.cn, at: record.at, disposition: record.disposition })
+    }
     if (outcome.state === DeliveryState.Pending) {
-      // The quorum's k-th ACK (a pending message's counted ACK is never a rejection): resolve with exactly
-      // the ACKs counted so far; the message stays pending, resent to the others until they ACK or its deadline.
+      // The quorum's k-th ACK: resolve with exactly the ACKs counted so far; the message stays pending,
+      // resent to the others until they ACK or its deadline. (A rejection that leaves it pending changes nothing here.)
       if (waiter !== undefined && waiter.acks.size >= waiter.quorum) {
         this.#waiters.delete(msgId)
         waiter.resolve(waiterReceipt(msgId, waiter))
@@ -388,7 +403,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   #settle(msgId: string, emit: boolean, read?: OutboxMessage): void {
     const waiter = this.#waiters.get(msgId)
     // Nobody to tell (enqueue() without listeners): skip reading the message and its receipts.
-    if (waiter === undefined && !(emit && (this.listens('delivered') || this.listens('rejected')))) return
+    if (waiter === undefined && !(emit && this.listens('delivered'))) return
     const msg = read ?? this.#store.get(msgId)
     if (msg === undefined || msg.state === DeliveryState.Pending) return
     const statuses = this.#store.recipients(msgId)
@@ -399,26 +414,21 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         waiter.resolve(receipt)
       }
       if (emit) this.emit('delivered', receipt)
-    } else if (msg.state === DeliveryState.Rejected) {
-      const r = statuses.find((s) => s.disposition === Disposition.Rejected)
-      const recipient = r?.cn ?? '?'
-      const reason = r?.reason ?? 'no reason given'
-      if (waiter) {
-        this.#waiters.delete(msgId)
-        waiter.reject(new DeliveryRejectedError(msgId, recipient, reason))
-      }
-      if (emit) this.emit('rejected', { msgId, recipient, reason })
+    } else if (msg.state === DeliveryState.Rejected && waiter !== undefined) {
+      // The rejection that ended it is the last one counted (its `rejected` event was emitted then).
+      this.#waiters.delete(msgId)
+      waiter.reject(rejectedError(msg, statuses))
     }
   }
 
   async #expireDue(now: number): Promise<void> {
     for (const msgId of await this.#store.expireDue(now)) {
       const waiter = this.#waiters.get(msgId)
-      const { acked, missing } = splitStatuses(this.#store.recipients(msgId))
-      this.emit('expired', { msgId, acked, missing })
+      const { acked, missing, rejected } = splitStatuses(this.#store.recipients(msgId))
+      this.emit('expired', { msgId, acked, missing, rejected })
       if (waiter) {
         this.#waiters.delete(msgId)
-        waiter.reject(new AckTimeoutError(msgId, acked, missing, now - waiter.startedAt, waiter.quorum))
+        waiter.reject(new AckTimeoutError(msgId, acked, missing, now - waiter.startedAt, waiter.quorum, rejected))
       }
     }
   }
@@ -428,7 +438,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     return this.#intake.ignored
   }
 
-  /** Guaranteed messages committed to the outbox and sent by this publisher (`publish()` with recipients, `enqueue()`). */
+  /** Guaranteed messages sent for the first time by this publisher: `publish()` with recipients, `enqueue()`, and what another process committed unsent (`sendUnsent()`, the agent). */
   get guaranteed(): number {
     return this.#guaranteed
   }
@@ -470,6 +480,16 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     })()
     return this.#closing
   }
+}
+
+/** The error of a message the outbox ended `rejected`: the quorum can no longer be reached; the last rejection counted did it. */
+function rejectedError(msg: OutboxMessage, statuses: readonly RecipientStatus[]): DeliveryRejectedError {
+  const { acked, rejected } = splitStatuses(statuses)
+  let last: RecipientStatus | undefined
+  for (const s of statuses) if (s.state === DeliveryState.Rejected && (last === undefined || (s.at ?? 0) >= (last.at ?? 0))) last = s
+  const recipient = last?.cn ?? '?'
+  const reason = last?.reason ?? NO_REASON
+  return new DeliveryRejectedError(msg.msgId, recipient, reason, { rejections: rejected, acked, quorum: msg.quorum, recipients: statuses.length })
 }
 
 // A GilmsgError keeps its class (a TransportError from a resend stays one: Bus.send wraps what a transport throws);

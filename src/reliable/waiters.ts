@@ -2,7 +2,7 @@
  * What the reliable publisher keeps for each `publish()` call waiting for ACKs, and how a
  * receipt is read back from the outbox's recipient statuses.
  */
-import type { RecipientAck } from '../errors.js'
+import type { RecipientAck, RecipientRejection } from '../errors.js'
 import { DeliveryState, type OutboxMessage, type RecipientStatus } from '../outbox/store.js'
 import { Disposition } from '../protocol/ack.js'
 import type { DeliveryReceipt } from './publisher-types.js'
@@ -19,8 +19,10 @@ export interface Waiter {
   sentAt: number | undefined
   /** Resent at least once: its round trip then says nothing clear (Karn's rule). */
   resent: boolean
-  /** The ACKs counted for it, by CN. */
+  /** The ACKs counted for it (`received` or `processed`), by CN. */
   readonly acks: Map<string, RecipientAck>
+  /** The rejections counted for it while the quorum could still be reached, by CN. */
+  readonly rejections: Map<string, RecipientRejection>
   resolve(receipt: DeliveryReceipt): void
   reject(error: Error): void
 }
@@ -35,16 +37,21 @@ export function waiterReceipt(msgId: string, waiter: Waiter): DeliveryReceipt {
   return { msgId, digest: waiter.digest, topic: waiter.topic, recipients }
 }
 
-/** Recipient statuses split into the ACKs counted and the CNs still missing. */
-export function splitStatuses(statuses: readonly RecipientStatus[]): { acked: RecipientAck[]; missing: string[] } {
+/** Recipient statuses split into the ACKs counted, the rejections counted and the CNs still missing (no ACK at all), each in the order of the recipients. */
+export function splitStatuses(statuses: readonly RecipientStatus[]): { acked: RecipientAck[]; rejected: RecipientRejection[]; missing: string[] } {
   const acked: RecipientAck[] = []
+  const rejected: RecipientRejection[] = []
   const missing: string[] = []
   for (const s of statuses) {
     if (s.state === DeliveryState.Acked) acked.push({ cn: s.cn, at: s.at ?? 0, disposition: s.disposition ?? Disposition.Received })
+    else if (s.state === DeliveryState.Rejected) rejected.push({ cn: s.cn, reason: s.reason ?? NO_REASON })
     else missing.push(s.cn)
   }
-  return { acked, missing }
+  return { acked, rejected, missing }
 }
+
+/** The reason of a rejection whose ACK gave none. */
+export const NO_REASON = 'no reason given'
 
 /** The receipt of an acknowledged message, from what the outbox stored. */
 export function storedReceipt(msg: OutboxMessage, statuses: readonly RecipientStatus[]): DeliveryReceipt {

@@ -101,9 +101,9 @@ export function openSqlite(
 }
 
 /**
- * The default file of a store: `$XDG_STATE_HOME/gilmsg/<name>.<kind>.db`, or
- * `~/.local/state/gilmsg/<name>.<kind>.db` when `XDG_STATE_HOME` is unset or
- * not absolute. Characters of `name` outside `[A-Za-z0-9._-]` become `_`.
+ * The default file of a store: `<state dir>/<name>.<kind>.db`, the state directory being
+ * `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else `$XDG_STATE_HOME/gilmsg`, else
+ * `~/.local/state/gilmsg` (see `stateDir`). Characters of `name` outside `[A-Za-z0-9._-]` become `_`.
  * Throws an `InvalidArgumentError` for an empty name.
  */
 export function defaultStatePath(name: string, kind: StoreKind, env: NodeJS.ProcessEnv = process.env): string {

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Relay } from '../../src/transport/relay.js'
-import { CLI, CliProcess, runCli } from '../support/cli.js'
+import { CLI, CliProcess, logLine, runCli } from '../support/cli.js'
 import { createTestPki } from '../support/pki.js'
 import { seededRandom } from '../support/random.js'
 import { APP_MODNAME, APP_PREFIX, readOutboxFile, relayConfig, sleep, startLoopbackRelay, waitUntil, writeConfigFile } from '../support/reliable-net.js'
@@ -134,7 +134,7 @@ describe(`gilmsg enqueue scripts while the agent is SIGKILLed and restarted (see
     const log = [`seed ${seed}`]
     const started = performance.now()
     let agent = start(['agent', '--config', pub])
-    await agent.waitFor(/^agent: ready/)
+    await agent.waitFor(logLine('ready: '))
     const scripts = Array.from({ length: SCRIPTS }, (_, s) =>
       enqueueScript('crash', Array.from({ length: PER_SCRIPT }, (_, n) => JSON.stringify({ s, n }))),
     )
@@ -145,7 +145,7 @@ describe(`gilmsg enqueue scripts while the agent is SIGKILLed and restarted (see
     log.push(`agent SIGKILLed after ${total()} msg_ids printed (kill point ${killAt})`)
     await sleep(Math.floor(random() * 300))
     agent = start(['agent', '--config', pub])
-    await agent.waitFor(/^agent: ready/)
+    await agent.waitFor(logLine('ready: '))
     log.push(`agent restarted: ${agent.stderrLines.find((l) => l.includes('ready')) ?? ''} with ${total()} printed`)
 
     const codes = await Promise.all(scripts.map((x) => x.exited))
@@ -166,7 +166,7 @@ describe(`gilmsg enqueue scripts while the agent is SIGKILLed and restarted (see
   it('the same with one gilmsg enqueue process per message (4 at a time, 20 messages), the agent killed and restarted', async () => {
     const log = [`seed ${seed}`]
     let agent = start(['agent', '--config', pub])
-    await agent.waitFor(/^agent: ready/)
+    await agent.waitFor(logLine('ready: '))
     const ids: string[] = []
     const killAt = 3 + Math.floor(random() * 12)
     let killed = false
@@ -180,7 +180,7 @@ describe(`gilmsg enqueue scripts while the agent is SIGKILLed and restarted (see
         await agent.stop('SIGKILL')
         log.push(`agent SIGKILLed after ${ids.length} enqueued`)
         agent = start(['agent', '--config', pub])
-        await agent.waitFor(/^agent: ready/)
+        await agent.waitFor(logLine('ready: '))
       }
     }
     await Promise.all(Array.from({ length: 4 }, async (_, w) => {

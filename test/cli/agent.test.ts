@@ -3,7 +3,10 @@
  * without an agent warns and keeps the message, an agent started later delivers it; with an
  * agent running, enqueue's message is sent at once (the agent is woken on its socket); a
  * commit whose wake-up was lost is still found; outbox wait exits 0 / 3 / 4; a second agent
- * on the same outbox is refused; SIGTERM stops the agent with exit 0.
+ * on the same outbox is refused; SIGTERM stops the agent with exit 0. As a service: its
+ * /metrics (--metrics 127.0.0.1:0) moves while it delivers enqueued messages, expiries and
+ * rejections are JSON log lines with msg_id / recipient / reason, and a second signal during
+ * a slow shutdown exits at once.
  *
  * alice and bob run test/fixtures/manual-consumer.mjs (bob refuses a payload with a `refuse`
  * field); carol never runs. An in-process relay on loopback tcp.
@@ -11,7 +14,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { busFromConfig } from '../../src/bus/from-config.js'
 import { loadConfig } from '../../src/config/config.js'
@@ -19,7 +22,7 @@ import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
 import { reliableFields } from '../../src/reliable/protocol.js'
 import type { Relay } from '../../src/transport/relay.js'
 import { AGENT_CHECK_MS } from '../../src/cli/agent.js'
-import { CliProcess, runCli } from '../support/cli.js'
+import { CliProcess, logLine, logRecord, runCli } from '../support/cli.js'
 import { createTestPki, type TestPki } from '../support/pki.js'
 import { APP_MODNAME, APP_PREFIX, relayConfig, startLoopbackRelay, waitUntil, writeConfigFile } from '../support/reliable-net.js'
 import { ScriptProcess } from '../support/script-process.js'
@@ -87,7 +90,9 @@ describe('gilmsg enqueue, agent and outbox wait', () => {
 
     const waiting = wait(msgId, ['--timeout', '25'])
     agent = start(['agent', '--config', pub])
-    await agent.waitFor(/^agent: ready: delivering from .*\(1 pending\), woken on .*pub\.outbox\.db\.agent\.sock$/)
+    const ready = logRecord(await agent.waitFor(logLine('ready: ')))
+    expect(ready).toMatchObject({ level: 30, name: 'agent', pending: 1 })
+    expect(String(ready?.['msg'])).toMatch(/^ready: delivering from .*\(1 pending\), woken on .*pub\.outbox\.db\.agent\.sock$/)
     expect(statSync(join(dir, 'pub.outbox.db.agent.sock')).mode & 0o777).toBe(0o600)
     const waited = await waiting
     expect(waited.code, waited.stderr).toBe(0)
@@ -174,14 +179,102 @@ describe('gilmsg enqueue, agent and outbox wait', () => {
 
   it('SIGTERM: the agent stops, removes its socket and exits 0; an agent after it takes over', async () => {
     expect(await agent.stop('SIGTERM')).toBe(0)
-    expect(agent.stderrLines.join('\n')).toMatch(/agent: stopped \(SIGTERM\); \d+ pending stay in the outbox/)
+    expect(agent.stderrLines.map(logRecord).find((r) => r?.['signal'] === 'SIGTERM')?.['msg']).toMatch(/^stopped \(SIGTERM\); \d+ pending stay in the outbox$/)
     expect(() => statSync(join(dir, 'pub.outbox.db.agent.sock'))).toThrow(/ENOENT/)
     const next = start(['agent', '--config', pub])
-    await next.waitFor(/^agent: ready/)
+    await next.waitFor(logLine('ready: '))
     expect(await next.stop('SIGKILL')).toBe(null)
     // A SIGKILLed agent leaves its socket file: the next one replaces it.
     const after = start(['agent', '--config', pub])
-    await after.waitFor(/^agent: ready/)
+    await after.waitFor(logLine('ready: '))
     expect(await after.stop('SIGINT')).toBe(0)
   }, 40_000)
+})
+
+/** Scrapes until `ok` holds for a /metrics text (every 50 ms, at most `ms`); resolves with that text. */
+async function scrapeUntil(scrape: () => Promise<string>, ok: (text: string) => boolean, ms: number, what: string): Promise<string> {
+  const until = Date.now() + ms
+  for (;;) {
+    const text = await scrape()
+    if (ok(text)) return text
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}; last /metrics:\n${text}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** The value of `series` (name and labels exactly) in a /metrics text, or undefined. */
+function metric(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+describe('gilmsg agent as a service: --metrics, logs, SIGTERM', () => {
+  it('/metrics moves while it delivers enqueued messages; expiries and rejections are logged with msg_id, recipient, reason; SIGTERM exits 0', async () => {
+    // Its own outbox (same signer), so that the counters start at zero.
+    const ops = writeConfigFile(dir, 'ops', relayConfig(pki, net, dir, 'pub', { outbox_path: join(dir, 'ops.outbox.db') }))
+    const run = (args: readonly string[], input?: string) =>
+      runCli(['enqueue', '--config', ops, '--modname', APP_MODNAME, '--topic', 'ops', ...args], { env, timeoutMs: 30_000, ...(input !== undefined ? { input } : {}) })
+    const svc = start(['agent', '--config', ops, '--metrics', '127.0.0.1:0'])
+    const url = String(logRecord(await svc.waitFor(/"metrics_url":/))?.['metrics_url'])
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    await svc.waitFor(logLine('ready: '))
+    const scrape = async (): Promise<string> => {
+      const res = await fetch(`${url}/metrics`)
+      expect(res.status).toBe(200)
+      return res.text()
+    }
+    const before = await scrape()
+    expect(metric(before, 'gilmsg_messages_guaranteed_total')).toBe(0)
+    expect(metric(before, 'gilmsg_outbox_messages{state="pending"}')).toBe(0)
+
+    // 10 messages to alice and carol (who never runs): alice's ACKs count, carol's stay pending.
+    const r = await run(['--recipients', 'alice', 'carol', '--lines'], Array.from({ length: 10 }, (_, n) => `m${n}`).join('\n') + '\n')
+    expect(r.code, r.stderr).toBe(0)
+    const during = await scrapeUntil(scrape, (t) => metric(t, 'gilmsg_acks_total{recipient="alice",disposition="processed"}') === 10, 15_000, "alice's 10 ACKs counted")
+    expect(metric(during, 'gilmsg_messages_guaranteed_total')).toBe(10)
+    expect(metric(during, 'gilmsg_messages_published_total')).toBe(10)
+    expect(metric(during, 'gilmsg_ack_latency_seconds_count')).toBe(10)
+    expect(metric(during, 'gilmsg_outbox_pending{recipient="carol"}')).toBe(10)
+    expect(metric(during, 'gilmsg_outbox_pending{recipient="alice"}')).toBeUndefined()
+    expect(metric(during, 'gilmsg_outbox_messages{state="pending"}')).toBe(10)
+    expect(metric(during, 'gilmsg_certificate_expiry_seconds')).toBeGreaterThan(86_400)
+    expect(metric(during, 'gilmsg_crl_next_update_seconds')).toBeGreaterThan(0)
+    await scrapeUntil(scrape, (t) => (metric(t, 'gilmsg_resends_by_recipient_total{recipient="carol"}') ?? 0) > 0, 15_000, 'a resend to carol')
+
+    const expiring = (await run(['--recipients', 'carol', '--deadline', '1s', '--message', 'too late'])).stdout.trim()
+    const refused = (await run(['--recipients', 'bob', '--json-input', '--message', JSON.stringify({ refuse: 'not now' })])).stdout.trim()
+    const expiredLine = logRecord(await svc.waitFor(new RegExp(`"msg_id":"${expiring}"`)))
+    expect(expiredLine).toMatchObject({ level: 40, name: 'agent', msg_id: expiring, missing: ['carol'] })
+    const rejectedLine = logRecord(await svc.waitFor(new RegExp(`"msg_id":"${refused}"`)))
+    expect(rejectedLine).toMatchObject({ level: 40, msg_id: refused, recipient: 'bob', reason: 'not now' })
+    const after = await scrapeUntil(scrape, (t) => metric(t, 'gilmsg_outbox_messages{state="rejected"}') === 1, 10_000, 'the rejection recorded')
+    expect(metric(after, 'gilmsg_messages_expired_total')).toBe(1)
+    expect(metric(after, 'gilmsg_expired_recipients_total{recipient="carol"}')).toBe(1)
+    expect(metric(after, 'gilmsg_messages_rejected_total{recipient="bob"}')).toBe(1)
+    expect(metric(after, 'gilmsg_acks_total{recipient="bob",disposition="rejected"}')).toBe(1)
+    expect(metric(after, 'gilmsg_outbox_messages{state="expired"}')).toBe(1)
+    expect(metric(after, 'gilmsg_outbox_messages{state="rejected"}')).toBe(1)
+
+    const ready = await fetch(`${url}/readyz`)
+    expect(ready.status).toBe(200)
+    expect(((await ready.json()) as { checks: string[] }).checks.sort()).toEqual(['crl', 'outbox', 'running', 'sockets'])
+    expect(await svc.stop('SIGTERM')).toBe(0)
+    expect(svc.stderrLines.map(logRecord).find((l) => l?.['signal'] === 'SIGTERM')).toMatchObject({ pending: 10 })
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow()
+  }, 60_000)
+
+  it('a second signal during a slow shutdown exits at once (SIGINT: 130)', async () => {
+    // The preload keeps the process up for a minute after the first signal, with listeners of its own.
+    const preload = pathToFileURL(join(import.meta.dirname, '..', 'fixtures', 'slow-exit.mjs')).href
+    const ops = join(dir, 'ops.json')
+    const p = new CliProcess(['agent', '--config', ops], { ...env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${preload}` })
+    procs.add(p)
+    await p.waitFor(logLine('ready: '))
+    p.child.kill('SIGTERM')
+    await p.waitFor(logLine('stopped (SIGTERM)'))
+    expect(p.child.exitCode).toBeNull()
+    const sent = performance.now()
+    expect(await p.stop('SIGINT')).toBe(130)
+    expect(performance.now() - sent).toBeLessThan(2000)
+  }, 30_000)
 })

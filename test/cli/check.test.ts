@@ -109,7 +109,7 @@ describe('gilmsg check', () => {
       'endpoint', 'relay inbound', 'relay outbound', 'outbox', 'inbox', 'roundtrip',
     ])
     expect(line(r, 'roundtrip').detail).toMatch(/acknowledged by alice/)
-    expect(line(r, 'outbox').detail).toContain('integrity ok, schema 2, 0 pending')
+    expect(line(r, 'outbox').detail).toContain('integrity ok, schema 3, 0 pending')
     expect(line(r, 'inbox').detail).toContain('integrity ok, schema 3, 0 messages remembered')
     expect(r.stderr).toContain(`gilmsg: config ${path} (given with --config)`)
   }, 30_000)

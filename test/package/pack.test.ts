@@ -120,12 +120,13 @@ afterAll(() => {
 })
 
 describe('npm pack', () => {
-  it('builds what it ships: the bin and every export target, no source maps, no test vectors, a LICENSE', () => {
+  it('builds what it ships: the bin and every export target, the systemd units, no source maps, no test vectors, a LICENSE', () => {
     const paths = packed.files.map((f) => f.path)
     const targets = [...Object.values(PKG.bin), ...Object.values(PKG.exports).flatMap((e) => [e.types, e.default])].map((p) => p.replace(/^\.\//, ''))
-    for (const t of [...targets, 'dist/bench/main.js', 'LICENSE', 'README.md', 'package.json']) expect(paths, t).toContain(t)
+    const units = ['contrib/systemd/gilmsg-relay.service', 'contrib/systemd/gilmsg-agent@.service', 'contrib/systemd/gilmsg-consume@.service', 'contrib/systemd/consume.env.example']
+    for (const t of [...targets, ...units, 'dist/bench/main.js', 'LICENSE', 'README.md', 'package.json']) expect(paths, t).toContain(t)
     expect(paths.filter((p) => p.endsWith('.map'))).toEqual([])
-    expect(paths.filter((p) => !/^(dist\/(src|bench)\/.*\.(js|d\.ts)|spec\/[^/]+\.md|spec\/schemas\/[^/]+\.json|LICENSE|README\.md|package\.json)$/.test(p))).toEqual([])
+    expect(paths.filter((p) => !/^(dist\/(src|bench)\/.*\.(js|d\.ts)|spec\/[^/]+\.md|spec\/schemas\/[^/]+\.json|contrib\/systemd\/[^/]+\.(service|env\.example)|LICENSE|README\.md|package\.json)$/.test(p))).toEqual([])
     expect(readFileSync(join(app, 'node_modules', 'gilmsg', 'LICENSE'), 'utf8')).toMatch(/^MIT License\n\nCopyright \(c\) 2026 the gilmsg authors\n/)
   })
 })

@@ -1,7 +1,9 @@
 /**
  * The delivery guarantee as a model-based property test (spec/protocol.md I1..I5).
  * Publishes run with and without a quorum (I1 then: exactly k ACKs in the receipt; I2 still
- * for every recipient).
+ * for every recipient), and name recipients that reject the message (consumers acknowledge
+ * manually: `reject()` when the payload names them, `ack()` otherwise): a publish fails with
+ * `DeliveryRejectedError` only once its quorum can no longer be reached, and resolves otherwise.
  *
  * A publisher and two consumers (alice, bob) talk over an in-memory hub whose
  * gate holds every message; the commands decide what is delivered, dropped,
@@ -26,6 +28,7 @@ import type { Signer, Verifier } from '../../src/crypto/types.js'
 import { AckTimeoutError, DeliveryRejectedError } from '../../src/errors.js'
 import { MemoryInboxData, MemoryInboxStore } from '../../src/inbox/memory.js'
 import { MemoryOutboxData, MemoryOutboxStore } from '../../src/outbox/memory.js'
+import { canonicalize } from '../../src/json/canonical.js'
 import { Gilmsg } from '../../src/reliable/gilmsg.js'
 import type { DeliveryReceipt } from '../../src/reliable/publisher.js'
 import { MemoryHub } from '../../src/transport/memory.js'
@@ -59,6 +62,8 @@ interface PublishOutcome {
   readonly recipients: readonly Cn[]
   /** How many ACKs it waits for: every recipient's unless the command gave a quorum. */
   readonly quorum: number
+  /** The recipients that reject it (the others acknowledge it). */
+  readonly rejecters: readonly Cn[]
   result?: { ok: true; receipt: DeliveryReceipt } | { ok: false; error: unknown }
 }
 
@@ -121,13 +126,15 @@ class World {
   async startConsumer(cn: Cn): Promise<void> {
     const node = this.consumers.get(cn) as ConsumerNode
     const g = await Gilmsg.open({ bus: this.bus(cn), inbox: new MemoryInboxStore(node.data), clock: this.clock })
-    const sub = await g.subscribe(APP_PREFIX)
+    const sub = await g.subscribe(APP_PREFIX, { ack: 'manual' })
     node.g = g
     const run = ++node.runs
     node.loop = (async () => {
       for await (const d of sub) {
         node.seen.push(d.msgId)
         node.seenInRun.push(run)
+        if (rejectersOf(JSON.parse(canonicalize(d.envelope.get('msg') ?? null))).includes(cn)) await d.reject(`${cn} refuses`)
+        else await d.ack()
       }
     })()
     await settle()
@@ -172,6 +179,7 @@ class World {
     for (const p of this.publishes) {
       if (p.result === undefined) continue
       if (p.result.ok) {
+        // A rejection never counts towards the quorum, and never fails a publish whose quorum can still be reached.
         // I1: resolved only with a genuine ACK recorded for every recipient (with a quorum: for exactly k
         // distinct recipients, the k-th ACK resolving it), and its receipt lists exactly those ACKs.
         const receipt = p.result.receipt
@@ -179,6 +187,7 @@ class World {
         expect(cns.length, `receipt of ${receipt.msgId} lists quorum ${p.quorum}`).toBe(p.quorum)
         expect(new Set(cns).size).toBe(cns.length)
         expect(cns, 'receipt in the order of the recipients').toEqual(p.recipients.filter((cn) => cns.includes(cn)))
+        expect(cns.filter((cn) => (p.rejecters as readonly string[]).includes(cn)), 'no rejecter in the receipt').toEqual([])
         const rows = store.recipients(receipt.msgId)
         for (const a of receipt.recipients) {
           const row = rows.find((r) => r.cn === a.cn)
@@ -186,15 +195,24 @@ class World {
           expect({ at: row?.at, disposition: row?.disposition }, `${a.cn}'s ACK in the receipt is the one recorded`).toEqual({ at: a.at, disposition: a.disposition })
         }
       } else if (p.result.error instanceof AckTimeoutError) {
-        // I4: a timeout names exactly the recipients whose valid ACK is missing.
+        // I4: a timeout names exactly the recipients whose valid ACK is missing, those who acked and those who rejected.
         const e = p.result.error
-        expect([...e.acked.map((a) => a.cn), ...e.missing].sort()).toEqual([...p.recipients].sort())
+        expect([...e.acked.map((a) => a.cn), ...e.missing, ...e.rejected.map((r) => r.cn)].sort()).toEqual([...p.recipients].sort())
+        for (const r of e.rejected) expect(p.rejecters, `${r.cn} rejected ${e.msgId}`).toContain(r.cn)
+        expect(p.recipients.length - e.rejected.length, 'a timeout, not a rejection: the quorum was still within reach').toBeGreaterThanOrEqual(p.quorum)
         expect(e.quorum, 'the timeout says how many ACKs were needed').toBe(p.quorum)
         const rows = store.recipients(e.msgId)
         for (const cn of e.missing) expect(rows.find((r) => r.cn === cn)?.state).not.toBe('acked')
         for (const a of e.acked) expect(rows.find((r) => r.cn === a.cn)?.state).toBe('acked')
-      } else {
-        expect(p.result.error).not.toBeInstanceOf(DeliveryRejectedError)
+      } else if (p.result.error instanceof DeliveryRejectedError) {
+        // Rejected only once fewer than k recipients acked or may still ACK: more than n - k rejected.
+        const e = p.result.error
+        expect(e.quorum).toBe(p.quorum)
+        expect(e.recipients).toBe(p.recipients.length)
+        expect(e.rejections.length, `${e.msgId} rejected with the quorum ${p.quorum} of ${p.recipients.length} still within reach`).toBeGreaterThan(p.recipients.length - p.quorum)
+        for (const r of e.rejections) expect(p.rejecters).toContain(r.cn)
+        expect(e.rejections.map((r) => r.cn)).toContain(e.recipient)
+        expect(store.get(e.msgId)?.state).toBe('rejected')
       }
     }
     // I3: the application sees each msg_id addressed to it at most once per consumer, across restarts;
@@ -217,8 +235,14 @@ class World {
     const store = this.outbox()
     for (const m of store.list()) {
       if (m.deadline <= healStart + HEAL_MS) continue
-      expect(m.state, `${m.msgId} (deadline ${m.deadline - healStart} ms after healing began) is acked`).toBe('acked')
-      for (const r of store.recipients(m.msgId)) {
+      const rejecters = rejectersOf((JSON.parse(m.body) as { msg: unknown }).msg)
+      const unreachable = rejecters.length > m.recipients.length - m.quorum
+      const expected = unreachable ? 'rejected' : 'acked'
+      expect(m.state, `${m.msgId} (deadline ${m.deadline - healStart} ms after healing began, quorum ${m.quorum}, rejected by ${rejecters.join('+') || 'nobody'}) is ${expected}`).toBe(expected)
+      const rows = store.recipients(m.msgId)
+      for (const r of rows) if (r.state !== 'pending') expect(r.state, `${r.cn} on ${m.msgId}`).toBe(rejecters.includes(r.cn as Cn) ? 'rejected' : 'acked')
+      if (unreachable) continue
+      for (const r of rows) {
         const seen = this.consumers.get(r.cn as Cn)?.seen.filter((id) => id === m.msgId).length
         expect(seen, `${r.cn}'s application saw ${m.msgId} once`).toBe(1)
       }
@@ -235,21 +259,29 @@ type Cmd = fc.AsyncCommand<M, World>
 
 const recipientsArb = fc.subarray([...CONSUMERS], { minLength: 1 })
 
+/** The recipients a payload names as rejecting it (`reject`). */
+function rejectersOf(msg: unknown): Cn[] {
+  const r = (msg as { reject?: unknown } | null)?.reject
+  return Array.isArray(r) ? (r as Cn[]) : []
+}
+
 class PublishCmd implements Cmd {
-  constructor(readonly recipients: Cn[], readonly timeoutMs: number, readonly quorum?: number) {}
+  constructor(readonly recipients: Cn[], readonly timeoutMs: number, readonly quorum?: number, readonly rejecters: Cn[] = []) {}
   check = (m: M) => m.publisherUp
   async run(_m: unknown, w: World) {
-    const outcome: PublishOutcome = { recipients: this.recipients, quorum: this.quorum ?? this.recipients.length }
+    const outcome: PublishOutcome = { recipients: this.recipients, quorum: this.quorum ?? this.recipients.length, rejecters: this.rejecters }
     w.publishes.push(outcome)
     const quorum = this.quorum !== undefined ? { quorum: this.quorum } : {}
-    ;(w.publisher as Gilmsg).publish('x', { n: w.publishes.length }, { recipients: this.recipients, ackTimeout: this.timeoutMs, modname: 'app', ...quorum }).then(
+    const payload = { n: w.publishes.length, ...(this.rejecters.length > 0 ? { reject: this.rejecters } : {}) }
+    ;(w.publisher as Gilmsg).publish('x', payload, { recipients: this.recipients, ackTimeout: this.timeoutMs, modname: 'app', ...quorum }).then(
       (receipt) => (outcome.result = { ok: true, receipt }),
       (error: unknown) => (outcome.result = { ok: false, error }),
     )
     await settle()
     w.checkInvariants()
   }
-  toString = () => `publish(${this.recipients.join('+')}, ${this.timeoutMs}ms${this.quorum !== undefined ? `, quorum ${this.quorum}` : ''})`
+  toString = () =>
+    `publish(${this.recipients.join('+')}, ${this.timeoutMs}ms${this.quorum !== undefined ? `, quorum ${this.quorum}` : ''}${this.rejecters.length > 0 ? `, rejected by ${this.rejecters.join('+')}` : ''})`
 }
 
 class EnqueueCmd implements Cmd {
@@ -375,6 +407,17 @@ const commands: fc.Arbitrary<Cmd>[] = [
   fc
     .tuple(recipientsArb, fc.oneof(fc.integer({ min: 50, max: 4000 }), fc.integer({ min: 20_000, max: 60_000 })), fc.nat())
     .map(([r, t, k]) => new PublishCmd(r, t, 1 + (k % r.length))),
+  // Some recipients reject it, with or without a quorum.
+  fc
+    .tuple(recipientsArb, fc.oneof(fc.integer({ min: 50, max: 4000 }), fc.integer({ min: 20_000, max: 60_000 })), fc.nat(), fc.boolean(), fc.nat())
+    .map(([r, t, k, withQuorum, pick]) => {
+      const rejecters = r.filter((_, i) => ((pick >> i) & 1) === 1)
+      return new PublishCmd(r, t, withQuorum ? 1 + (k % r.length) : undefined, rejecters.length > 0 ? rejecters : [r[pick % r.length] as Cn])
+    }),
+  // The case the quorum rule is about, made frequent: 1 of alice and bob, one of them (or both) rejecting.
+  fc
+    .tuple(fc.constantFrom(...CONSUMERS), fc.oneof(fc.integer({ min: 200, max: 4000 }), fc.integer({ min: 20_000, max: 60_000 })), fc.nat(3))
+    .map(([cn, t, both]) => new PublishCmd([...CONSUMERS], t, 1, both === 0 ? [...CONSUMERS] : [cn])),
   fc.tuple(recipientsArb, fc.integer({ min: 500, max: 60_000 })).map(([r, d]) => new EnqueueCmd(r, d)),
   fc.tuple(fc.constantFrom('deliver' as const, 'drop' as const, 'duplicate' as const), fc.nat(50)).map(([op, i]) => new NetCmd(op, i)),
   fc.tuple(fc.constant('deliver' as const), fc.nat(50)).map(([op, i]) => new NetCmd(op, i)),

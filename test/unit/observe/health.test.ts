@@ -109,13 +109,22 @@ describe('service log events', () => {
     const { lines, log } = capture()
     const publisher = new Emitter<PublisherEvents>()
     const stop = logPublisherEvents(publisher, log)
-    publisher.emit('expired', { msgId: 'm1', acked: [{ cn: 'alice', at: 1, disposition: 'received' }], missing: ['bob'] })
-    publisher.emit('rejected', { msgId: 'm2', recipient: 'carol', reason: 'disk full' })
+    publisher.emit('expired', { msgId: 'm1', acked: [{ cn: 'alice', at: 1, disposition: 'received' }], missing: ['bob'], rejected: [] })
+    publisher.emit('rejected', { msgId: 'm2', recipient: 'carol', reason: 'disk full', ended: true })
+    publisher.emit('rejected', { msgId: 'm4', recipient: 'dave', reason: 'busy', ended: false })
     stop()
-    publisher.emit('rejected', { msgId: 'm3', recipient: 'carol', reason: 'again' })
+    publisher.emit('rejected', { msgId: 'm3', recipient: 'carol', reason: 'again', ended: true })
     expect(lines).toEqual([
       expect.objectContaining({ level: 40, msg_id: 'm1', missing: ['bob'], acked: ['alice'], msg: 'm1 expired: no ACK from bob' }),
-      expect.objectContaining({ level: 40, msg_id: 'm2', recipient: 'carol', reason: 'disk full', msg: 'm2 rejected by carol: disk full' }),
+      expect.objectContaining({ level: 40, msg_id: 'm2', recipient: 'carol', reason: 'disk full', ended: true, msg: 'm2 rejected by carol: disk full' }),
+      expect.objectContaining({
+        level: 40,
+        msg_id: 'm4',
+        recipient: 'dave',
+        reason: 'busy',
+        ended: false,
+        msg: 'm4 rejected by dave: busy (the quorum can still be reached: still pending for the others)',
+      }),
     ])
   })
 })

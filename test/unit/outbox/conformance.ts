@@ -72,7 +72,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
       it('stores a pending message with attempts 1 and pending recipients in the given order', async () => {
         const m = newMessage({ recipients: ['zed', 'alice', 'mike'] })
         await expect(store.add(m).durable).resolves.toBeUndefined()
-        expect(store.get(m.msgId)).toEqual({ ...m, state: 'pending', attempts: 1, finishedAt: undefined })
+        expect(store.get(m.msgId)).toEqual({ ...m, quorum: 3, state: 'pending', attempts: 1, finishedAt: undefined })
         expect(store.recipients(m.msgId)).toEqual(
           ['zed', 'alice', 'mike'].map((cn) => ({
             cn,
@@ -338,6 +338,47 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(store.counts()).toEqual({ pending: 0, acked: 0, expired: 0, rejected: 1 })
       })
 
+      it('with a quorum, a rejection ends the message only once fewer than the quorum acked or may still ACK', async () => {
+        // 2 of 4: alice rejects (3 may still ACK), bob acks, carol rejects (bob + dave: still 2), dave rejects (1 < 2).
+        const m = newMessage({ recipients: ['alice', 'bob', 'carol', 'dave'], quorum: 2 })
+        await store.add(m).durable
+        expect(store.get(m.msgId)?.quorum).toBe(2)
+        const reject = (cn: string, at: number) => store.recordAck(ackOf(m, cn, { disposition: 'rejected', reason: `${cn} says no`, at })).durable
+        await expect(reject('alice', T0 + 1)).resolves.toEqual({ kind: 'counted', state: 'pending', missing: ['bob', 'carol', 'dave'] })
+        expect(store.recipients(m.msgId)[0]).toMatchObject({ cn: 'alice', state: 'rejected', reason: 'alice says no' })
+        expect(store.pendingByRecipient()).toEqual({ bob: 1, carol: 1, dave: 1 })
+        await expect(store.recordAck(ackOf(m, 'bob')).durable).resolves.toEqual({ kind: 'counted', state: 'pending', missing: ['carol', 'dave'] })
+        await expect(reject('carol', T0 + 2)).resolves.toEqual({ kind: 'counted', state: 'pending', missing: ['dave'] })
+        await expect(reject('alice', T0 + 3)).resolves.toEqual({ kind: 'duplicate' })
+        expect(store.get(m.msgId)).toMatchObject({ state: 'pending', finishedAt: undefined })
+        await expect(reject('dave', T0 + 4)).resolves.toEqual({ kind: 'counted', state: 'rejected', missing: [] })
+        expect(store.get(m.msgId)).toMatchObject({ state: 'rejected', finishedAt: T0 + 4 })
+        expect(store.recipients(m.msgId).map((r) => r.state)).toEqual(['rejected', 'acked', 'rejected', 'rejected'])
+      })
+
+      it('with a quorum, a message whose quorum acked ends acked once nobody is pending, rejections included', async () => {
+        const m = newMessage({ recipients: ['alice', 'bob', 'carol'], quorum: 2 })
+        await store.add(m).durable
+        await store.recordAck(ackOf(m, 'alice')).durable
+        await store.recordAck(ackOf(m, 'bob', { disposition: 'rejected', reason: 'no' })).durable
+        await expect(store.recordAck(ackOf(m, 'carol')).durable).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
+        expect(store.get(m.msgId)).toMatchObject({ state: 'acked', quorum: 2 })
+        // The other order: the rejection comes last.
+        const n = newMessage({ recipients: ['alice', 'bob', 'carol'], quorum: 2 })
+        await store.add(n).durable
+        await store.recordAck(ackOf(n, 'alice')).durable
+        await store.recordAck(ackOf(n, 'carol')).durable
+        await expect(store.recordAck(ackOf(n, 'bob', { disposition: 'rejected', reason: 'no' })).durable).resolves.toEqual({ kind: 'counted', state: 'acked', missing: [] })
+      })
+
+      it('refuses a quorum that is not an integer from 1 to the number of recipients (usage), storing nothing', async () => {
+        for (const quorum of [0, 3, 1.5, Number.NaN]) {
+          const m = newMessage({ recipients: ['alice', 'bob'], quorum })
+          await expect(store.add(m).durable).rejects.toThrow(/quorum: expected an integer from 1 to 2/)
+          expect(store.get(m.msgId)).toBeUndefined()
+        }
+      })
+
       it('not_pending after expiry', async () => {
         const m = newMessage()
         await store.add(m).durable
@@ -386,7 +427,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(store.due(T0 + 30, 2).map((m) => m.msgId)).toEqual([first.msgId, 'tie-a'])
         expect(store.due(T0 + 30, 0)).toEqual([])
         expect(store.due(T0, 10)).toEqual([])
-        expect(store.due(T0 + 10, 10)[0]).toEqual({ ...first, state: 'pending', attempts: 1, finishedAt: undefined })
+        expect(store.due(T0 + 10, 10)[0]).toEqual({ ...first, quorum: first.recipients.length, state: 'pending', attempts: 1, finishedAt: undefined })
       })
 
       it('due with deadlineBy: only due messages whose deadline is <= deadlineBy, earliest deadline first (ties by msgId)', async () => {
@@ -512,6 +553,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         await expect(store.retry(m.msgId, T0 + 4_000, T0 + 90_000)).resolves.toBe(true)
         expect(store.get(m.msgId)).toEqual({
           ...m,
+          quorum: 2,
           state: 'pending',
           attempts: 2,
           deadline: T0 + 90_000,
@@ -597,7 +639,7 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(store.list({}).map((m) => m.msgId)).toEqual(['b', 'd', 'c', 'a'])
         expect(store.list({ state: 'pending' }).map((m) => m.msgId)).toEqual(['d', 'c', 'a'])
         expect(store.list({ state: 'pending', limit: 2 }).map((m) => m.msgId)).toEqual(['d', 'c'])
-        expect(store.list({ limit: 1 })).toEqual([{ ...b, state: 'acked', attempts: 1, finishedAt: T0 + 500 }])
+        expect(store.list({ limit: 1 })).toEqual([{ ...b, quorum: b.recipients.length, state: 'acked', attempts: 1, finishedAt: T0 + 500 }])
         expect(store.list({ limit: 0 })).toEqual([])
         expect(store.list({ state: 'expired' })).toEqual([])
       })

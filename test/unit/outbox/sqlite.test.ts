@@ -93,7 +93,7 @@ describe('SqliteOutboxStore', () => {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
       expect(db.pragma('foreign_keys', { simple: true })).toBe(1)
       expect(db.pragma('synchronous', { simple: true })).toBe(1)
-      expect(db.pragma('user_version', { simple: true })).toBe(2)
+      expect(db.pragma('user_version', { simple: true })).toBe(3)
       const tables = db.prepare(`SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') ORDER BY name`).pluck().all()
       expect(tables).toEqual(
         expect.arrayContaining([

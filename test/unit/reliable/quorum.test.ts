@@ -2,7 +2,8 @@
  * publish() with `quorum: k`: resolves as soon as k distinct recipients acked, with a receipt
  * listing exactly those ACKs; the others keep getting resends until they ACK (then `delivered`)
  * or the deadline passes (then `expired`); a timeout says how many of k were reached; a
- * rejection before the quorum fails the publish; k is validated.
+ * rejection fails the publish only once the quorum can no longer be reached (acked + still
+ * possible < k); k is validated.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ecPartiesPki, memoryBus } from '../../support/memory-bus.js'
@@ -43,8 +44,8 @@ interface World {
   received: Map<string, number>
 }
 
-/** A publisher and three consumers; `rejecting` consumes in manual mode and rejects everything. */
-async function world(rejecting?: string): Promise<World> {
+/** A publisher and three consumers; those `rejecting` consume in manual mode and reject everything. */
+async function world(...rejecting: string[]): Promise<World> {
   const clock = new FakeClock()
   const hub = new MemoryHub()
   const unreachable = new Set<string>()
@@ -62,9 +63,10 @@ async function world(rejecting?: string): Promise<World> {
   for (const name of CONSUMERS) {
     const g = await Gilmsg.open({ bus: bus(name), inbox: new MemoryInboxStore(new MemoryInboxData()), clock })
     open.push(g)
-    const sub = await g.subscribe(APP, { ack: name === rejecting ? 'manual' : 'auto' })
+    const rejects = rejecting.includes(name)
+    const sub = await g.subscribe(APP, { ack: rejects ? 'manual' : 'auto' })
     void (async () => {
-      for await (const d of sub) if (name === rejecting) await d.reject('not for me')
+      for await (const d of sub) if (rejects) await d.reject(`${name} says no`)
     })()
   }
   await settle()
@@ -147,20 +149,83 @@ describe('publish() with a quorum', () => {
     expect((p.error as Error).message).not.toMatch(/needed/)
   })
 
-  it('a rejection before the quorum fails the publish; one after it only fires `rejected`', async () => {
+  it('without a quorum, the first rejection fails the publish, as before', async () => {
     const w = await world('carol')
-    await expect(w.pub.publish('job', { n: 5 }, { recipients: [...CONSUMERS], quorum: 3, ackTimeout: 60_000, modname: 'app' })).rejects.toBeInstanceOf(
-      DeliveryRejectedError,
+    const p = w.pub.publish('job', { n: 5 }, { recipients: [...CONSUMERS], ackTimeout: 60_000, modname: 'app' })
+    const e = await p.then(
+      () => undefined,
+      (err: unknown) => err,
     )
-    // Carol only gets it later: the quorum of 2 is reached first, and her rejection is reported by the event.
-    w.unreachable.add('carol')
-    const rejected: { recipient: string }[] = []
+    expect(e).toBeInstanceOf(DeliveryRejectedError)
+    expect(e).toMatchObject({ recipient: 'carol', reason: 'carol says no', quorum: 3, recipients: 3, rejections: [{ cn: 'carol', reason: 'carol says no' }] })
+    expect((e as Error).message).toMatch(/^carol rejected \S+: carol says no$/)
+    expect(w.store.get((e as DeliveryRejectedError).msgId)?.state).toBe(DeliveryState.Rejected)
+  })
+
+  it('a rejection while the quorum can still be reached does not fail the publish: it resolves once k others acked', async () => {
+    const w = await world('carol')
+    w.unreachable.add('bob')
+    const rejected: { msgId: string; recipient: string; ended: boolean }[] = []
     w.pub.on('rejected', (r) => rejected.push(r))
-    const receipt = await w.pub.publish('job', { n: 6 }, { recipients: [...CONSUMERS], quorum: 2, ackTimeout: 60_000, modname: 'app' })
+    const p = outcome(w.pub.publish('job', { n: 6 }, { recipients: [...CONSUMERS], quorum: 2, ackTimeout: 60_000, modname: 'app' }))
+    for (let i = 0; i < 20 && rejected.length === 0; i++) await w.clock.advance(100)
+    // alice acked, carol rejected, bob may still ACK: 1 + 1 >= 2.
+    expect(rejected).toEqual([expect.objectContaining({ recipient: 'carol', reason: 'carol says no', ended: false })])
+    const msgId = rejected[0]?.msgId as string
+    await settle()
+    expect(p).toEqual({})
+    expect(w.store.get(msgId)?.state).toBe(DeliveryState.Pending)
+    w.unreachable.delete('bob')
+    for (let i = 0; i < 60 && p.value === undefined; i++) await w.clock.advance(1000)
+    expect(p.value?.recipients.map((a) => a.cn)).toEqual(['alice', 'bob'])
+    // Nobody is pending and the quorum acked: the message ends acked, carol's rejection on her row.
+    expect(w.store.get(msgId)?.state).toBe(DeliveryState.Acked)
+    expect(w.store.recipients(msgId).map((r) => [r.cn, r.state, r.reason])).toEqual([
+      ['alice', 'acked', undefined],
+      ['bob', 'acked', undefined],
+      ['carol', 'rejected', 'carol says no'],
+    ])
+  })
+
+  it('fails with DeliveryRejectedError once the quorum can no longer be reached, naming every rejection, the ACKs and k', async () => {
+    const w = await world('bob', 'carol')
+    const e = await w.pub.publish('job', { n: 7 }, { recipients: [...CONSUMERS], quorum: 2, ackTimeout: 60_000, modname: 'app' }).then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    expect(e).toBeInstanceOf(DeliveryRejectedError)
+    const r = e as DeliveryRejectedError
+    expect(r.quorum).toBe(2)
+    expect(r.recipients).toBe(3)
+    expect(r.rejections.map((x) => x.cn).sort()).toEqual(['bob', 'carol'])
+    expect(r.acked.map((a) => a.cn)).toEqual(['alice'])
+    expect(r.message).toMatch(/^(bob|carol) rejected \S+: (bob|carol) says no; the quorum of 2 of 3 can no longer be reached \(rejected by bob \(bob says no\), carol \(carol says no\); acked by alice\)$/)
+    expect(w.store.get(r.msgId)?.state).toBe(DeliveryState.Rejected)
+  })
+
+  it('a timeout after a rejection names the rejection apart from those missing', async () => {
+    const w = await world('carol')
+    w.unreachable.add('bob')
+    const p = outcome(w.pub.publish('job', { n: 8 }, { recipients: [...CONSUMERS], quorum: 2, ackTimeout: 5000, modname: 'app' }))
+    await settle()
+    await w.clock.advance(5000)
+    await settle()
+    expect(p.error).toBeInstanceOf(AckTimeoutError)
+    expect(p.error).toMatchObject({ quorum: 2, missing: ['bob'], acked: [expect.objectContaining({ cn: 'alice' })], rejected: [{ cn: 'carol', reason: 'carol says no' }] })
+    expect((p.error as Error).message).toMatch(/no ACK from bob for .* \(acked by alice\) \(rejected by carol \(carol says no\)\): 1 of the 2 needed$/)
+  })
+
+  it('a rejection after the quorum was reached only fires `rejected`; the others still count', async () => {
+    const w = await world('carol')
+    w.unreachable.add('carol')
+    const rejected: { recipient: string; ended: boolean }[] = []
+    w.pub.on('rejected', (r) => rejected.push(r))
+    const receipt = await w.pub.publish('job', { n: 9 }, { recipients: [...CONSUMERS], quorum: 2, ackTimeout: 60_000, modname: 'app' })
     expect(receipt.recipients.map((a) => a.cn)).toEqual(['alice', 'bob'])
     w.unreachable.delete('carol')
     for (let i = 0; i < 60 && rejected.length === 0; i++) await w.clock.advance(1000)
-    expect(rejected).toEqual([expect.objectContaining({ msgId: receipt.msgId, recipient: 'carol' })])
+    expect(rejected).toEqual([expect.objectContaining({ msgId: receipt.msgId, recipient: 'carol', ended: false })])
+    expect(w.store.get(receipt.msgId)?.state).toBe(DeliveryState.Acked)
   })
 
   it('refuses a quorum that is not an integer from 1 to the number of recipients, sending nothing', async () => {

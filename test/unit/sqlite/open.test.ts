@@ -116,6 +116,14 @@ describe('defaultStatePath', () => {
     expect(defaultStatePath('a', 'outbox', { HOME: '/home/u', XDG_STATE_HOME: 'rel' })).toBe('/home/u/.local/state/gilmsg/a.outbox.db')
   })
 
+  it('uses $STATE_DIRECTORY (systemd StateDirectory=) first: its first entry, if absolute', () => {
+    const env = { STATE_DIRECTORY: '/var/lib/gilmsg', XDG_STATE_HOME: '/var/state', HOME: '/home/u' }
+    expect(defaultStatePath('agent-1', 'outbox', env)).toBe('/var/lib/gilmsg/agent-1.outbox.db')
+    expect(defaultStatePath('a', 'inbox', { STATE_DIRECTORY: '/var/lib/gilmsg:/var/lib/other' })).toBe('/var/lib/gilmsg/a.inbox.db')
+    expect(defaultStatePath('a', 'outbox', { STATE_DIRECTORY: 'relative', XDG_STATE_HOME: '/var/state' })).toBe('/var/state/gilmsg/a.outbox.db')
+    expect(defaultStatePath('a', 'outbox', { STATE_DIRECTORY: '', HOME: '/home/u' })).toBe('/home/u/.local/state/gilmsg/a.outbox.db')
+  })
+
   it('replaces characters outside [A-Za-z0-9._-] and refuses an empty name', () => {
     expect(defaultStatePath('../evil/näme x', 'outbox', { HOME: '/h' })).toBe('/h/.local/state/gilmsg/.._evil_n_me_x.outbox.db')
     expect(() => defaultStatePath('', 'outbox', { HOME: '/h' })).toThrow(expect.objectContaining({ code: ErrorCode.InvalidArgument }))
