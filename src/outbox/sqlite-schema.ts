@@ -3,6 +3,7 @@
  * its queries read. Internal to src/outbox: `sqlite.ts` is the store on top.
  */
 import type { Disposition } from '../protocol/ack.js'
+import { certificateColumns, CREATE_CERTIFICATES, cutCertificatesOf } from '../sqlite/certificates.js'
 import type { Migration } from '../sqlite/migrate.js'
 import type { DeliveryState } from './store.js'
 
@@ -59,15 +60,29 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(`CREATE INDEX messages_unsent ON messages (created_at, msg_id) WHERE state = 'pending' AND attempts = 0`)
     },
   },
+  {
+    // Each signer's certificate stored once (src/sqlite/certificates.ts): message and ACK bodies keep
+    // their text without it, `cert_id` and `cert_at` say which and where it goes back. Existing bodies
+    // are cut here (the space they free is reused by later rows; VACUUM returns it to the disk).
+    version: 3,
+    up(db) {
+      db.exec(`${CREATE_CERTIFICATES}; ${certificateColumns('bodies')} ${certificateColumns('ack_bodies')}`)
+      cutCertificatesOf(db, 'bodies')
+      cutCertificatesOf(db, 'ack_bodies')
+    },
+  },
 ]
 
-export const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at`
-export const FROM_MESSAGES = `FROM messages m JOIN bodies b ON b.msg_id = m.msg_id`
+export const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, b.cert_at, c.certificate, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at`
+export const FROM_MESSAGES = `FROM messages m JOIN bodies b ON b.msg_id = m.msg_id LEFT JOIN certificates c ON c.id = b.cert_id`
 
 export interface MessageSqlRow {
   readonly msg_id: string
   readonly topic: string
+  /** Without its certificate when `cert_at` is set: see `restoreCertificate`. */
   readonly body: string
+  readonly cert_at: number | null
+  readonly certificate: string | null
   readonly digest: string
   readonly created_at: number
   readonly deadline: number
@@ -84,5 +99,7 @@ export interface RecipientSqlRow {
   readonly disposition: Disposition | null
   readonly reason: string | null
   readonly ack_body: string | null
+  readonly ack_cert_at: number | null
+  readonly ack_certificate: string | null
   readonly ack_fingerprint: string | null
 }

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import type { Disposition } from '../protocol/ack.js'
+import { Certificates, restoreCertificate } from '../sqlite/certificates.js'
 import { ContentIds } from '../sqlite/content-ids.js'
 import { SqliteFile } from '../sqlite/file.js'
 import type { GroupCommit, GroupCommitStats } from '../sqlite/group-commit.js'
@@ -66,14 +67,15 @@ function prepareStatements(db: Database.Database) {
     message: db.prepare<[string], MessageSqlRow>(`SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} WHERE m.msg_id = ?`),
     recipientNames: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? ORDER BY position`).pluck(),
     recipients: db.prepare<[string], RecipientSqlRow>(
-      `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, r.ack_fingerprint
-       FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id WHERE r.msg_id = ? ORDER BY r.position`,
+      `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, a.cert_at AS ack_cert_at, c.certificate AS ack_certificate, r.ack_fingerprint
+       FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id LEFT JOIN certificates c ON c.id = a.cert_id
+       WHERE r.msg_id = ? ORDER BY r.position`,
     ),
     insertMessage: db.prepare<[string, string, string, number, number, number, number]>(
       `INSERT INTO messages (msg_id, topic, digest, created_at, deadline, state, attempts, next_attempt_at, finished_at)
        VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, NULL)`,
     ),
-    insertBody: db.prepare<[string, string]>(`INSERT INTO bodies (msg_id, body) VALUES (?, ?)`),
+    insertBody: db.prepare<[string, string, number | null, number | null]>(`INSERT INTO bodies (msg_id, body, cert_id, cert_at) VALUES (?, ?, ?, ?)`),
     insertRecipient: db.prepare<[string, string, number]>(
       `INSERT INTO recipients (msg_id, cn, position, state) VALUES (?, ?, ?, 'pending')`,
     ),
@@ -82,7 +84,7 @@ function prepareStatements(db: Database.Database) {
     ),
     recipientState: db.prepare<[string, string], DeliveryState>(`SELECT state FROM recipients WHERE msg_id = ? AND cn = ?`).pluck(),
     findAckBody: db.prepare<[Buffer], number>(`SELECT id FROM ack_bodies WHERE hash = ?`).pluck(),
-    insertAckBody: db.prepare<unknown[]>(`INSERT INTO ack_bodies (hash, body) VALUES (?, ?)`),
+    insertAckBody: db.prepare<unknown[]>(`INSERT INTO ack_bodies (hash, body, cert_id, cert_at) VALUES (?, ?, ?, ?)`),
     recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string]>(
       `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = ?
        WHERE msg_id = ? AND cn = ?`,
@@ -166,7 +168,10 @@ function prepareStatements(db: Database.Database) {
  *
  * Each distinct ACK body is stored once (table `ack_bodies`, keyed by its
  * SHA-256), however many messages one batched ACK acknowledges; `purge`
- * deletes the bodies no longer referenced.
+ * deletes the bodies no longer referenced. The signer's certificate in a
+ * message or ACK body (about a kilobyte) is stored once per certificate
+ * (table `certificates`) and put back when the body is read, so reads return
+ * the exact bytes signed and sent.
  *
  * Reads are synchronous and share the connection, so they see every write
  * issued so far, committed or not, exactly like the memory store. If a batch
@@ -183,13 +188,19 @@ export class SqliteOutboxStore implements OutboxStore {
   readonly #batch: GroupCommit
   readonly #s: Statements
   readonly #ackBodies: ContentIds
+  readonly #certificates: Certificates
 
   private constructor(path: string, file: SqliteFile, statements: Statements) {
     this.path = path
     this.#file = file
     this.#batch = file.batch
     this.#s = statements
-    this.#ackBodies = new ContentIds(file.batch, statements.findAckBody, statements.insertAckBody)
+    const certificates = new Certificates(file.batch, file.db)
+    this.#certificates = certificates
+    this.#ackBodies = new ContentIds(file.batch, statements.findAckBody, statements.insertAckBody, ([body]) => {
+      const stored = certificates.cut(body as string)
+      return [stored.body, stored.certId, stored.certAt]
+    })
   }
 
   /**
@@ -275,7 +286,8 @@ export class SqliteOutboxStore implements OutboxStore {
       if ((e as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateMessage(message.msgId, this.path)
       throw e
     }
-    s.insertBody.run(message.msgId, message.body)
+    const body = this.#certificates.cut(message.body)
+    s.insertBody.run(message.msgId, body.body, body.certId, body.certAt)
     message.recipients.forEach((cn, position) => s.insertRecipient.run(message.msgId, cn, position))
   }
 
@@ -294,7 +306,7 @@ export class SqliteOutboxStore implements OutboxStore {
         at: r.at ?? undefined,
         disposition: r.disposition ?? undefined,
         reason: r.reason ?? undefined,
-        ackBody: r.ack_body ?? undefined,
+        ackBody: r.ack_body === null ? undefined : restoreCertificate(r.ack_body, r.ack_cert_at, r.ack_certificate),
         ackFingerprint: r.ack_fingerprint ?? undefined,
       })),
     )
@@ -450,7 +462,7 @@ export class SqliteOutboxStore implements OutboxStore {
     return {
       msgId: row.msg_id,
       topic: row.topic,
-      body: row.body,
+      body: restoreCertificate(row.body, row.cert_at, row.certificate),
       digest: row.digest,
       recipients: this.#s.recipientNames.all(row.msg_id),
       createdAt: row.created_at,
