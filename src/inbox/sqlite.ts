@@ -9,8 +9,8 @@ import type { SqliteStoreOptions } from '../sqlite/options.js'
 import { checkInboxEntry, checkPruneBefore } from './rules.js'
 import type { InboxEntry, InboxStore } from './store.js'
 
-/** The inbox schema, one entry per `PRAGMA user_version`. */
-const MIGRATIONS: readonly Migration[] = [
+/** The inbox schema, one entry per `PRAGMA user_version` (exported for tests that write older files). */
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     up(db) {
