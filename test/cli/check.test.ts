@@ -199,7 +199,7 @@ describe('gilmsg check', () => {
     const r = await runCli(['check', '--config', config('bad', { certname: 'alice', name: 'bad', outbox_path: outbox, inbox_path: inbox })], { env })
     expect(r.code).toBe(1)
     expect(line(r, 'outbox')).toEqual({ status: 'fail', detail: expect.stringContaining('not a SQLite database') })
-    expect(line(r, 'inbox')).toEqual({ status: 'fail', detail: `${inbox}: schema version 99 is newer than this gilmsg supports (2): upgrade gilmsg` })
+    expect(line(r, 'inbox')).toEqual({ status: 'fail', detail: `${inbox}: schema version 99 is newer than this gilmsg supports (${INBOX_SCHEMA_VERSION}): upgrade gilmsg` })
   })
 
   it('an endpoint in use is a warning naming it', async () => {
