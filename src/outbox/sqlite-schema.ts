@@ -64,9 +64,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // Each signer's certificate stored once (src/sqlite/certificates.ts): message and ACK bodies keep
     // their text without it, `cert_id` and `cert_at` say which and where it goes back. Existing bodies
     // are cut here (the space they free is reused by later rows; VACUUM returns it to the disk).
+    // The ACK signer's fingerprint moves from each recipient row to its ACK body's row (new rows are
+    // keyed by body and fingerprint; rows written before keep theirs in `recipients.ack_fingerprint`).
     version: 3,
     up(db) {
-      db.exec(`${CREATE_CERTIFICATES}; ${certificateColumns('bodies')} ${certificateColumns('ack_bodies')}`)
+      db.exec(`${CREATE_CERTIFICATES}; ${certificateColumns('bodies')} ${certificateColumns('ack_bodies')}
+        ALTER TABLE ack_bodies ADD COLUMN fingerprint TEXT;`)
       cutCertificatesOf(db, 'bodies')
       cutCertificatesOf(db, 'ack_bodies')
     },

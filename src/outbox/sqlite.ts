@@ -67,7 +67,8 @@ function prepareStatements(db: Database.Database) {
     message: db.prepare<[string], MessageSqlRow>(`SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} WHERE m.msg_id = ?`),
     recipientNames: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? ORDER BY position`).pluck(),
     recipients: db.prepare<[string], RecipientSqlRow>(
-      `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, a.cert_at AS ack_cert_at, c.certificate AS ack_certificate, r.ack_fingerprint
+      `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, a.cert_at AS ack_cert_at, c.certificate AS ack_certificate,
+       COALESCE(r.ack_fingerprint, a.fingerprint) AS ack_fingerprint
        FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id LEFT JOIN certificates c ON c.id = a.cert_id
        WHERE r.msg_id = ? ORDER BY r.position`,
     ),
@@ -84,15 +85,15 @@ function prepareStatements(db: Database.Database) {
     ),
     recipientState: db.prepare<[string, string], DeliveryState>(`SELECT state FROM recipients WHERE msg_id = ? AND cn = ?`).pluck(),
     findAckBody: db.prepare<[Buffer], number>(`SELECT id FROM ack_bodies WHERE hash = ?`).pluck(),
-    insertAckBody: db.prepare<unknown[]>(`INSERT INTO ack_bodies (hash, body, cert_id, cert_at) VALUES (?, ?, ?, ?)`),
-    recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string]>(
-      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = ?
+    insertAckBody: db.prepare<unknown[]>(`INSERT INTO ack_bodies (hash, body, cert_id, cert_at, fingerprint) VALUES (?, ?, ?, ?, ?)`),
+    recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string]>(
+      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = NULL
        WHERE msg_id = ? AND cn = ?`,
     ),
     // One statement for the common case (a pending recipient of a pending message, digest matching):
     // the checks of refuseAck folded into the UPDATE; it changes no row when any fails.
-    recordPendingAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string, string, string | null, string | null]>(
-      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = ?
+    recordPendingAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string, string | null, string | null]>(
+      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = NULL
        WHERE msg_id = ? AND cn = ? AND state = 'pending'
        AND EXISTS (SELECT 1 FROM messages m WHERE m.msg_id = ? AND m.state = 'pending' AND (? IS NULL OR m.digest = ?))`,
     ),
@@ -166,8 +167,8 @@ function prepareStatements(db: Database.Database) {
  * batch waits up to `busyTimeoutMs` (blocking the event loop), then rejects
  * with a "locked" `StoreError`.
  *
- * Each distinct ACK body is stored once (table `ack_bodies`, keyed by its
- * SHA-256), however many messages one batched ACK acknowledges; `purge`
+ * Each distinct ACK body is stored once with its signer's fingerprint (table
+ * `ack_bodies`, keyed by the SHA-256 of both), however many messages one batched ACK acknowledges; `purge`
  * deletes the bodies no longer referenced. The signer's certificate in a
  * message or ACK body (about a kilobyte) is stored once per certificate
  * (table `certificates`) and put back when the body is read, so reads return
@@ -197,9 +198,9 @@ export class SqliteOutboxStore implements OutboxStore {
     this.#s = statements
     const certificates = new Certificates(file.batch, file.db)
     this.#certificates = certificates
-    this.#ackBodies = new ContentIds(file.batch, statements.findAckBody, statements.insertAckBody, ([body]) => {
+    this.#ackBodies = new ContentIds(file.batch, statements.findAckBody, statements.insertAckBody, ([body, fingerprint]) => {
       const stored = certificates.cut(body as string)
-      return [stored.body, stored.certId, stored.certAt]
+      return [stored.body, stored.certId, stored.certAt, fingerprint]
     })
   }
 
@@ -322,12 +323,12 @@ export class SqliteOutboxStore implements OutboxStore {
     // Fast path for the 2nd..nth message of a batched ACK (its body's row is known in this transaction):
     // one UPDATE that only applies when the ACK counts. Otherwise (or when it did not apply) check first,
     // so that a refused ACK never stores its body.
-    const knownBody = this.#ackBodies.knownId([ack.ackBody])
+    const knownBody = this.#ackBodies.knownId([ack.ackBody, ack.fingerprint])
     if (knownBody !== undefined) {
       const state = recipientStateAfter(ack.disposition)
       const reason = ack.reason ?? null
       const digest = ack.digest ?? null
-      const applied = s.recordPendingAck.run(state, ack.at, ack.disposition, reason, knownBody, ack.fingerprint, ack.msgId, ack.cn, ack.msgId, digest, digest)
+      const applied = s.recordPendingAck.run(state, ack.at, ack.disposition, reason, knownBody, ack.msgId, ack.cn, ack.msgId, digest, digest)
       if (applied.changes === 1) return this.#finishIfDone(ack)
     }
     const message = s.ackTarget.get(ack.msgId)
@@ -338,8 +339,7 @@ export class SqliteOutboxStore implements OutboxStore {
       ack.at,
       ack.disposition,
       ack.reason ?? null,
-      this.#ackBodies.idOf([ack.ackBody]),
-      ack.fingerprint,
+      this.#ackBodies.idOf([ack.ackBody, ack.fingerprint]),
       ack.msgId,
       ack.cn,
     )

@@ -149,8 +149,9 @@ describe('the outbox keeps each certificate once and gives back receipts that ve
         expect(store.get(m.msgId)?.body).toBe(m.body)
         expect(verified(TOPIC, store.get(m.msgId)?.body).digest).toBe(m.digest)
         expect(verified(ACK_TOPIC, store.recipients(m.msgId)[0]?.ackBody)).toEqual({ cn: 'alice', digest: ack.digest })
+        expect(store.recipients(m.msgId)[0]?.ackFingerprint, 'kept in the recipient row written before').toBe('fp')
       }
-      // The same ACK arriving again after the migration finds its row by the hash of the whole body.
+      // A message and ACK after the migration reuse the certificates' rows.
       const late = message(['alice'])
       await store.add({ msgId: late.msgId, topic: late.topic, body: late.body, digest: late.digest, recipients: ['alice'], createdAt: now, deadline: now + DAY, nextAttemptAt: now + 50 }).durable
       const again = ackFor('alice', [late])

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { OUTBOX_SCHEMA_VERSION, SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
 import { restoreCertificate } from '../../../src/sqlite/certificates.js'
+import { contentHash } from '../../../src/sqlite/content-ids.js'
 import type { SqliteStoreOptions } from '../../../src/outbox/sqlite.js'
 import type { NewOutboxMessage } from '../../../src/outbox/store.js'
 import { ackOf, describeOutboxConformance, newMessage } from './conformance.js'
@@ -243,7 +243,8 @@ describe('SqliteOutboxStore', () => {
         expect(storedAckBodies(store)).toEqual([bodies[0]])
         expect(stored.body.length, 'the certificate is stored apart').toBe(bodies[0]!.length - 10_000)
         expect(count(store, 'certificates')).toBe(1)
-        expect(stored.hash).toEqual(createHash('sha256').update(bodies[0]!).digest())
+        expect(stored.hash, 'keyed by body and signer fingerprint').toEqual(contentHash([bodies[0]!, 'fp-alice']))
+        expect(store.database.prepare(`SELECT COUNT(*) FROM recipients WHERE ack_fingerprint IS NOT NULL`).pluck().get(), 'the fingerprint is kept once, with the body').toBe(0)
       } finally {
         await store.close()
       }
@@ -272,7 +273,10 @@ describe('SqliteOutboxStore', () => {
           store.recordAck(ackOf(m3, 'bob', { ackBody: '' })).durable,
           store.recordAck(ackOf(m4, 'alice', { ackBody: 'b' })).durable,
         ])
-        expect(count(store, 'ack_bodies')).toBe(3)
+        // m3's bob sent a new body; m4's alice the text bob sent, but signed by another certificate: another receipt.
+        expect(count(store, 'ack_bodies')).toBe(4)
+        expect(store.recipients(m4.msgId)[0]?.ackFingerprint).toBe('fp-alice')
+        expect(store.recipients(m1.msgId)[1]?.ackFingerprint).toBe('fp-bob')
         expect(store.recipients(m1.msgId).map((r) => r.ackBody)).toEqual([a, 'b'])
         expect(store.recipients(m2.msgId).map((r) => r.ackBody)).toEqual([a, undefined])
         expect(store.recipients(m3.msgId).map((r) => r.ackBody)).toEqual([a, ''])
