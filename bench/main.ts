@@ -18,6 +18,7 @@ import { canonicalCase } from './cases/canonical.js'
 import { cliCase } from './cases/cli.js'
 import { cryptoCase } from './cases/crypto.js'
 import { deliveryCase } from './cases/delivery.js'
+import { diskCase } from './cases/disk.js'
 import { memoryCase } from './cases/memory.js'
 import { outboxCase } from './cases/outbox.js'
 import { scalingCase } from './cases/scaling.js'
@@ -27,7 +28,7 @@ import { makeBenchPki } from './lib/setup.js'
 import type { BenchCase, BenchContext, BenchReport, CaseEntry, CaseResult } from './lib/types.js'
 
 /** Every case group, in the order they run. */
-export const CASES: readonly BenchCase[] = [canonicalCase, cryptoCase, busCase, deliveryCase, outboxCase, memoryCase, cliCase, scalingCase]
+export const CASES: readonly BenchCase[] = [canonicalCase, cryptoCase, busCase, deliveryCase, outboxCase, diskCase, memoryCase, cliCase, scalingCase]
 
 /** `gilmsg bench --help` / `node dist/bench/main.js --help`. */
 export const BENCH_HELP = `Usage: gilmsg bench [--quick] [--only CASE,...] [--out FILE] [--report FILE.html]

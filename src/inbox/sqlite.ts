@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { Certificates, certificateColumns, CREATE_CERTIFICATES, cutCertificatesOf, restoreCertificate } from '../sqlite/certificates.js'
 import { ContentIds } from '../sqlite/content-ids.js'
 import { SqliteFile } from '../sqlite/file.js'
 import type { GroupCommitStats } from '../sqlite/group-commit.js'
@@ -9,8 +10,8 @@ import { checkAttemptKey, checkInboxEntry, checkPruneBefore } from './rules.js'
 import { checkTime } from '../util/options.js'
 import type { InboxEntry, InboxStore } from './store.js'
 
-/** The inbox schema, one entry per `PRAGMA user_version`. */
-const MIGRATIONS: readonly Migration[] = [
+/** The inbox schema, one entry per `PRAGMA user_version` (exported for tests that write older files). */
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     up(db) {
@@ -73,6 +74,15 @@ const MIGRATIONS: readonly Migration[] = [
       `)
     },
   },
+  {
+    // Each signer's certificate stored once (src/sqlite/certificates.ts): a stored ACK keeps its body
+    // without it, `cert_id` and `cert_at` say which and where it goes back. Existing ACKs are cut here.
+    version: 4,
+    up(db) {
+      db.exec(`${CREATE_CERTIFICATES}; ${certificateColumns('inbox_acks')}`)
+      cutCertificatesOf(db, 'inbox_acks')
+    },
+  },
 ]
 
 /** The schema version (`PRAGMA user_version`) this gilmsg writes in an inbox. */
@@ -98,7 +108,10 @@ interface InboxSqlRow {
   readonly digest: string
   readonly received_at: number
   readonly ack_topic: string | null
+  /** Without its certificate when `ack_cert_at` is set: see `restoreCertificate`. */
   readonly ack_body: string | null
+  readonly ack_cert_at: number | null
+  readonly ack_certificate: string | null
 }
 
 type Statements = ReturnType<typeof prepareStatements>
@@ -107,13 +120,14 @@ function prepareStatements(db: Database.Database) {
   return {
     // The signer's own row first, else a schema-1 row (NULL signer) for the msg_id.
     get: db.prepare<[string, string], InboxSqlRow>(
-      `SELECT i.msg_id, i.signer, i.digest, i.received_at, a.topic AS ack_topic, a.body AS ack_body
-       FROM inbox i LEFT JOIN inbox_acks a ON a.id = i.ack_id
+      `SELECT i.msg_id, i.signer, i.digest, i.received_at, a.topic AS ack_topic, a.body AS ack_body,
+       a.cert_at AS ack_cert_at, c.certificate AS ack_certificate
+       FROM inbox i LEFT JOIN inbox_acks a ON a.id = i.ack_id LEFT JOIN certificates c ON c.id = a.cert_id
        WHERE i.msg_id = ? AND (i.signer = ? OR i.signer IS NULL) ORDER BY i.signer IS NULL LIMIT 1`,
     ),
     ackIdOf: db.prepare<[string, string], number | null>(`SELECT ack_id FROM inbox WHERE msg_id = ? AND signer = ?`).pluck(),
     findAck: db.prepare<[Buffer], number>(`SELECT id FROM inbox_acks WHERE hash = ?`).pluck(),
-    insertAck: db.prepare<unknown[]>(`INSERT INTO inbox_acks (hash, topic, body) VALUES (?, ?, ?)`),
+    insertAck: db.prepare<unknown[]>(`INSERT INTO inbox_acks (hash, topic, body, cert_id, cert_at) VALUES (?, ?, ?, ?, ?)`),
     insert: db.prepare<[string, string, string, number, number | null]>(
       `INSERT INTO inbox (msg_id, signer, digest, received_at, ack_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (msg_id, signer) DO NOTHING`,
     ),
@@ -150,7 +164,9 @@ function prepareStatements(db: Database.Database) {
  * Each distinct ACK (topic and body) is stored once (table `inbox_acks`,
  * keyed by its SHA-256), however many messages one batched ACK acknowledges;
  * `prune`, and a `put` that replaces an entry's ACK, delete the ACKs no longer
- * referenced.
+ * referenced. The signer's certificate in a stored ACK (about a kilobyte) is
+ * stored once per certificate (table `certificates`) and put back on `get`,
+ * so `get` returns the ACK's exact bytes.
  *
  * Entries are keyed by (msg_id, signer CN). A file of schema 1 (keyed by
  * msg_id alone) is migrated on open; its entries keep no signer (see
@@ -171,7 +187,12 @@ export class SqliteInboxStore implements InboxStore {
     this.path = path
     this.#file = file
     this.#s = statements
-    this.#acks = new ContentIds(file.batch, statements.findAck, statements.insertAck)
+    const certificates = new Certificates(file.batch, file.db)
+    this.#acks = new ContentIds(file.batch, statements.findAck, statements.insertAck, ([topic, body]) => {
+      if (body === null || body === undefined) return [topic, body ?? null, null, null]
+      const stored = certificates.cut(body)
+      return [topic, stored.body, stored.certId, stored.certAt]
+    })
   }
 
   /**
@@ -207,7 +228,7 @@ export class SqliteInboxStore implements InboxStore {
         digest: row.digest,
         receivedAt: row.received_at,
         ackTopic: row.ack_topic ?? undefined,
-        ackBody: row.ack_body ?? undefined,
+        ackBody: row.ack_body === null ? undefined : restoreCertificate(row.ack_body, row.ack_cert_at, row.ack_certificate),
       }
     })
   }

@@ -3,6 +3,7 @@
  * its queries read. Internal to src/outbox: `sqlite.ts` is the store on top.
  */
 import type { Disposition } from '../protocol/ack.js'
+import { certificateColumns, CREATE_CERTIFICATES, cutCertificatesOf } from '../sqlite/certificates.js'
 import type { Migration } from '../sqlite/migrate.js'
 import type { DeliveryState } from './store.js'
 
@@ -66,15 +67,32 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(`ALTER TABLE messages ADD COLUMN quorum INTEGER CHECK (quorum IS NULL OR quorum >= 1)`)
     },
   },
+  {
+    // Each signer's certificate stored once (src/sqlite/certificates.ts): message and ACK bodies keep
+    // their text without it, `cert_id` and `cert_at` say which and where it goes back. Existing bodies
+    // are cut here (the space they free is reused by later rows; VACUUM returns it to the disk).
+    // The ACK signer's fingerprint moves from each recipient row to its ACK body's row (new rows are
+    // keyed by body and fingerprint; rows written before keep theirs in `recipients.ack_fingerprint`).
+    version: 4,
+    up(db) {
+      db.exec(`${CREATE_CERTIFICATES}; ${certificateColumns('bodies')} ${certificateColumns('ack_bodies')}
+        ALTER TABLE ack_bodies ADD COLUMN fingerprint TEXT;`)
+      cutCertificatesOf(db, 'bodies')
+      cutCertificatesOf(db, 'ack_bodies')
+    },
+  },
 ]
 
-export const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at, m.quorum`
-export const FROM_MESSAGES = `FROM messages m JOIN bodies b ON b.msg_id = m.msg_id`
+export const MESSAGE_COLUMNS = `m.msg_id, m.topic, b.body, b.cert_at, c.certificate, m.digest, m.created_at, m.deadline, m.state, m.attempts, m.next_attempt_at, m.finished_at, m.quorum`
+export const FROM_MESSAGES = `FROM messages m JOIN bodies b ON b.msg_id = m.msg_id LEFT JOIN certificates c ON c.id = b.cert_id`
 
 export interface MessageSqlRow {
   readonly msg_id: string
   readonly topic: string
+  /** Without its certificate when `cert_at` is set: see `restoreCertificate`. */
   readonly body: string
+  readonly cert_at: number | null
+  readonly certificate: string | null
   readonly digest: string
   readonly created_at: number
   readonly deadline: number
@@ -92,5 +110,7 @@ export interface RecipientSqlRow {
   readonly disposition: Disposition | null
   readonly reason: string | null
   readonly ack_body: string | null
+  readonly ack_cert_at: number | null
+  readonly ack_certificate: string | null
   readonly ack_fingerprint: string | null
 }

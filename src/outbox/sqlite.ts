@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import { Disposition } from '../protocol/ack.js'
+import { Certificates, restoreCertificate } from '../sqlite/certificates.js'
 import { ContentIds } from '../sqlite/content-ids.js'
 import { SqliteFile } from '../sqlite/file.js'
 import type { GroupCommit, GroupCommitStats } from '../sqlite/group-commit.js'
@@ -66,14 +67,16 @@ function prepareStatements(db: Database.Database) {
     message: db.prepare<[string], MessageSqlRow>(`SELECT ${MESSAGE_COLUMNS} ${FROM_MESSAGES} WHERE m.msg_id = ?`),
     recipientNames: db.prepare<[string], string>(`SELECT cn FROM recipients WHERE msg_id = ? ORDER BY position`).pluck(),
     recipients: db.prepare<[string], RecipientSqlRow>(
-      `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, r.ack_fingerprint
-       FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id WHERE r.msg_id = ? ORDER BY r.position`,
+      `SELECT r.cn, r.state, r.at, r.disposition, r.reason, a.body AS ack_body, a.cert_at AS ack_cert_at, c.certificate AS ack_certificate,
+       COALESCE(r.ack_fingerprint, a.fingerprint) AS ack_fingerprint
+       FROM recipients r LEFT JOIN ack_bodies a ON a.id = r.ack_body_id LEFT JOIN certificates c ON c.id = a.cert_id
+       WHERE r.msg_id = ? ORDER BY r.position`,
     ),
     insertMessage: db.prepare<[string, string, string, number, number, number, number, number | null]>(
       `INSERT INTO messages (msg_id, topic, digest, created_at, deadline, state, attempts, next_attempt_at, finished_at, quorum)
        VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, NULL, ?)`,
     ),
-    insertBody: db.prepare<[string, string]>(`INSERT INTO bodies (msg_id, body) VALUES (?, ?)`),
+    insertBody: db.prepare<[string, string, number | null, number | null]>(`INSERT INTO bodies (msg_id, body, cert_id, cert_at) VALUES (?, ?, ?, ?)`),
     insertRecipient: db.prepare<[string, string, number]>(
       `INSERT INTO recipients (msg_id, cn, position, state) VALUES (?, ?, ?, 'pending')`,
     ),
@@ -82,15 +85,15 @@ function prepareStatements(db: Database.Database) {
     ),
     recipientState: db.prepare<[string, string], DeliveryState>(`SELECT state FROM recipients WHERE msg_id = ? AND cn = ?`).pluck(),
     findAckBody: db.prepare<[Buffer], number>(`SELECT id FROM ack_bodies WHERE hash = ?`).pluck(),
-    insertAckBody: db.prepare<unknown[]>(`INSERT INTO ack_bodies (hash, body) VALUES (?, ?)`),
-    recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string]>(
-      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = ?
+    insertAckBody: db.prepare<unknown[]>(`INSERT INTO ack_bodies (hash, body, cert_id, cert_at, fingerprint) VALUES (?, ?, ?, ?, ?)`),
+    recordAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string]>(
+      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = NULL
        WHERE msg_id = ? AND cn = ?`,
     ),
     // One statement for the common case (a pending recipient of a pending message, digest matching):
     // the checks of refuseAck folded into the UPDATE; it changes no row when any fails.
-    recordPendingAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string, string, string | null, string | null]>(
-      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = ?
+    recordPendingAck: db.prepare<[DeliveryState, number, Disposition, string | null, number, string, string, string, string | null, string | null]>(
+      `UPDATE recipients SET state = ?, at = ?, disposition = ?, reason = ?, ack_body_id = ?, ack_fingerprint = NULL
        WHERE msg_id = ? AND cn = ? AND state = 'pending'
        AND EXISTS (SELECT 1 FROM messages m WHERE m.msg_id = ? AND m.state = 'pending' AND (? IS NULL OR m.digest = ?))`,
     ),
@@ -168,9 +171,12 @@ function prepareStatements(db: Database.Database) {
  * batch waits up to `busyTimeoutMs` (blocking the event loop), then rejects
  * with a "locked" `StoreError`.
  *
- * Each distinct ACK body is stored once (table `ack_bodies`, keyed by its
- * SHA-256), however many messages one batched ACK acknowledges; `purge`
- * deletes the bodies no longer referenced.
+ * Each distinct ACK body is stored once with its signer's fingerprint (table
+ * `ack_bodies`, keyed by the SHA-256 of both), however many messages one batched ACK acknowledges; `purge`
+ * deletes the bodies no longer referenced. The signer's certificate in a
+ * message or ACK body (about a kilobyte) is stored once per certificate
+ * (table `certificates`) and put back when the body is read, so reads return
+ * the exact bytes signed and sent.
  *
  * Reads are synchronous and share the connection, so they see every write
  * issued so far, committed or not, exactly like the memory store. If a batch
@@ -187,13 +193,19 @@ export class SqliteOutboxStore implements OutboxStore {
   readonly #batch: GroupCommit
   readonly #s: Statements
   readonly #ackBodies: ContentIds
+  readonly #certificates: Certificates
 
   private constructor(path: string, file: SqliteFile, statements: Statements) {
     this.path = path
     this.#file = file
     this.#batch = file.batch
     this.#s = statements
-    this.#ackBodies = new ContentIds(file.batch, statements.findAckBody, statements.insertAckBody)
+    const certificates = new Certificates(file.batch, file.db)
+    this.#certificates = certificates
+    this.#ackBodies = new ContentIds(file.batch, statements.findAckBody, statements.insertAckBody, ([body, fingerprint]) => {
+      const stored = certificates.cut(body as string)
+      return [stored.body, stored.certId, stored.certAt, fingerprint]
+    })
   }
 
   /**
@@ -281,7 +293,8 @@ export class SqliteOutboxStore implements OutboxStore {
       if ((e as { code?: unknown }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw duplicateMessage(message.msgId, this.path)
       throw e
     }
-    s.insertBody.run(message.msgId, message.body)
+    const body = this.#certificates.cut(message.body)
+    s.insertBody.run(message.msgId, body.body, body.certId, body.certAt)
     message.recipients.forEach((cn, position) => s.insertRecipient.run(message.msgId, cn, position))
   }
 
@@ -300,7 +313,7 @@ export class SqliteOutboxStore implements OutboxStore {
         at: r.at ?? undefined,
         disposition: r.disposition ?? undefined,
         reason: r.reason ?? undefined,
-        ackBody: r.ack_body ?? undefined,
+        ackBody: r.ack_body === null ? undefined : restoreCertificate(r.ack_body, r.ack_cert_at, r.ack_certificate),
         ackFingerprint: r.ack_fingerprint ?? undefined,
       })),
     )
@@ -316,12 +329,12 @@ export class SqliteOutboxStore implements OutboxStore {
     // Fast path for the 2nd..nth message of a batched ACK (its body's row is known in this transaction):
     // one UPDATE that only applies when the ACK counts. Otherwise (or when it did not apply) check first,
     // so that a refused ACK never stores its body.
-    const knownBody = this.#ackBodies.knownId([ack.ackBody])
+    const knownBody = this.#ackBodies.knownId([ack.ackBody, ack.fingerprint])
     if (knownBody !== undefined) {
       const state = recipientStateAfter(ack.disposition)
       const reason = ack.reason ?? null
       const digest = ack.digest ?? null
-      const applied = s.recordPendingAck.run(state, ack.at, ack.disposition, reason, knownBody, ack.fingerprint, ack.msgId, ack.cn, ack.msgId, digest, digest)
+      const applied = s.recordPendingAck.run(state, ack.at, ack.disposition, reason, knownBody, ack.msgId, ack.cn, ack.msgId, digest, digest)
       if (applied.changes === 1) return this.#finishIfDone(ack)
     }
     const message = s.ackTarget.get(ack.msgId)
@@ -332,8 +345,7 @@ export class SqliteOutboxStore implements OutboxStore {
       ack.at,
       ack.disposition,
       ack.reason ?? null,
-      this.#ackBodies.idOf([ack.ackBody]),
-      ack.fingerprint,
+      this.#ackBodies.idOf([ack.ackBody, ack.fingerprint]),
       ack.msgId,
       ack.cn,
     )
@@ -462,7 +474,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const message = {
       msgId: row.msg_id,
       topic: row.topic,
-      body: row.body,
+      body: restoreCertificate(row.body, row.cert_at, row.certificate),
       digest: row.digest,
       recipients: this.#s.recipientNames.all(row.msg_id),
       createdAt: row.created_at,

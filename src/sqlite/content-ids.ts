@@ -44,16 +44,26 @@ export class ContentIds {
   readonly #batch: GroupCommit
   readonly #find: Database.Statement<[Buffer], number>
   readonly #insert: Database.Statement<unknown[]>
+  readonly #row: ((parts: ContentParts) => readonly unknown[]) | undefined
   #parts: ContentParts | undefined
   #hash: Buffer = Buffer.alloc(0)
   #id: number | undefined
   #idBatch = -1
 
-  /** `find`: `SELECT id FROM t WHERE hash = ?` (plucked); `insert`: `INSERT INTO t (hash, ...parts) VALUES (?, ...)`. */
-  constructor(batch: GroupCommit, find: Database.Statement<[Buffer], number>, insert: Database.Statement<unknown[]>) {
+  /**
+   * `find`: `SELECT id FROM t WHERE hash = ?` (plucked); `insert`: `INSERT INTO t (hash, ...row) VALUES (?, ...)`,
+   * where `row(parts)` (default: the parts themselves) is what is stored of a new value; it runs inside the write.
+   */
+  constructor(
+    batch: GroupCommit,
+    find: Database.Statement<[Buffer], number>,
+    insert: Database.Statement<unknown[]>,
+    row?: (parts: ContentParts) => readonly unknown[],
+  ) {
     this.#batch = batch
     this.#find = find
     this.#insert = insert
+    this.#row = row
   }
 
   /** The id of the row holding `parts`, inserted if missing. Call inside a write. */
@@ -66,7 +76,7 @@ export class ContentIds {
       return this.#id
     }
     let id = this.#find.get(this.#hash)
-    if (id === undefined) id = Number(this.#insert.run(this.#hash, ...parts).lastInsertRowid)
+    if (id === undefined) id = Number(this.#insert.run(this.#hash, ...(this.#row === undefined ? parts : this.#row(parts))).lastInsertRowid)
     this.#id = id
     this.#idBatch = this.#batch.batchNumber
     return id

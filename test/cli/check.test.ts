@@ -12,8 +12,8 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initCa, issueCert } from '../../src/crypto/certs.js'
-import { SqliteInboxStore } from '../../src/inbox/sqlite.js'
-import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
+import { INBOX_SCHEMA_VERSION, SqliteInboxStore } from '../../src/inbox/sqlite.js'
+import { OUTBOX_SCHEMA_VERSION, SqliteOutboxStore } from '../../src/outbox/sqlite.js'
 import { CliProcess, runCli, type RunResult } from '../support/cli.js'
 import { writeConfigFile } from '../support/reliable-net.js'
 
@@ -109,8 +109,8 @@ describe('gilmsg check', () => {
       'endpoint', 'relay inbound', 'relay outbound', 'outbox', 'inbox', 'roundtrip',
     ])
     expect(line(r, 'roundtrip').detail).toMatch(/acknowledged by alice/)
-    expect(line(r, 'outbox').detail).toContain('integrity ok, schema 3, 0 pending')
-    expect(line(r, 'inbox').detail).toContain('integrity ok, schema 3, 0 messages remembered')
+    expect(line(r, 'outbox').detail).toContain(`integrity ok, schema ${OUTBOX_SCHEMA_VERSION}, 0 pending`)
+    expect(line(r, 'inbox').detail).toContain(`integrity ok, schema ${INBOX_SCHEMA_VERSION}, 0 messages remembered`)
     expect(r.stderr).toContain(`gilmsg: config ${path} (given with --config)`)
   }, 30_000)
 
@@ -199,7 +199,7 @@ describe('gilmsg check', () => {
     const r = await runCli(['check', '--config', config('bad', { certname: 'alice', name: 'bad', outbox_path: outbox, inbox_path: inbox })], { env })
     expect(r.code).toBe(1)
     expect(line(r, 'outbox')).toEqual({ status: 'fail', detail: expect.stringContaining('not a SQLite database') })
-    expect(line(r, 'inbox')).toEqual({ status: 'fail', detail: `${inbox}: schema version 99 is newer than this gilmsg supports (3): upgrade gilmsg` })
+    expect(line(r, 'inbox')).toEqual({ status: 'fail', detail: `${inbox}: schema version 99 is newer than this gilmsg supports (${INBOX_SCHEMA_VERSION}): upgrade gilmsg` })
   })
 
   it('an endpoint in use is a warning naming it', async () => {

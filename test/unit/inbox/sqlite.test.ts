@@ -2,7 +2,8 @@ import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ErrorCode, StoreError } from '../../../src/errors.js'
-import { SqliteInboxStore } from '../../../src/inbox/sqlite.js'
+import { INBOX_SCHEMA_VERSION, SqliteInboxStore } from '../../../src/inbox/sqlite.js'
+import { restoreCertificate } from '../../../src/sqlite/certificates.js'
 import type { SqliteStoreOptions } from '../../../src/sqlite/options.js'
 import { tempDir } from '../sqlite/helpers.js'
 import { describeInboxConformance, getOf, newEntry } from './conformance.js'
@@ -47,7 +48,7 @@ describe('SqliteInboxStore', () => {
       const db = store.database
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
       expect(db.pragma('synchronous', { simple: true })).toBe(1) // FULL: NORMAL commits, each followed by a WAL sync off the loop
-      expect(db.pragma('user_version', { simple: true })).toBe(3)
+      expect(db.pragma('user_version', { simple: true })).toBe(INBOX_SCHEMA_VERSION)
       expect(db.prepare(`SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name LIKE 'inbox%' ORDER BY name`).pluck().all()).toEqual([
         'inbox',
         'inbox_ack',
@@ -112,7 +113,7 @@ describe('SqliteInboxStore migrates a schema 1 file (keyed by msg_id alone)', ()
     ])
     const store = SqliteInboxStore.open(path)
     try {
-      expect(store.database.pragma('user_version', { simple: true })).toBe(3)
+      expect(store.database.pragma('user_version', { simple: true })).toBe(INBOX_SCHEMA_VERSION)
       const legacy = { signer: undefined, msgId: '2024-old-acked', digest: 'd1', receivedAt: T0, ackTopic: 'org.example.dev.gilmsg.ack', ackBody: '{"ack":1}' }
       expect(store.get('publisher', '2024-old-acked')).toEqual(legacy)
       expect(store.get('mallory', '2024-old-acked')).toEqual(legacy)
@@ -135,7 +136,13 @@ describe('SqliteInboxStore migrates a schema 1 file (keyed by msg_id alone)', ()
 describe('SqliteInboxStore stores each distinct ACK once', () => {
   const T0 = 1_700_000_000_000
   const ACK_TOPIC = 'org.example.dev.gilmsg.ack'
-  const acks = (store: SqliteInboxStore): unknown[] => store.database.prepare(`SELECT topic, body FROM inbox_acks ORDER BY id`).all()
+  // The stored ACKs, each with its certificate put back.
+  const acks = (store: SqliteInboxStore): unknown[] =>
+    (
+      store.database
+        .prepare(`SELECT a.topic, a.body, a.cert_at, c.certificate FROM inbox_acks a LEFT JOIN certificates c ON c.id = a.cert_id ORDER BY a.id`)
+        .all() as { topic: string | null; body: string | null; cert_at: number | null; certificate: string | null }[]
+    ).map((r) => ({ topic: r.topic, body: r.body === null ? null : restoreCertificate(r.body, r.cert_at, r.certificate) }))
 
   /** A batched ACK's frame 1: about 10 KB, as with the signer's certificate. */
   function bigAckBody(tag: string): string {

@@ -1,13 +1,22 @@
-import { createHash } from 'node:crypto'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
-import { SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
+import { OUTBOX_SCHEMA_VERSION, SqliteOutboxStore } from '../../../src/outbox/sqlite.js'
+import { restoreCertificate } from '../../../src/sqlite/certificates.js'
+import { contentHash } from '../../../src/sqlite/content-ids.js'
 import type { SqliteStoreOptions } from '../../../src/outbox/sqlite.js'
 import type { NewOutboxMessage } from '../../../src/outbox/store.js'
 import { ackOf, describeOutboxConformance, newMessage } from './conformance.js'
 import { tempDir } from '../sqlite/helpers.js'
+
+/** The ACK bodies as the table holds them, each with its certificate put back. */
+function storedAckBodies(store: SqliteOutboxStore): string[] {
+  const rows = store.database
+    .prepare(`SELECT a.body, a.cert_at, c.certificate FROM ack_bodies a LEFT JOIN certificates c ON c.id = a.cert_id ORDER BY a.id`)
+    .all() as { body: string; cert_at: number | null; certificate: string | null }[]
+  return rows.map((r) => restoreCertificate(r.body, r.cert_at, r.certificate))
+}
 
 const tmp = tempDir('outbox')
 afterAll(() => tmp.remove())
@@ -93,7 +102,7 @@ describe('SqliteOutboxStore', () => {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
       expect(db.pragma('foreign_keys', { simple: true })).toBe(1)
       expect(db.pragma('synchronous', { simple: true })).toBe(1)
-      expect(db.pragma('user_version', { simple: true })).toBe(3)
+      expect(db.pragma('user_version', { simple: true })).toBe(OUTBOX_SCHEMA_VERSION)
       const tables = db.prepare(`SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') ORDER BY name`).pluck().all()
       expect(tables).toEqual(
         expect.arrayContaining([
@@ -231,8 +240,11 @@ describe('SqliteOutboxStore', () => {
         expect(count(store, 'ack_bodies')).toBe(1)
         for (const m of ms) expect(store.recipients(m.msgId)[0]).toMatchObject({ state: 'acked', ackBody: bodies[0], ackFingerprint: 'fp-alice' })
         const stored = store.database.prepare(`SELECT hash, body FROM ack_bodies`).get() as { hash: Buffer; body: string }
-        expect(stored.body).toBe(bodies[0])
-        expect(stored.hash).toEqual(createHash('sha256').update(bodies[0]!).digest())
+        expect(storedAckBodies(store)).toEqual([bodies[0]])
+        expect(stored.body.length, 'the certificate is stored apart').toBe(bodies[0]!.length - 10_000)
+        expect(count(store, 'certificates')).toBe(1)
+        expect(stored.hash, 'keyed by body and signer fingerprint').toEqual(contentHash([bodies[0]!, 'fp-alice']))
+        expect(store.database.prepare(`SELECT COUNT(*) FROM recipients WHERE ack_fingerprint IS NOT NULL`).pluck().get(), 'the fingerprint is kept once, with the body').toBe(0)
       } finally {
         await store.close()
       }
@@ -261,7 +273,10 @@ describe('SqliteOutboxStore', () => {
           store.recordAck(ackOf(m3, 'bob', { ackBody: '' })).durable,
           store.recordAck(ackOf(m4, 'alice', { ackBody: 'b' })).durable,
         ])
-        expect(count(store, 'ack_bodies')).toBe(3)
+        // m3's bob sent a new body; m4's alice the text bob sent, but signed by another certificate: another receipt.
+        expect(count(store, 'ack_bodies')).toBe(4)
+        expect(store.recipients(m4.msgId)[0]?.ackFingerprint).toBe('fp-alice')
+        expect(store.recipients(m1.msgId)[1]?.ackFingerprint).toBe('fp-bob')
         expect(store.recipients(m1.msgId).map((r) => r.ackBody)).toEqual([a, 'b'])
         expect(store.recipients(m2.msgId).map((r) => r.ackBody)).toEqual([a, undefined])
         expect(store.recipients(m3.msgId).map((r) => r.ackBody)).toEqual([a, ''])
@@ -298,7 +313,7 @@ describe('SqliteOutboxStore', () => {
         ])
         expect(count(store, 'ack_bodies')).toBe(2)
         await expect(store.purge(T + 2)).resolves.toBe(2)
-        expect(store.database.prepare(`SELECT body FROM ack_bodies`).pluck().all()).toEqual([shared])
+        expect(storedAckBodies(store)).toEqual([shared])
         expect(store.recipients(ms[1]!.msgId)[0]?.ackBody).toBe(shared)
         await expect(store.purge(Number.MAX_SAFE_INTEGER)).resolves.toBe(1)
         expect(count(store, 'ack_bodies')).toBe(0)
