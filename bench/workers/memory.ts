@@ -17,6 +17,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
+import { getHeapSpaceStatistics } from 'node:v8'
 import { busFromConfig, Gilmsg, loadConfig, SqliteOutboxStore, storePath } from '../../src/index.js'
 import { APP_MODNAME } from '../lib/names.js'
 import { cpuMs, reply, serve, type Command } from '../lib/worker.js'
@@ -31,9 +32,11 @@ function rssMb(): number {
 
 // Where the RSS goes: V8's heap (used and reserved), memory V8 knows of outside it (Buffers), and the
 // rest (native: SQLite's page cache, libzmq, malloc arenas, code).
-function breakdown(): { heapUsedMb: number; heapTotalMb: number; externalMb: number; arrayBuffersMb: number } {
+function breakdown(): { heapUsedMb: number; heapTotalMb: number; externalMb: number; arrayBuffersMb: number; spacesMb: Record<string, number> } {
   const m = process.memoryUsage()
-  return { heapUsedMb: m.heapUsed / MB, heapTotalMb: m.heapTotal / MB, externalMb: m.external / MB, arrayBuffersMb: m.arrayBuffers / MB }
+  // Each V8 heap space's reserved size (MB): which one grew.
+  const spacesMb = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, Math.round((s.space_size / MB) * 10) / 10]))
+  return { heapUsedMb: m.heapUsed / MB, heapTotalMb: m.heapTotal / MB, externalMb: m.external / MB, arrayBuffersMb: m.arrayBuffers / MB, spacesMb }
 }
 
 // The kernel's high-water mark of this process's RSS (getrusage ru_maxrss, in KiB).
