@@ -26,7 +26,7 @@ export interface SqliteStoreOptions {
   readonly maxBatchOps?: number
   /**
    * The connection's page cache (`PRAGMA cache_size`), in KiB: what SQLite
-   * keeps in memory of the file. Default 8192 (8 MiB); a positive integer.
+   * keeps in memory of the file. Default 2048 (2 MiB); a positive integer.
    */
   readonly cacheSizeKib?: number
 }

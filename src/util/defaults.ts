@@ -51,9 +51,10 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 export const DEFAULT_MAX_JSON_DEPTH = 64
 
 /**
- * Default SQLite page cache of each outbox and inbox connection (`PRAGMA cache_size`): 8 MiB.
- * better-sqlite3 builds SQLite with 16 MiB; the pages a publisher or consumer touches per
- * message (the ends of a few indexes, the rows just written) fit in far less, so the cache
- * is capped where it costs memory and no speed (measured: bench case `memory` and `outbox`).
+ * Default SQLite page cache of each outbox and inbox connection (`PRAGMA cache_size`): 2 MiB,
+ * about SQLite's own default (better-sqlite3 builds it with 16 MiB). The pages touched per
+ * message (the right-hand ends of the indexes, msg_ids being time-ordered, and the rows just
+ * written) fit in far less; measured: 16 to 2 MiB took 9 MB off the peak RSS of a publisher
+ * holding 100,000 pending messages, with no loss of speed on a 200,000-row outbox.
  */
-export const DEFAULT_SQLITE_CACHE_SIZE_KIB = 8192
+export const DEFAULT_SQLITE_CACHE_SIZE_KIB = 2048

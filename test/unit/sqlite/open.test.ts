@@ -53,9 +53,9 @@ describe.each(['outbox', 'inbox'] as const)('openSqlite for an %s', (store) => {
     expect(db.pragma('cache_size', { simple: true }), 'the default page cache, in KiB (negative)').toBe(-DEFAULT_CACHE_SIZE_KIB)
   })
 
-  it('sizes the page cache as cacheSizeKib says (default 8 MiB, from config/defaults.ts)', () => {
+  it('sizes the page cache as cacheSizeKib says (default 2 MiB, from config/defaults.ts)', () => {
     expect(DEFAULT_CACHE_SIZE_KIB).toBe(DEFAULT_SQLITE_CACHE_SIZE_KIB)
-    expect(DEFAULT_CACHE_SIZE_KIB).toBe(8192)
+    expect(DEFAULT_CACHE_SIZE_KIB).toBe(2048)
     const { db } = open(store, newPath(), { cacheSizeKib: 1024 })
     expect(db.pragma('cache_size', { simple: true })).toBe(-1024)
   })
