@@ -6,13 +6,10 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createPki, type Pki } from './pki.js'
 import { startRelay, type Relay } from '../../src/index.js'
+import { ENVIRONMENT, TOPIC_PREFIX } from './names.js'
 
-/** Topics are `org.bench.b.<modname>.<topic>`. */
-export const TOPIC_PREFIX = 'org.bench'
-export const ENVIRONMENT = 'b'
-/** Application messages use this modname, so {@link APP_PREFIX} selects them and not the ACKs. */
-export const APP_MODNAME = 'app'
-export const APP_PREFIX = `${TOPIC_PREFIX}.${ENVIRONMENT}.${APP_MODNAME}.`
+/** Topics are `org.bench.b.<modname>.<topic>` (see `names.ts`). */
+export { APP_MODNAME, APP_PREFIX, ENVIRONMENT, TOPIC_PREFIX } from './names.js'
 
 /** The key families the network cases run with: RSA-2048 signing fedmsg's `x509` (SHA-1), or P-256 with `x509_sha256`. */
 export type KeyFamily = 'rsa' | 'ec'

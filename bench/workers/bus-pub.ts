@@ -16,7 +16,7 @@
 import { parseArgs } from 'node:util'
 import { XPublisher } from 'zeromq'
 import { busFromConfig, loadConfig, ZmqTransport } from '../../src/index.js'
-import { APP_MODNAME } from '../lib/setup.js'
+import { APP_MODNAME } from '../lib/names.js'
 import { cpuMs, reply, serve, type Command } from '../lib/worker.js'
 
 const BATCH = 256

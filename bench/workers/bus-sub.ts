@@ -14,7 +14,7 @@
 import { parseArgs } from 'node:util'
 import { Subscriber } from 'zeromq'
 import { busFromConfig, loadConfig, ZmqTransport } from '../../src/index.js'
-import { APP_PREFIX } from '../lib/setup.js'
+import { APP_PREFIX } from '../lib/names.js'
 import { cpuMs, reply, serve } from '../lib/worker.js'
 
 const { values } = parseArgs({

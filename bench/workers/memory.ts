@@ -17,8 +17,9 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
+import { getHeapSpaceStatistics } from 'node:v8'
 import { busFromConfig, Gilmsg, loadConfig, SqliteOutboxStore, storePath } from '../../src/index.js'
-import { APP_MODNAME } from '../lib/setup.js'
+import { APP_MODNAME } from '../lib/names.js'
 import { cpuMs, reply, serve, type Command } from '../lib/worker.js'
 
 const MB = 1024 * 1024
@@ -27,6 +28,15 @@ const config = loadConfig({ file: values.config })
 
 function rssMb(): number {
   return process.memoryUsage().rss / MB
+}
+
+// Where the RSS goes: V8's heap (used and reserved), memory V8 knows of outside it (Buffers), and the
+// rest (native: SQLite's page cache, libzmq, malloc arenas, code).
+function breakdown(): { heapUsedMb: number; heapTotalMb: number; externalMb: number; arrayBuffersMb: number; spacesMb: Record<string, number> } {
+  const m = process.memoryUsage()
+  // Each V8 heap space's reserved size (MB): which one grew.
+  const spacesMb = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, Math.round((s.space_size / MB) * 10) / 10]))
+  return { heapUsedMb: m.heapUsed / MB, heapTotalMb: m.heapTotal / MB, externalMb: m.external / MB, arrayBuffersMb: m.arrayBuffers / MB, spacesMb }
 }
 
 // The kernel's high-water mark of this process's RSS (getrusage ru_maxrss, in KiB).
@@ -48,6 +58,7 @@ async function go(c: Command) {
   // The first enqueue opens the socket and warms the code paths.
   await g.enqueue('memory', { n: -1 }, { recipients, deadline: 24 * 3600_000, modname: APP_MODNAME })
   const idleRss = rssMb()
+  const idle = breakdown()
   const idleMaxRss = maxRssMb()
   let peak = idleRss
   let done = 0
@@ -77,7 +88,7 @@ async function go(c: Command) {
           pending: done,
           rssMb: rss,
           peakRssMb: peak,
-          heapUsedMb: process.memoryUsage().heapUsed / MB,
+          ...breakdown(),
           maxRssMb: maxRssMb(),
           ms: performance.now() - t0,
           resends: pub.resends,
@@ -103,6 +114,8 @@ async function go(c: Command) {
     type: 'result',
     count,
     idleRssMb: idleRss,
+    idle,
+    atEnd: breakdown(),
     peakRssMb: peak,
     idleMaxRssMb: idleMaxRss,
     maxRssMb: maxRssMb(),

@@ -29,7 +29,7 @@ import {
   storePath,
   type OutboxStore,
 } from '../../src/index.js'
-import { APP_MODNAME } from '../lib/setup.js'
+import { APP_MODNAME } from '../lib/names.js'
 import { roundSummary, summarize } from '../lib/stats.js'
 import { cpuMs, reply, serve, type Command } from '../lib/worker.js'
 

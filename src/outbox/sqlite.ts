@@ -36,7 +36,7 @@ import type {
 import { FROM_MESSAGES, MESSAGE_COLUMNS, MIGRATIONS, type MessageSqlRow, type RecipientSqlRow } from './sqlite-schema.js'
 
 export { defaultStatePath } from '../sqlite/open.js'
-export { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_MAX_BATCH_OPS, DEFAULT_SYNCHRONOUS } from '../sqlite/options.js'
+export { DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_CACHE_SIZE_KIB, DEFAULT_MAX_BATCH_OPS, DEFAULT_SYNCHRONOUS } from '../sqlite/options.js'
 export type { SqliteStoreOptions, SqliteSynchronous } from '../sqlite/options.js'
 export type { GroupCommitStats } from '../sqlite/group-commit.js'
 

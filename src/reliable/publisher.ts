@@ -206,9 +206,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     const started = this.#clock.now()
     const sealed = await this.#bus.sealAsync(topic, msg, { ...modname, extra: reliableFields(recipients) })
     throwIfAborted(options.signal, 'publish')
-    const timeoutError = new AckTimeoutError(sealed.msgId, [], recipients, 0, quorum)
+    // The closures below keep only the id: the signed message itself is not held while its ACKs are awaited.
+    const msgId = sealed.msgId
+    const timeoutError = new AckTimeoutError(msgId, [], recipients, 0, quorum)
     const done = new Promise<DeliveryReceipt>((resolve, reject) => {
-      this.#waiters.set(sealed.msgId, {
+      this.#waiters.set(msgId, {
         startedAt: started,
         topic: sealed.topic,
         digest: sealed.digest,
@@ -222,8 +224,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
         reject,
       })
     })
-    const cancelTimeout = this.#clock.setTimer(() => void this.#giveUp(sealed.msgId, timeoutError), ackTimeout)
-    const removeAbort = onAbort(options.signal, (reason) => void this.#giveUp(sealed.msgId, new AbortedError('publish was aborted', { cause: reason })))
+    const cancelTimeout = this.#clock.setTimer(() => void this.#giveUp(msgId, timeoutError), ackTimeout)
+    const removeAbort = onAbort(options.signal, (reason) => void this.#giveUp(msgId, new AbortedError('publish was aborted', { cause: reason })))
     try {
       // Settled early (timeout, abort, close): a message not committed yet is not committed at all.
       const cancel = new AbortController()
@@ -236,13 +238,13 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       // only means that the message is resent after the restart and acknowledged again. A sync that fails
       // first fails the publish (the message might not survive a power loss, so its resends are not assured).
       durable.catch((e: unknown) => {
-        if (!this.#waiters.has(sealed.msgId)) this.emit('background:error', asGilmsgError(e, 'syncing the outbox failed'))
+        if (!this.#waiters.has(msgId)) this.emit('background:error', asGilmsgError(e, 'syncing the outbox failed'))
       })
       return await Promise.race([done, durable.then(() => done)])
     } finally {
       cancelTimeout()
       removeAbort()
-      this.#waiters.delete(sealed.msgId)
+      this.#waiters.delete(msgId)
     }
   }
 
@@ -263,8 +265,11 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       ...(options.modname !== undefined ? { modname: options.modname } : {}),
       extra: reliableFields(recipients),
     })
-    await (await this.#commitAndSend(sealed, recipients, this.#clock.now() + deadline)).durable
-    return { msgId: sealed.msgId, digest: sealed.digest, topic: sealed.topic }
+    const enqueued: Enqueued = { msgId: sealed.msgId, digest: sealed.digest, topic: sealed.topic }
+    // The signed message is not held while its sync is awaited.
+    const { durable } = await this.#commitAndSend(sealed, recipients, this.#clock.now() + deadline)
+    await durable
+    return enqueued
   }
 
   /**

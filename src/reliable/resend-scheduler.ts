@@ -35,7 +35,8 @@ export interface ResendSchedulerOptions {
 /**
  * Resends what the outbox says is due: one timer armed for the earliest
  * `nextAttemptAt`; each pass sends the urgent messages first, then the rest
- * in due order while the budget allows (at most {@link RESEND_BATCH} each),
+ * in due order while the budget allows (at most {@link RESEND_BATCH} each,
+ * reading from the store only as many as the budget pays for, plus one),
  * and sets when each is due next. When the budget runs out the pass stops
  * and the timer wakes again once a token is back (at least
  * {@link BUDGET_WAKE_MS} later). One pass runs at a time.
@@ -107,8 +108,9 @@ export class ResendScheduler {
         budget?.spend(now)
         await this.#resend(m, now)
       }
-      // (markAttempt applies at once: the urgent ones just resent are no longer due.)
-      for (const m of store.due(now, RESEND_BATCH)) {
+      // (markAttempt applies at once: the urgent ones just resent are no longer due.) Only the rows the budget
+      // pays for are read, plus one to learn that more is due: a held-back backlog costs one row per pass.
+      for (const m of store.due(now, this.#readLimit(now))) {
         if (this.#stopped) return
         if (budget !== undefined && !budget.take(now)) {
           heldBackUntil = now + Math.max(BUDGET_WAKE_MS, budget.waitMs(now))
@@ -123,6 +125,13 @@ export class ResendScheduler {
       this.#running = false
       this.arm(heldBackUntil)
     }
+  }
+
+  /** Due rows worth reading in this pass: what the budget pays for, plus one (held back), at most a batch. */
+  #readLimit(now: number): number {
+    const budget = this.#o.budget
+    if (budget === undefined) return RESEND_BATCH
+    return Math.min(RESEND_BATCH, Math.floor(budget.available(now)) + 1)
   }
 
   async #resend(m: OutboxMessage, now: number): Promise<void> {

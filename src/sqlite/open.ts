@@ -37,7 +37,7 @@ export function checkWholePages(db: Database.Database, id: StoreId): void {
 
 /**
  * Opens (creating it and its directory if missing) a SQLite file for a store:
- * WAL mode, foreign keys on, `synchronous` and busy timeout as given, schema
+ * WAL mode, foreign keys on, `synchronous`, busy timeout and page cache as given, schema
  * migrated to the latest of `migrations` inside a write transaction (so a file
  * another process is writing fails here, after the busy timeout). A new
  * directory gets mode 0700 and a new file 0600. With `synchronous: 'FULL'` on
@@ -81,6 +81,8 @@ export function openSqlite(
       throw storeError(id, `cannot use WAL mode (SQLite kept journal_mode ${String(mode)}): put the file on a local filesystem`)
     }
     db.pragma(`synchronous = ${resolved.synchronous}`)
+    // Negative: a size in KiB, not in pages.
+    db.pragma(`cache_size = -${resolved.cacheSizeKib}`)
     db.pragma('foreign_keys = ON')
     if (path !== ':memory:') checkWholePages(db, id)
     migrate(db, migrations, id)

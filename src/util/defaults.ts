@@ -49,3 +49,12 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 
 /** Default maximum nesting of JSON arrays and objects a receiver accepts (a top-level array is depth 1): 64. */
 export const DEFAULT_MAX_JSON_DEPTH = 64
+
+/**
+ * Default SQLite page cache of each outbox and inbox connection (`PRAGMA cache_size`): 2 MiB,
+ * about SQLite's own default (better-sqlite3 builds it with 16 MiB). The pages touched per
+ * message (the right-hand ends of the indexes, msg_ids being time-ordered, and the rows just
+ * written) fit in far less; measured: 16 to 2 MiB took 9 MB off the peak RSS of a publisher
+ * holding 100,000 pending messages, with no loss of speed on a 200,000-row outbox.
+ */
+export const DEFAULT_SQLITE_CACHE_SIZE_KIB = 2048

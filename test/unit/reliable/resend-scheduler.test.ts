@@ -11,7 +11,7 @@ import { DEFAULT_BACKOFF } from '../../../src/reliable/backoff.js'
 import { ResendBudget } from '../../../src/reliable/resend-budget.js'
 import { BUDGET_WAKE_MS, RESEND_BATCH, ResendScheduler } from '../../../src/reliable/resend-scheduler.js'
 import { RttEstimator } from '../../../src/reliable/rtt.js'
-import type { AckRecord } from '../../../src/outbox/store.js'
+import type { AckRecord, OutboxMessage } from '../../../src/outbox/store.js'
 import { Disposition } from '../../../src/protocol/ack.js'
 import { FakeClock, settle } from '../../support/fake-clock.js'
 
@@ -21,7 +21,7 @@ const CEILING = (): number => 0.999999
 
 interface World {
   readonly clock: FakeClock
-  readonly store: MemoryOutboxStore
+  readonly store: CountingStore
   readonly rtt: RttEstimator
   readonly scheduler: ResendScheduler
   /** msgIds in the order they were sent. */
@@ -41,9 +41,18 @@ function ack(msgId: string, cn: string, at: number): AckRecord {
   return { msgId, cn, digest: 'd', disposition: Disposition.Received, at, ackBody: '{}', fingerprint: `fp-${cn}` }
 }
 
+/** A memory outbox that notes the `limit` of every `due()` read of the backlog (no `deadlineBy`). */
+class CountingStore extends MemoryOutboxStore {
+  readonly dueLimits: number[] = []
+  override due(now: number, limit: number, deadlineBy?: number): OutboxMessage[] {
+    if (deadlineBy === undefined) this.dueLimits.push(limit)
+    return super.due(now, limit, deadlineBy)
+  }
+}
+
 function world(budget?: { rate: number; burst: number }): World {
   const clock = new FakeClock()
-  const store = new MemoryOutboxStore()
+  const store = new CountingStore()
   const rtt = new RttEstimator(DEFAULT_BACKOFF, CEILING)
   const w: World = {
     clock,
@@ -159,6 +168,27 @@ describe('ResendScheduler', () => {
     w.scheduler.arm()
     await w.clock.advance(0)
     expect(w.sent).toEqual(['u1', 'u2', 'b1', 'u3'])
+  })
+
+  it('reads from the store only the due rows the budget pays for, plus one', async () => {
+    const w = world({ rate: 10, burst: 5 })
+    for (let i = 0; i < 50; i++) await w.add(`b${String(i).padStart(2, '0')}`, 10, DAY)
+    w.scheduler.arm()
+    await w.clock.advance(10)
+    expect(w.sent).toEqual(['b00', 'b01', 'b02', 'b03', 'b04'])
+    expect(w.scheduler.heldBack).toBe(1)
+    // The first read of each pass (one row: its topic, for beforePass), then the backlog: 5 tokens, 6 rows.
+    expect(w.store.dueLimits).toEqual([1, 6])
+    // Held back: the next pass, once a token is back, reads two rows and resends one.
+    await w.clock.advance(BUDGET_WAKE_MS)
+    expect(w.sent.slice(5)).toEqual(['b05'])
+    expect(w.store.dueLimits.slice(2)).toEqual([1, 2])
+    // Without a budget, a full batch.
+    const free = world()
+    await free.add('m1', 10)
+    free.scheduler.arm()
+    await free.clock.advance(10)
+    expect(free.store.dueLimits).toEqual([1, RESEND_BATCH])
   })
 
   it('a credited ACK pays for one more resend of the backlog', async () => {

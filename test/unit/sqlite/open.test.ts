@@ -6,7 +6,8 @@ import { ErrorCode, StoreError, type StoreKind } from '../../../src/errors.js'
 import * as gilmsg from '../../../src/index.js'
 import type { Migration } from '../../../src/sqlite/migrate.js'
 import { defaultStatePath, openSqlite, type OpenedSqlite } from '../../../src/sqlite/open.js'
-import type { SqliteStoreOptions } from '../../../src/sqlite/options.js'
+import { DEFAULT_CACHE_SIZE_KIB, type SqliteStoreOptions } from '../../../src/sqlite/options.js'
+import { DEFAULT_SQLITE_CACHE_SIZE_KIB } from '../../../src/config/defaults.js'
 import { tempDir } from './helpers.js'
 
 const tmp = tempDir('sqlite-open')
@@ -49,6 +50,14 @@ describe.each(['outbox', 'inbox'] as const)('openSqlite for an %s', (store) => {
     expect(db.pragma('synchronous', { simple: true })).toBe(1)
     expect(db.pragma('user_version', { simple: true })).toBe(2)
     expect(db.prepare('SELECT name FROM pragma_table_info(?) ORDER BY cid').pluck().all('kv')).toEqual(['k', 'v'])
+    expect(db.pragma('cache_size', { simple: true }), 'the default page cache, in KiB (negative)').toBe(-DEFAULT_CACHE_SIZE_KIB)
+  })
+
+  it('sizes the page cache as cacheSizeKib says (default 2 MiB, from config/defaults.ts)', () => {
+    expect(DEFAULT_CACHE_SIZE_KIB).toBe(DEFAULT_SQLITE_CACHE_SIZE_KIB)
+    expect(DEFAULT_CACHE_SIZE_KIB).toBe(2048)
+    const { db } = open(store, newPath(), { cacheSizeKib: 1024 })
+    expect(db.pragma('cache_size', { simple: true })).toBe(-1024)
   })
 
   it('runs only the steps newer than the file, in order', () => {
@@ -76,6 +85,8 @@ describe.each(['outbox', 'inbox'] as const)('openSqlite for an %s', (store) => {
     expect(() => open(store, newPath(), { busyTimeoutMs: -1 })).toThrow(/busyTimeoutMs: expected a non-negative integer, got -1/)
     expect(() => open(store, newPath(), { maxBatchOps: 0 })).toThrow(/maxBatchOps: expected a positive integer, got 0/)
     expect(() => open(store, newPath(), { maxBatchOps: 0 })).toThrow(expect.objectContaining({ code: ErrorCode.InvalidArgument }))
+    expect(() => open(store, newPath(), { cacheSizeKib: 0 })).toThrow(/cacheSizeKib: expected a positive integer \(KiB\), got 0/)
+    expect(() => open(store, newPath(), { cacheSizeKib: 1.5 })).toThrow(/cacheSizeKib: expected a positive integer \(KiB\), got 1.5/)
     expect(() => open(store, '')).toThrow(expect.objectContaining({ code: ErrorCode.InvalidArgument }))
   })
 
