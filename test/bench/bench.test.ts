@@ -97,6 +97,6 @@ describe('bench --quick', () => {
     expect(help.stdout).toMatch(/--report-from/)
     const bad = await run(['--only', 'nope'], 20_000)
     expect(bad.code).toBe(2)
-    expect(bad.stderr).toContain(`expected case ids from ${GROUPS.join(", ")}`)
+    expect(bad.stderr).toContain(`expected case ids from ${GROUPS.join(', ')}`)
   })
 })
