@@ -11,6 +11,7 @@ export {
   DEFAULT_RECONNECT_IVL_MAX_MS,
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_JSON_DEPTH,
+  DEFAULT_RELAY_MODE,
 } from '../util/defaults.js'
 
 export const DEFAULT_TOPIC_PREFIX = 'org.fedoraproject'

@@ -49,3 +49,13 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 
 /** Default maximum nesting of JSON arrays and objects a receiver accepts (a top-level array is depth 1): 64. */
 export const DEFAULT_MAX_JSON_DEPTH = 64
+
+/**
+ * How a relay forwards: `native`, libzmq's own proxy (XSUB -> XPUB on a thread of its own,
+ * no JavaScript per message) or `js`, a JavaScript loop that also checks and counts every
+ * message. Default `native`: the cheaper one (bench/cases/relay.ts).
+ */
+export const RELAY_MODES = ['native', 'js'] as const
+export type RelayMode = (typeof RELAY_MODES)[number]
+/** Default relay mode: `native`. */
+export const DEFAULT_RELAY_MODE: RelayMode = 'native'
