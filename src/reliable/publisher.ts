@@ -16,6 +16,7 @@ import { DeliveryState, type AckOutcome, type AckRecord, type OutboxMessage, typ
 import { Disposition } from '../protocol/ack.js'
 import type { Clock } from '../util/clock.js'
 import type { ReasonCounts } from '../util/counters.js'
+import { BoundedMap } from '../util/bounded-map.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
 import { AckIntake } from './ack-intake.js'
@@ -33,6 +34,7 @@ import {
   DEFAULT_DEADLINE_MS,
   DEFAULT_RETENTION_MS,
   MAX_AWAIT_SUBSCRIBER_MS,
+  UNHEARD_TOPICS_MAX,
 } from './publisher-types.js'
 import type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
 import { splitStatuses, storedReceipt, waiterReceipt, type Waiter } from './waiters.js'
@@ -59,6 +61,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #intake: AckIntake
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
+  // Topics whose last wait for a subscriber timed out: not waited for again until one is there.
+  readonly #unheard = new BoundedMap<string, true>(UNHEARD_TOPICS_MAX)
   #guaranteed = 0
   #ackSub: Subscription | undefined
   #ackLoop: Promise<void> | undefined
@@ -300,9 +304,20 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     return { durable }
   }
 
-  /** Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into the void of a fresh socket. */
+  /**
+   * Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into
+   * the void of a fresh socket. A topic whose wait timed out is not waited for again until a
+   * subscription for it is seen: behind a relay that passes subscriptions upstream, a topic
+   * nobody wants would otherwise cost every message the whole wait.
+   */
   async #awaitSubscriber(topic: string, signal?: AbortSignal): Promise<void> {
-    if (this.#awaitSubscriberMs > 0) await this.#bus.waitForSubscribers(topic, { timeoutMs: this.#awaitSubscriberMs, ...(signal ? { signal } : {}) })
+    if (this.#awaitSubscriberMs === 0) return
+    if (this.#unheard.get(topic) !== undefined) {
+      if (await this.#bus.waitForSubscribers(topic, { timeoutMs: 0 })) this.#unheard.delete(topic)
+      return
+    }
+    const heard = await this.#bus.waitForSubscribers(topic, { timeoutMs: this.#awaitSubscriberMs, ...(signal ? { signal } : {}) })
+    if (!heard && signal?.aborted !== true && this.#closing === undefined) this.#unheard.set(topic, true)
   }
 
   /** Expires a waited-for message (timeout or abort) unless an ACK settled it first. */
