@@ -95,8 +95,18 @@ export async function waitUntil(condition: () => boolean, ms: number, what: stri
  * blocking the very commit that releases it, so this yields one turn first.
  */
 export async function readOutboxFile<T>(path: string, read: (store: SqliteOutboxStore) => T): Promise<T> {
-  await new Promise((resolve) => setImmediate(resolve))
-  const store = SqliteOutboxStore.open(path)
+  // A publisher in this process may hold a write batch open until its setImmediate: opening
+  // waits synchronously on the lock (blocking that very commit), so wait briefly and retry
+  // on the next turns of the event loop instead.
+  let store: SqliteOutboxStore | undefined
+  for (let attempt = 0; store === undefined; attempt++) {
+    await new Promise((resolve) => setImmediate(resolve))
+    try {
+      store = SqliteOutboxStore.open(path, { busyTimeoutMs: 50 })
+    } catch (err) {
+      if (attempt >= 100 || !/SQLITE_BUSY/.test(String(err))) throw err
+    }
+  }
   try {
     return read(store)
   } finally {
