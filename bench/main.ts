@@ -22,13 +22,14 @@ import { diskCase } from './cases/disk.js'
 import { memoryCase } from './cases/memory.js'
 import { outboxCase } from './cases/outbox.js'
 import { scalingCase } from './cases/scaling.js'
+import { relayCase } from './cases/relay.js'
 import { resultsTable } from './lib/format.js'
 import { killAll, killAllNow, liveChildren } from './lib/proc.js'
 import { makeBenchPki } from './lib/setup.js'
 import type { BenchCase, BenchContext, BenchReport, CaseEntry, CaseResult } from './lib/types.js'
 
 /** Every case group, in the order they run. */
-export const CASES: readonly BenchCase[] = [canonicalCase, cryptoCase, busCase, deliveryCase, outboxCase, diskCase, memoryCase, cliCase, scalingCase]
+export const CASES: readonly BenchCase[] = [canonicalCase, cryptoCase, busCase, relayCase, deliveryCase, outboxCase, diskCase, memoryCase, cliCase, scalingCase]
 
 /** `gilmsg bench --help` / `node dist/bench/main.js --help`. */
 export const BENCH_HELP = `Usage: gilmsg bench [--quick] [--only CASE,...] [--out FILE] [--report FILE.html]

@@ -63,6 +63,6 @@ export type { Transport, PubSocket, SubSocket, RawMessage } from './transport/tr
 export { ZmqTransport } from './transport/zmq.js'
 export type { ZmqTransportOptions } from './transport/zmq.js'
 export { startRelay } from './transport/relay.js'
-export type { Relay, RelayOptions } from './transport/relay.js'
+export type { Relay, RelayMode, RelayOptions } from './transport/relay.js'
 export type { Clock } from './util/clock.js'
 export type { ReasonCounts } from './util/counters.js'

@@ -134,7 +134,7 @@ export function cryptoFloor(p: { cores: number; signRate: number; verifyRate: nu
 }
 
 /** Raw zeromq.js PUB/SUB round trips (ms) between two processes, direct or through `relay`. */
-export async function pingPong(ctx: BenchContext, relay: BenchRelay | undefined, count: number, size: number): Promise<number[]> {
+export async function pingPong(ctx: BenchContext, relay: Pick<BenchRelay, 'inbound' | 'outbound'> | undefined, count: number, size: number): Promise<number[]> {
   const env = { env: ctx.childEnv, execArgv: ctx.workerExecArgv }
   const pong = new WorkerProcess('pong', 'pingpong', relay ? ['--role', 'pong', '--in', relay.inbound, '--out', relay.outbound] : ['--role', 'pong', '--bind'], env)
   let ping: WorkerProcess | undefined

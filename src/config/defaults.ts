@@ -12,6 +12,7 @@ export {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_JSON_DEPTH,
   DEFAULT_SQLITE_CACHE_SIZE_KIB,
+  DEFAULT_RELAY_MODE,
 } from '../util/defaults.js'
 
 export const DEFAULT_TOPIC_PREFIX = 'org.fedoraproject'

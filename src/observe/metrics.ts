@@ -52,7 +52,7 @@ export type ConsumerSource = Pick<ReliableConsumer, 'stats' | 'acksSent'>
 /** What {@link GilmsgMetrics.attachBus} reads: a `Bus`. */
 export type BusSource = Pick<Bus, 'drops' | 'published' | 'verifier' | 'signer'>
 /** What {@link GilmsgMetrics.attachRelay} reads: a running `Relay`. */
-export type RelaySource = Pick<Relay, 'forwarded' | 'dropped' | 'inboundDisconnects'>
+export type RelaySource = Pick<Relay, 'forwarded' | 'dropped' | 'inboundConnects' | 'inboundDisconnects'>
 /** What {@link GilmsgMetrics.attachOutbox} queries at scrape time: an `OutboxStore`. */
 export type OutboxSource = Pick<OutboxStore, 'counts' | 'pendingByRecipient'>
 /** A verifier that knows its CRL (the `X509Verifier` of `createVerifier`). */
@@ -73,7 +73,7 @@ export interface GilmsgMetrics {
   attachConsumer(consumer: ConsumerSource): () => void
   /** Messages published and dropped by reason; with an X.509 verifier, seconds until its CRL's nextUpdate; with a signer, seconds until its certificate expires. */
   attachBus(bus: BusSource): () => void
-  /** Forwarded, dropped by reason, inbound disconnects (read at scrape). */
+  /** Inbound connections and disconnects; forwarded and dropped by reason only when the relay counts them (`js` mode). Read at scrape. */
   attachRelay(relay: RelaySource): () => void
   /** Messages by state and pending messages by recipient: two queries per scrape (see `OutboxStore.pendingByRecipient`). A store that fails (e.g. closed) reports nothing. */
   attachOutbox(outbox: OutboxSource): () => void
@@ -243,16 +243,14 @@ export function createGilmsgMetrics(options: GilmsgMetricsOptions): GilmsgMetric
       each(consumers, (c, add) => add({}, c.stats.get('ack_failures'))),
     )
   })
+  // Only what the relay has: libzmq's proxy (native mode) counts no message, only connections.
   const relayGroup = once(() => {
-    lazyCounter(registry, n('relay_forwarded_total'), 'Messages the relay forwarded', [], each(relays, (r, add) => add({}, r.forwarded)))
     lazyCounter(
       registry,
-      n('relay_dropped_total'),
-      'Messages the relay dropped, by reason',
-      ['reason'],
-      each(relays, (r, add) => {
-        for (const [reason, count] of Object.entries(r.dropped)) add({ reason }, count)
-      }),
+      n('relay_inbound_connections_total'),
+      'Inbound connections the relay accepted (publishers that connected; a reconnect counts again)',
+      [],
+      each(relays, (r, add) => add({}, r.inboundConnects)),
     )
     lazyCounter(
       registry,
@@ -260,6 +258,26 @@ export function createGilmsgMetrics(options: GilmsgMetricsOptions): GilmsgMetric
       'Inbound connections of the relay that ended (a publisher left, or sent a frame over max_message_bytes)',
       [],
       each(relays, (r, add) => add({}, r.inboundDisconnects)),
+    )
+  })
+  const relayMessagesGroup = once(() => {
+    lazyCounter(
+      registry,
+      n('relay_forwarded_total'),
+      'Messages the relay forwarded (js mode only)',
+      [],
+      each(relays, (r, add) => {
+        if (r.forwarded !== undefined) add({}, r.forwarded)
+      }),
+    )
+    lazyCounter(
+      registry,
+      n('relay_dropped_total'),
+      'Messages the relay dropped, by reason (js mode only)',
+      ['reason'],
+      each(relays, (r, add) => {
+        for (const [reason, count] of Object.entries(r.dropped ?? {})) add({ reason }, count)
+      }),
     )
   })
   const outboxGroup = once(() => {
@@ -365,7 +383,11 @@ export function createGilmsgMetrics(options: GilmsgMetricsOptions): GilmsgMetric
       if (b.signer !== undefined) off.push(metrics.attachCertificate(b.signer))
       return adder(buses, b, off)
     },
-    attachRelay: (r) => (relayGroup(), adder(relays, r)),
+    attachRelay: (r) => {
+      relayGroup()
+      if (r.forwarded !== undefined) relayMessagesGroup()
+      return adder(relays, r)
+    },
     attachOutbox: (o) => (outboxGroup(), adder(outboxes, o)),
     attachCrl: (v) => (crlGroup(), adder(crls, v)),
     attachCertificate: (signer) => {

@@ -99,7 +99,8 @@ export interface ReliablePublisherOptions {
   /**
    * Before sending, wait up to this many ms for a first subscriber (or relay)
    * when there is none yet, so that a freshly opened publisher does not send
-   * into the void and wait for a resend. 0 disables. Default 250.
+   * into the void and wait for a resend. A topic whose wait timed out is not waited for
+   * again until a subscription for it is seen. 0 disables. Default 250.
    */
   readonly awaitSubscriberMs?: number
   /**
@@ -116,6 +117,11 @@ export interface ReliablePublisherOptions {
 export const DEFAULT_AWAIT_SUBSCRIBER_MS = 250
 /** The most {@link ReliablePublisherOptions.awaitSubscriberMs} can be: the longest timer Node.js sets (2^31 - 1 ms). */
 export const MAX_AWAIT_SUBSCRIBER_MS = 2 ** 31 - 1
+/**
+ * Topics a publisher remembers as "waited for in vain" (not waited for again until a
+ * subscription for them is seen): 1024, the oldest forgotten first (it is then waited for once more).
+ */
+export const UNHEARD_TOPICS_MAX = 1024
 
 /** The recipients of a guaranteed message, de-duplicated; throws `InvalidArgumentError` when absent, empty, or not CNs. */
 export function checkRecipients(value: unknown, what: 'publish' | 'enqueue'): string[] {

@@ -16,11 +16,12 @@ import { DeliveryState, type AckOutcome, type AckRecord, type OutboxMessage, typ
 import { Disposition } from '../protocol/ack.js'
 import type { Clock } from '../util/clock.js'
 import type { ReasonCounts } from '../util/counters.js'
+import { BoundedMap } from '../util/bounded-map.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
 import { AckIntake } from './ack-intake.js'
 import { ResendBudget } from './resend-budget.js'
-import { RESEND_BATCH, RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
+import { nextAttemptAt, RESEND_BATCH, RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
 import { RttEstimator } from './rtt.js'
 import { DEFAULT_BACKOFF } from './backoff.js'
 import { ACK_MODNAME, ACK_TOPIC, reliableFields } from './protocol.js'
@@ -33,6 +34,7 @@ import {
   DEFAULT_DEADLINE_MS,
   DEFAULT_RETENTION_MS,
   MAX_AWAIT_SUBSCRIBER_MS,
+  UNHEARD_TOPICS_MAX,
 } from './publisher-types.js'
 import type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
 import { NO_REASON, splitStatuses, storedReceipt, waiterReceipt, type Waiter } from './waiters.js'
@@ -59,6 +61,8 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #intake: AckIntake
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
+  // Topics whose last wait for a subscriber timed out: not waited for again until one is there.
+  readonly #unheard = new BoundedMap<string, true>(UNHEARD_TOPICS_MAX)
   #guaranteed = 0
   #ackSub: Subscription | undefined
   #ackLoop: Promise<void> | undefined
@@ -175,9 +179,9 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       for (const m of batch) {
         if (this.#closing) return sent
         const now = this.#clock.now()
-        const nextAttemptAt = now + this.#rtt.firstResendDelay(m.deadline - now)
-        this.#store.markAttempt(m.msgId, nextAttemptAt)
-        this.#scheduler.arm(nextAttemptAt)
+        const due = nextAttemptAt(now, this.#rtt.firstResendDelay(m.deadline - now), m.deadline)
+        this.#store.markAttempt(m.msgId, due)
+        this.#scheduler.arm(due)
         await this.#bus.send(m)
         this.#guaranteed++
         sent++
@@ -292,7 +296,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (cancel?.aborted === true) return { durable: Promise.resolve() }
     if (this.#closing) throw new ClosedError('publisher')
     const now = this.#clock.now()
-    const nextAttemptAt = now + this.#rtt.firstResendDelay(deadline - now)
+    const due = nextAttemptAt(now, this.#rtt.firstResendDelay(deadline - now), deadline)
     // Sent as soon as it is committed (it then survives a crash of this process), while the store syncs it.
     const { committed, durable } = this.#store.add({
       msgId: sealed.msgId,
@@ -302,21 +306,32 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       recipients,
       createdAt: now,
       deadline,
-      nextAttemptAt,
+      nextAttemptAt: due,
       ...(quorum < recipients.length ? { quorum } : {}),
     })
     await committed
     this.#guaranteed++
     const waiter = this.#waiters.get(sealed.msgId)
     if (waiter !== undefined) waiter.sentAt = now
-    this.#scheduler.arm(nextAttemptAt)
+    this.#scheduler.arm(due)
     await this.#bus.send(sealed)
     return { durable }
   }
 
-  /** Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into the void of a fresh socket. */
+  /**
+   * Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into
+   * the void of a fresh socket. A topic whose wait timed out is not waited for again until a
+   * subscription for it is seen: behind a relay that passes subscriptions upstream, a topic
+   * nobody wants would otherwise cost every message the whole wait.
+   */
   async #awaitSubscriber(topic: string, signal?: AbortSignal): Promise<void> {
-    if (this.#awaitSubscriberMs > 0) await this.#bus.waitForSubscribers(topic, { timeoutMs: this.#awaitSubscriberMs, ...(signal ? { signal } : {}) })
+    if (this.#awaitSubscriberMs === 0) return
+    if (this.#unheard.get(topic) !== undefined) {
+      if (await this.#bus.waitForSubscribers(topic, { timeoutMs: 0 })) this.#unheard.delete(topic)
+      return
+    }
+    const heard = await this.#bus.waitForSubscribers(topic, { timeoutMs: this.#awaitSubscriberMs, ...(signal ? { signal } : {}) })
+    if (!heard && signal?.aborted !== true && this.#closing === undefined) this.#unheard.set(topic, true)
   }
 
   /** Expires a waited-for message (timeout or abort) unless an ACK settled it first. */

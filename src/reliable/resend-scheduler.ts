@@ -11,6 +11,14 @@ export const RESEND_BURST = 2 * RESEND_BATCH
 /** While the budget holds resends back, the resend timer wakes at most this often. */
 export const BUDGET_WAKE_MS = 100
 
+/**
+ * When a message sent at `now` is due again: after `delayMs`, but never after its deadline,
+ * so that the pass that expires it runs at the deadline, not one backoff later.
+ */
+export function nextAttemptAt(now: number, delayMs: number, deadline: number): number {
+  return Math.max(now, Math.min(now + delayMs, deadline))
+}
+
 export interface ResendSchedulerOptions {
   readonly store: OutboxStore
   readonly clock: Clock
@@ -138,7 +146,7 @@ export class ResendScheduler {
     const { store, rtt } = this.#o
     if (m.attempts === 1) rtt.timedOut(now)
     this.#o.onResend(m)
-    store.markAttempt(m.msgId, now + rtt.resendDelay(m))
+    store.markAttempt(m.msgId, nextAttemptAt(now, rtt.resendDelay(m), m.deadline))
     this.#resends++
     for (const r of store.recipients(m.msgId)) if (r.state === DeliveryState.Pending) this.#resendsTo.add(r.cn)
     await this.#o.send(m)

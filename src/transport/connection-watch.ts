@@ -14,6 +14,8 @@ export const RECONNECT_GRACE_MS = 500
 export interface ConnectionWatchOptions {
   /** The addresses the socket connects to (as given to `connect`); empty for a socket that only binds. */
   readonly connected: readonly string[]
+  /** Called for every connection a bound socket accepts (libzmq's `accept` event). */
+  readonly onAccept?: (address: string) => void
   /** Called for every connection that ends (a peer left, or libzmq closed it). */
   readonly onDisconnect?: (address: string) => void
   /**
@@ -64,7 +66,9 @@ export class ConnectionWatch {
       if (this.#stopped || event.type === 'end') break
       if (!('address' in event)) continue
       const address = event.address
-      if (event.type === 'disconnect') {
+      if (event.type === 'accept') {
+        this.#options.onAccept?.(address)
+      } else if (event.type === 'disconnect') {
         this.#options.onDisconnect?.(address)
         if (this.#options.connected.includes(address) && !this.#timers.has(address)) {
           this.#timers.set(address, setTimeout(() => this.#abandoned(address), this.#graceMs))

@@ -1,4 +1,4 @@
-import { Publisher, Subscriber, XPublisher } from 'zeromq'
+import { Publisher, Subscriber, XPublisher, XSubscriber } from 'zeromq'
 import {
   DEFAULT_HIGH_WATER_MARK,
   DEFAULT_LINGER_MS,
@@ -193,15 +193,15 @@ export function resolveSocketOptions(options: ZmqSocketOptions): ResolvedSocketO
 }
 
 /** The ZeroMQ socket types gilmsg opens. */
-export type ZmqSocket = Publisher | XPublisher | Subscriber
+export type ZmqSocket = Publisher | XPublisher | Subscriber | XSubscriber
 
 /**
- * The largest frame (ZMQ_MAXMSGSIZE) `socket` accepts: a subscriber's frames
- * are messages (`maxMessageBytes`), a publisher's are subscriptions
+ * The largest frame (ZMQ_MAXMSGSIZE) `socket` accepts: a subscriber's (SUB or
+ * XSUB) frames are messages (`maxMessageBytes`), a publisher's are subscriptions
  * (`maxMessageBytes` + {@link SUBSCRIPTION_FRAME_OVERHEAD}).
  */
 export function maxFrameBytes(socket: ZmqSocket, o: ResolvedSocketOptions): number {
-  return socket instanceof Subscriber ? o.maxMessageBytes : o.maxMessageBytes + SUBSCRIPTION_FRAME_OVERHEAD
+  return socket instanceof Subscriber || socket instanceof XSubscriber ? o.maxMessageBytes : o.maxMessageBytes + SUBSCRIPTION_FRAME_OVERHEAD
 }
 
 /**

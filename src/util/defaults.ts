@@ -58,3 +58,13 @@ export const DEFAULT_MAX_JSON_DEPTH = 64
  * holding 100,000 pending messages, with no loss of speed on a 200,000-row outbox.
  */
 export const DEFAULT_SQLITE_CACHE_SIZE_KIB = 2048
+
+/**
+ * How a relay forwards: `native`, libzmq's own proxy (XSUB -> XPUB on a thread of its own,
+ * no JavaScript per message) or `js`, a JavaScript loop that also checks and counts every
+ * message. Default `native`: the cheaper one (bench/cases/relay.ts).
+ */
+export const RELAY_MODES = ['native', 'js'] as const
+export type RelayMode = (typeof RELAY_MODES)[number]
+/** Default relay mode: `native`. */
+export const DEFAULT_RELAY_MODE: RelayMode = 'native'

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 
 const MAIN = fileURLToPath(new URL('../../dist/bench/main.js', import.meta.url))
-const GROUPS = ['canonical', 'crypto', 'bus', 'delivery', 'outbox', 'disk', 'memory', 'cli', 'scaling'] as const
+const GROUPS = ['canonical', 'crypto', 'bus', 'relay', 'delivery', 'outbox', 'disk', 'memory', 'cli', 'scaling'] as const
 
 const dir = mkdtempSync(join(tmpdir(), 'gilmsg-bench-test-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

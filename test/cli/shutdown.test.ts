@@ -110,8 +110,8 @@ describe('SIGTERM while traffic flows', () => {
     expect(printed.filter((id) => !acked.has(id))).toEqual([])
   }, 40_000)
 
-  it('relay exits 0 and says how many messages it forwarded', async () => {
-    const relay = start(['relay', '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*'])
+  it.each(['native', 'js'] as const)('relay --mode %s exits 0 and says what it counted', async (mode) => {
+    const relay = start(['relay', '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*', '--mode', mode, '--stats'])
     const inbound = (await relay.waitFor(/^inbound /, 'stdout')).split(' ')[1]
     const outbound = (await relay.waitFor(/^outbound /, 'stdout')).split(' ')[1]
     const own = writeConfig('own-relay', { endpoints: { relay_outbound: [outbound] }, relay_inbound: [inbound], active: true })
@@ -121,7 +121,14 @@ describe('SIGTERM while traffic flows', () => {
     const logging = runCli(['logger', '--config', own, '--certname', 'pub'], { env, input: lines, timeoutMs: 30_000 })
     await watcher.waitFor(/"log":"line \d+"/, 'stdout')
     expect(await relay.stop('SIGTERM')).toBe(0)
-    expect(relay.stderrLines.join('\n')).toMatch(/"forwarded":\d+,"msg":"forwarded \d+ messages"/)
+    if (mode === 'js') {
+      expect(relay.stderrLines.join('\n')).toMatch(/"forwarded":\d+,"msg":"forwarded \d+ messages"/)
+    } else {
+      expect(relay.stderrLines.join('\n')).toMatch(/"mode":"native","inbound_connects":[1-9]\d*,"inbound_disconnects":\d+,"msg":"stopped \(native mode: messages are not counted\)"/)
+    }
+    const stats = statsOf(relay.stderrLines) ?? {}
+    expect(stats['inbound_connects']).toBeGreaterThanOrEqual(1)
+    expect('forwarded' in stats).toBe(mode === 'js')
     await logging
     expect(await watcher.stop('SIGTERM')).toBe(0)
   }, 40_000)
@@ -141,7 +148,7 @@ describe('a second signal during a slow shutdown', () => {
         : start(['relay', '--inbound', 'tcp://127.0.0.1:*', '--outbound', 'tcp://127.0.0.1:*'], slowExit)
     await p.waitFor(command === 'tail' ? /listening/ : /^outbound /, command === 'tail' ? 'stderr' : 'stdout')
     p.child.kill('SIGTERM')
-    await p.waitFor(command === 'tail' ? logLine('stats') : logLine('forwarded '))
+    await p.waitFor(command === 'tail' ? logLine('stats') : logLine('stopped '))
     expect(p.child.exitCode).toBeNull()
     const sent = performance.now()
     expect(await p.stop(second)).toBe(code)

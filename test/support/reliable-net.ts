@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TestPki } from './pki.js'
 import { sleep } from '../../bench/lib/timing.js'
-import { startRelay, type Relay } from '../../src/transport/relay.js'
+import { startRelay, type Relay, type RelayMode } from '../../src/transport/relay.js'
 import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
 
 export { sleep, withTimeout } from '../../bench/lib/timing.js'
@@ -18,9 +18,21 @@ export const ENVIRONMENT = 'it'
 export const APP_MODNAME = 'app'
 export const APP_PREFIX = `${TOPIC_PREFIX}.${ENVIRONMENT}.${APP_MODNAME}.`
 
-/** A relay on `tcp://127.0.0.1:*` (both sides), with the ports it got. */
+/**
+ * The relay mode the tests that start a relay in process use: `$GILMSG_TEST_RELAY_MODE`
+ * (`native` or `js`), else the default. Run them once per mode to cover both.
+ */
+export function testRelayMode(): RelayMode | undefined {
+  const mode = process.env['GILMSG_TEST_RELAY_MODE']
+  if (mode === undefined || mode === '') return undefined
+  if (mode !== 'native' && mode !== 'js') throw new Error(`GILMSG_TEST_RELAY_MODE: expected native or js, got ${mode}`)
+  return mode
+}
+
+/** A relay on `tcp://127.0.0.1:*` (both sides), with the ports it got, in {@link testRelayMode}. */
 export async function startLoopbackRelay(): Promise<{ relay: Relay; inbound: string; outbound: string }> {
-  const relay = await startRelay({ inbound: ['tcp://127.0.0.1:*'], outbound: ['tcp://127.0.0.1:*'] })
+  const mode = testRelayMode()
+  const relay = await startRelay({ inbound: ['tcp://127.0.0.1:*'], outbound: ['tcp://127.0.0.1:*'], ...(mode ? { mode } : {}) })
   const inbound = relay.endpoints.inbound[0]
   const outbound = relay.endpoints.outbound[0]
   if (inbound === undefined || outbound === undefined) throw new Error('relay did not report its endpoints')
@@ -83,8 +95,18 @@ export async function waitUntil(condition: () => boolean, ms: number, what: stri
  * blocking the very commit that releases it, so this yields one turn first.
  */
 export async function readOutboxFile<T>(path: string, read: (store: SqliteOutboxStore) => T): Promise<T> {
-  await new Promise((resolve) => setImmediate(resolve))
-  const store = SqliteOutboxStore.open(path)
+  // A publisher in this process may hold a write batch open until its setImmediate: opening
+  // waits synchronously on the lock (blocking that very commit), so wait briefly and retry
+  // on the next turns of the event loop instead.
+  let store: SqliteOutboxStore | undefined
+  for (let attempt = 0; store === undefined; attempt++) {
+    await new Promise((resolve) => setImmediate(resolve))
+    try {
+      store = SqliteOutboxStore.open(path, { busyTimeoutMs: 50 })
+    } catch (err) {
+      if (attempt >= 100 || !/SQLITE_BUSY/.test(String(err))) throw err
+    }
+  }
   try {
     return read(store)
   } finally {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Subscriber } from 'zeromq'
 import { startRelay } from '../../../src/transport/relay.js'
+import { testRelayMode } from '../../support/reliable-net.js'
 import type { PubSocket, RawMessage, SubSocket } from '../../../src/transport/transport.js'
 import { ZmqTransport } from '../../../src/transport/zmq.js'
 import { PROBE_PREFIX, removeIpcFiles, take, TRANSPORTS, waitForJoin } from './helpers.js'
@@ -60,7 +61,8 @@ describe('waitForSubscribers over ZeroMQ', () => {
   it.each(TRANSPORTS)(
     'a publisher connecting to a relay ($name): resolves true and its first message arrives',
     async ({ bindAddress }) => {
-      const relay = track(await startRelay({ inbound: [bindAddress()], outbound: [bindAddress()] }))
+      const mode = testRelayMode()
+      const relay = track(await startRelay({ inbound: [bindAddress()], outbound: [bindAddress()], ...(mode ? { mode } : {}) }))
       // The relay -> subscriber leg is a plain PUB whose subscriber joins late: that one leg is
       // established with the probe helper, through a separate probing publisher.
       const { it: messages } = await subscriber(relay.endpoints.outbound, ['org.relay.', PROBE_PREFIX])

@@ -146,13 +146,23 @@ describe('createGilmsgMetrics', () => {
     expect(p.listens('ack')).toBe(false)
   })
 
+  it('a native relay counts no message: only its connection counters exist', async () => {
+    const registry = new Registry()
+    const metrics = createGilmsgMetrics({ registry })
+    metrics.attachRelay({ forwarded: undefined, dropped: undefined, inboundConnects: 4, inboundDisconnects: 2 })
+    expect(await sample(registry, 'gilmsg_relay_inbound_connections_total')).toBe(4)
+    expect(await sample(registry, 'gilmsg_relay_inbound_disconnects_total')).toBe(2)
+    expect(await registry.metrics()).not.toMatch(/gilmsg_relay_forwarded_total|gilmsg_relay_dropped_total/)
+  })
+
   it('registers only the metrics of what is attached: a relay’s, its bus’s drops, the CRL seconds', async () => {
     const clock = new FakeClock()
     const registry = new Registry()
     const metrics = createGilmsgMetrics({ registry, clock })
-    metrics.attachRelay({ forwarded: 7, dropped: { not_utf8: 2 }, inboundDisconnects: 1 })
-    metrics.attachRelay({ forwarded: 3, dropped: { not_utf8: 1, too_large: 4 }, inboundDisconnects: 0 })
+    metrics.attachRelay({ forwarded: 7, dropped: { not_utf8: 2 }, inboundConnects: 2, inboundDisconnects: 1 })
+    metrics.attachRelay({ forwarded: 3, dropped: { not_utf8: 1, too_large: 4 }, inboundConnects: 1, inboundDisconnects: 0 })
     expect(await sample(registry, 'gilmsg_relay_forwarded_total')).toBe(10)
+    expect(await sample(registry, 'gilmsg_relay_inbound_connections_total')).toBe(3)
     expect(await sample(registry, 'gilmsg_relay_dropped_total{reason="not_utf8"}')).toBe(3)
     expect(await sample(registry, 'gilmsg_relay_dropped_total{reason="too_large"}')).toBe(4)
     expect(await sample(registry, 'gilmsg_relay_inbound_disconnects_total')).toBe(1)

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { MemoryOutboxStore } from '../../../src/outbox/memory.js'
 import { DEFAULT_BACKOFF } from '../../../src/reliable/backoff.js'
 import { ResendBudget } from '../../../src/reliable/resend-budget.js'
-import { BUDGET_WAKE_MS, RESEND_BATCH, ResendScheduler } from '../../../src/reliable/resend-scheduler.js'
+import { BUDGET_WAKE_MS, nextAttemptAt, RESEND_BATCH, ResendScheduler } from '../../../src/reliable/resend-scheduler.js'
 import { RttEstimator } from '../../../src/reliable/rtt.js'
 import type { AckRecord, OutboxMessage } from '../../../src/outbox/store.js'
 import { Disposition } from '../../../src/protocol/ack.js'
@@ -144,6 +144,27 @@ describe('ResendScheduler', () => {
     await w.clock.advance(100)
     expect(w.expired).toEqual(['late'])
     expect(w.sent).toEqual(['fine'])
+  })
+
+  it('a resend whose backoff would run past the deadline is due at the deadline: it expires then, not one backoff later', async () => {
+    const w = world()
+    // First resend at 100; the next one, a doubled base (100 ms) later, would be at 200: past the deadline at 150.
+    await w.add('m1', 100, 150)
+    w.scheduler.arm()
+    await w.clock.advance(100)
+    expect(w.sent).toEqual(['m1'])
+    expect(w.store.get('m1')?.nextAttemptAt).toBe(w.clock.now() + 50)
+    await w.clock.advance(49)
+    expect(w.expired).toEqual([])
+    await w.clock.advance(1)
+    expect(w.expired).toEqual(['m1'])
+    expect(w.sent).toEqual(['m1'])
+  })
+
+  it('nextAttemptAt: after the delay, never after the deadline, never before now', () => {
+    expect(nextAttemptAt(1000, 50, 2000)).toBe(1050)
+    expect(nextAttemptAt(1000, 5000, 2000)).toBe(2000)
+    expect(nextAttemptAt(1000, 50, 900)).toBe(1000)
   })
 
   it('urgent messages go first and are never held back by the budget; the backlog waits for tokens', async () => {
