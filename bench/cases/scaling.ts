@@ -35,7 +35,7 @@ import { CpuWindow } from '../lib/cpu.js'
 import { fmt } from '../lib/format.js'
 import { WorkerProcess } from '../lib/proc.js'
 import { APP_PREFIX, ENVIRONMENT, startBenchRelay, TOPIC_PREFIX, writeConfig, type BenchRelay } from '../lib/setup.js'
-import { line, type BenchCase, type BenchContext, type CaseResult } from '../lib/types.js'
+import { line, type BenchCase, type BenchContext, type CaseResult, type Series } from '../lib/types.js'
 import { publishRun, type RunResult } from './delivery.js'
 
 /** Processes the recipients are spread over. */
@@ -239,8 +239,32 @@ export const scalingCase: BenchCase = {
           recipientsUsPerMsgPerRecipient: recipientsUsPerMsg(parties, c.point) / c.recipients,
         })),
       }
+      const recipientsPlot = 'CPU per acked message per recipient against the number of recipients'
+      const recipientSeries: Series[] = [
+        {
+          plot: recipientsPlot,
+          label: 'publisher',
+          xTitle: 'required recipients',
+          yTitle: 'CPU us per acked message per recipient',
+          xScale: 'log',
+          yScale: 'log',
+          points: byCount.map((c) => ({ x: c.recipients, y: c.point.publisherUs / c.recipients })),
+        },
+        {
+          plot: recipientsPlot,
+          label: 'recipients (their host processes together)',
+          xTitle: 'required recipients',
+          yTitle: 'CPU us per acked message per recipient',
+          xScale: 'log',
+          yScale: 'log',
+          points: byCount.map((c) => ({ x: c.recipients, y: recipientsUsPerMsg(parties, c.point) / c.recipients })),
+        },
+      ]
+      let plotted = false
       for (const n of counts.filter((c) => c !== 3)) {
         const e = byCount.find((c) => c.recipients === n)
+        const plot = plotted ? {} : { series: recipientSeries }
+        plotted = true
         out.push(
           line({
             id: `scaling.recipients.${n}`,
@@ -252,6 +276,7 @@ export const scalingCase: BenchCase = {
             target: n > 3 ? { text: '<= 1.3x (flat from 3 to 30)', met: (_f, _b, ratio) => ratio <= 1.3 } : undefined,
             notes: e === undefined ? '' : `${fmt(e.point.run.rate)} acked/s, ack p50 ${fmt(e.point.run.latency.p50)} ms, ${e.point.run.resends} resends; recipients in ${Math.min(n, RECIPIENT_HOSTS)} host processes`,
             details: { series, point: e?.point },
+            ...plot,
           }),
         )
       }
@@ -267,6 +292,20 @@ export const scalingCase: BenchCase = {
           busSubscriberPerReceived: perReceived(parties.busBystanders, b.point),
         })),
       }
+      const bystandersPlot = 'CPU per message against bystanders (3 recipients)'
+      const bystanderLine = (label: string, y: (pt: Point) => number): Series => ({
+        plot: bystandersPlot,
+        label,
+        xTitle: 'bystanders (half gilmsg, half plain bus subscribers)',
+        yTitle: 'CPU us per message',
+        points: byBystanders.map((b) => ({ x: b.bystanders, y: y(b.point) })),
+      })
+      const bystanderPlotSeries: Series[] = [
+        bystanderLine('publisher, per acked message', (pt) => pt.publisherUs),
+        bystanderLine('recipients, per acked message', (pt) => recipientsUsPerMsg(parties, pt)),
+        bystanderLine('a gilmsg bystander, per message received', (pt) => perReceived(parties.gilmsgBystanders, pt)),
+        bystanderLine('a plain bus subscriber, per message received', (pt) => perReceived(parties.busBystanders, pt)),
+      ]
       for (const { bystanders: b, point } of byBystanders.filter((x) => x.bystanders > 0)) {
         const g = point.hostDelta[parties.gilmsgBystanders.label]
         const ackNote = g === undefined ? '' : `; gilmsg bystanders: ${g.ackDeliveries} ACKs parsed, ${g.acksSkipped} passed over unparsed`
@@ -309,6 +348,7 @@ export const scalingCase: BenchCase = {
             target: { text: '<= 1.1x, no ACK parsed', met: (_f, _b, ratio) => ratio <= 1.1 && parsedNone },
             notes: g === undefined ? '' : `gilmsg bystanders: ${g.delivered} messages handed over, ${g.ackDeliveries} ACKs parsed, ${g.acksSkipped} ACKs passed over unparsed`,
             details: { series: bystanderSeries, gilmsg: g, bus: last.point.hostDelta[parties.busBystanders.label] },
+            series: bystanderPlotSeries,
           }),
         )
       }
