@@ -288,16 +288,10 @@ export function createGilmsgMetrics(options: GilmsgMetricsOptions): GilmsgMetric
       registers: [registry],
       collect() {
         this.reset()
-        const totals = new Map<string, number>()
-        for (const o of outboxes) {
-          let counts: Record<string, number>
-          try {
-            counts = o.counts()
-          } catch {
-            continue
-          }
-          for (const state of DELIVERY_STATES) totals.set(state, (totals.get(state) ?? 0) + (counts[state] ?? 0))
-        }
+        const totals = sumOver(outboxes, (o) => {
+          const counts = o.counts()
+          return Object.fromEntries(DELIVERY_STATES.map((state) => [state, counts[state] ?? 0]))
+        })
         for (const [state, v] of totals) this.set({ state }, v)
       },
     })
@@ -308,17 +302,7 @@ export function createGilmsgMetrics(options: GilmsgMetricsOptions): GilmsgMetric
       registers: [registry],
       collect() {
         this.reset()
-        const totals = new Map<string, number>()
-        for (const o of outboxes) {
-          let counts: Record<string, number>
-          try {
-            counts = o.pendingByRecipient()
-          } catch {
-            continue
-          }
-          for (const [cn, v] of Object.entries(counts)) totals.set(cn, (totals.get(cn) ?? 0) + v)
-        }
-        for (const [recipient, v] of totals) this.set({ recipient }, v)
+        for (const [recipient, v] of sumOver(outboxes, (o) => o.pendingByRecipient())) this.set({ recipient }, v)
       },
     })
   })
@@ -409,4 +393,22 @@ export function createGilmsgMetrics(options: GilmsgMetricsOptions): GilmsgMetric
     },
   }
   return metrics
+}
+
+/**
+ * Sums per key what `read` gives for each source; a source whose read throws (a store
+ * closed under a scrape) is left out of that scrape.
+ */
+function sumOver<T>(sources: Iterable<T>, read: (source: T) => Readonly<Record<string, number>>): Map<string, number> {
+  const totals = new Map<string, number>()
+  for (const source of sources) {
+    let counts: Readonly<Record<string, number>>
+    try {
+      counts = read(source)
+    } catch {
+      continue
+    }
+    for (const [key, v] of Object.entries(counts)) totals.set(key, (totals.get(key) ?? 0) + v)
+  }
+  return totals
 }
