@@ -8,34 +8,26 @@
  *   dave:  --shell
  *   erin:  --max-attempts 1, SIGKILLed during its only attempt
  */
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, rmSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestPki, type TestPki } from '../support/pki.js'
-import type { Relay } from '../../src/transport/relay.js'
 import { CliProcess, logLine, logRecord, runCli } from '../support/cli.js'
-import { APP_MODNAME, APP_PREFIX, relayConfig, startLoopbackRelay, waitUntil, writeConfigFile } from '../support/reliable-net.js'
+import { APP_MODNAME, APP_PREFIX, type CliWorld, startCliWorld, waitUntil } from '../support/reliable-net.js'
 
 const CMD = fileURLToPath(new URL('../fixtures/exec-cmd.mjs', import.meta.url))
 const NAMES = ['pub', 'alice', 'bob', 'carol', 'dave', 'erin'] as const
 
 let dir: string
 let env: NodeJS.ProcessEnv
-let pki: TestPki
-let net: { relay: Relay; inbound: string; outbound: string }
-const configs: Record<string, string> = {}
+let net: CliWorld['net']
+let configs: Record<string, string> = {}
 const running: CliProcess[] = []
 /** Commands left running by a SIGKILLed consume (they hang), killed at the end. */
 const orphans: number[] = []
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'gilmsg-cli-consume-'))
-  env = { XDG_STATE_HOME: join(dir, 'state'), GILMSG_CONFIG: '' }
-  pki = await createTestPki(join(dir, 'pki'), NAMES.map((name) => ({ name, key: 'ec' as const })))
-  net = await startLoopbackRelay()
-  for (const name of NAMES) configs[name] = writeConfigFile(dir, name, relayConfig(pki, net, dir, name))
+  ;({ dir, env, net, configs } = await startCliWorld('gilmsg-cli-consume-', NAMES))
 }, 30_000)
 
 afterAll(async () => {

@@ -13,16 +13,13 @@
  * a crash there runs the CMD again (at least once; see spec/failure-model.md).
  * Replay: GILMSG_CRASH_SEED=<seed printed at the start>.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestPki, type TestPki } from '../support/pki.js'
-import type { Relay } from '../../src/transport/relay.js'
 import { CliProcess, logLine, runCli, type RunResult } from '../support/cli.js'
 import { seededRandom } from '../support/random.js'
-import { APP_MODNAME, APP_PREFIX, relayConfig, sleep, startLoopbackRelay, waitUntil, writeConfigFile } from '../support/reliable-net.js'
+import { APP_MODNAME, APP_PREFIX, type CliWorld, sleep, startCliWorld, waitUntil } from '../support/reliable-net.js'
 
 const CMD = fileURLToPath(new URL('../fixtures/exec-cmd.mjs', import.meta.url))
 const MESSAGES = 16
@@ -32,18 +29,13 @@ const random = seededRandom(seed)
 
 let dir: string
 let env: NodeJS.ProcessEnv
-let pki: TestPki
-let net: { relay: Relay; inbound: string; outbound: string }
-const configs: Record<string, string> = {}
+let net: CliWorld['net']
+let configs: Record<string, string> = {}
 const procs: CliProcess[] = []
 
 beforeAll(async () => {
   process.stdout.write(`consume-kill seed ${seed} (replay with GILMSG_CRASH_SEED=${seed})\n`)
-  dir = mkdtempSync(join(tmpdir(), 'gilmsg-consume-kill-'))
-  env = { XDG_STATE_HOME: join(dir, 'state'), GILMSG_CONFIG: '' }
-  pki = await createTestPki(join(dir, 'pki'), ['pub', 'alice'].map((name) => ({ name, key: 'ec' as const })))
-  net = await startLoopbackRelay()
-  for (const name of ['pub', 'alice']) configs[name] = writeConfigFile(dir, name, relayConfig(pki, net, dir, name))
+  ;({ dir, env, net, configs } = await startCliWorld('gilmsg-consume-kill-', ['pub', 'alice']))
 }, 30_000)
 
 afterAll(async () => {

@@ -13,33 +13,25 @@
  * 3. alice restarts on the same inbox: the resend of B is handed to her application again,
  *    she acknowledges it, and B's publish process exits 0. A is never handed over again.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createTestPki, type TestPki } from '../support/pki.js'
-import type { Relay } from '../../src/transport/relay.js'
 import { CliProcess } from '../support/cli.js'
-import { APP_MODNAME, APP_PREFIX, relayConfig, sleep, startLoopbackRelay, withTimeout, writeConfigFile } from '../support/reliable-net.js'
+import { APP_MODNAME, APP_PREFIX, type CliWorld, sleep, startCliWorld, withTimeout } from '../support/reliable-net.js'
 import { ScriptProcess } from '../support/script-process.js'
 
 const CONSUMER = fileURLToPath(new URL('../fixtures/manual-consumer.mjs', import.meta.url))
 
 let dir: string
 let env: NodeJS.ProcessEnv
-let pki: TestPki
-let net: { relay: Relay; inbound: string; outbound: string }
-const configs: Record<string, string> = {}
+let net: CliWorld['net']
+let configs: Record<string, string> = {}
 const consumers: ScriptProcess[] = []
 const publishers: CliProcess[] = []
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'gilmsg-manual-kill-'))
-  env = { XDG_STATE_HOME: join(dir, 'state'), GILMSG_CONFIG: '' }
-  pki = await createTestPki(join(dir, 'pki'), ['pub', 'alice'].map((name) => ({ name, key: 'ec' as const })))
-  net = await startLoopbackRelay()
-  for (const name of ['pub', 'alice']) configs[name] = writeConfigFile(dir, name, relayConfig(pki, net, dir, name))
+  ;({ dir, env, net, configs } = await startCliWorld('gilmsg-manual-kill-', ['pub', 'alice']))
 }, 30_000)
 
 afterAll(async () => {

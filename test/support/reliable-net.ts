@@ -3,9 +3,10 @@
  * a relay on loopback tcp, fedmsg-style configs pointing every process at
  * it, and bounded waits (no test may hang).
  */
-import { writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { TestPki } from './pki.js'
+import { createTestPki, type TestPki } from './pki.js'
 import { sleep } from '../../bench/lib/timing.js'
 import { startRelay, type Relay, type RelayMode } from '../../src/transport/relay.js'
 import { SqliteOutboxStore } from '../../src/outbox/sqlite.js'
@@ -76,6 +77,32 @@ export function writeConfigFile(dir: string, file: string, config: Record<string
   return path
 }
 
+
+/** What the tests of CLI processes around one relay share: see {@link startCliWorld}. */
+export interface CliWorld {
+  /** A fresh scratch directory (the stores, the configs, the PKI under `pki/`). */
+  readonly dir: string
+  /** For the CLI processes: their state under `dir`, no config from the environment. */
+  readonly env: NodeJS.ProcessEnv
+  readonly net: { readonly relay: Relay; readonly inbound: string; readonly outbound: string }
+  /** Each name's config file ({@link relayConfig}), by name. */
+  readonly configs: Record<string, string>
+}
+
+/**
+ * A scratch directory named after `prefix`, a P-256 certificate for each of `names`, an
+ * in-process relay on loopback tcp and one config file per name pointing at it. The caller
+ * closes `net.relay` and removes `dir`.
+ */
+export async function startCliWorld(prefix: string, names: readonly string[]): Promise<CliWorld> {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  const env = { XDG_STATE_HOME: join(dir, 'state'), GILMSG_CONFIG: '' }
+  const pki = await createTestPki(join(dir, 'pki'), names.map((name) => ({ name, key: 'ec' as const })))
+  const net = await startLoopbackRelay()
+  const configs: Record<string, string> = {}
+  for (const name of names) configs[name] = writeConfigFile(dir, name, relayConfig(pki, net, dir, name))
+  return { dir, env, net, configs }
+}
 
 /** Polls `condition` every `everyMs` until it is true; rejects naming `what` (and `detail()`) after `ms`. */
 export async function waitUntil(condition: () => boolean, ms: number, what: string, detail: () => string = () => '', everyMs = 20): Promise<void> {
