@@ -8,10 +8,11 @@
  *   dave:  --shell
  *   erin:  --max-attempts 1, SIGKILLed during its only attempt
  */
-import { readFileSync, rmSync, existsSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readExecEvents, type ExecEvent } from '../support/exec-events.js'
 import { CliProcess, logLine, logRecord, runCli } from '../support/cli.js'
 import { APP_MODNAME, APP_PREFIX, type CliWorld, startCliWorld, waitUntil } from '../support/reliable-net.js'
 
@@ -43,21 +44,14 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-interface Event {
-  readonly event: string
-  readonly id: string
-  readonly attempt: number
-  readonly t: number
-  readonly [k: string]: unknown
-}
 
 /** Starts `gilmsg consume` as `name`; its CMD logs to `<dir>/<name>.log`. */
-async function startConsume(name: string, flags: readonly string[], command: readonly string[] = [process.execPath, CMD]): Promise<{ p: CliProcess; events: () => Event[] }> {
+async function startConsume(name: string, flags: readonly string[], command: readonly string[] = [process.execPath, CMD]): Promise<{ p: CliProcess; events: () => ExecEvent[] }> {
   const log = join(dir, `${name}.log`)
   const p = new CliProcess(['consume', '--config', configs[name] as string, '--topic', APP_PREFIX, ...flags, '--exec', ...command], { ...env, EXEC_LOG: log })
   running.push(p)
   await p.waitFor(logLine('running '))
-  const events = (): Event[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Event) : [])
+  const events = (): ExecEvent[] => readExecEvents(log)
   return { p, events }
 }
 

@@ -13,10 +13,11 @@
  * a crash there runs the CMD again (at least once; see spec/failure-model.md).
  * Replay: GILMSG_CRASH_SEED=<seed printed at the start>.
  */
-import { existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readExecEvents, type ExecEvent } from '../support/exec-events.js'
 import { CliProcess, logLine, runCli, type RunResult } from '../support/cli.js'
 import { seededRandom } from '../support/random.js'
 import { APP_MODNAME, APP_PREFIX, type CliWorld, sleep, startCliWorld, waitUntil } from '../support/reliable-net.js'
@@ -44,15 +45,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 
-interface Event {
-  readonly event: string
-  readonly id: string
-  readonly attempt: number
-  readonly ppid: number
-}
 
 /** True when every CMD run by the consume with pid `pid` is held, or finished with its ACK recorded. */
-function settledBut(held: readonly Event[], all: readonly Event[], consume: CliProcess, pid: number): boolean {
+function settledBut(held: readonly ExecEvent[], all: readonly ExecEvent[], consume: CliProcess, pid: number): boolean {
   const mine = all.filter((e) => e.ppid === pid)
   return mine
     .filter((e) => e.event === 'start')
@@ -63,7 +58,7 @@ describe('gilmsg consume --exec under SIGKILL', () => {
   it(`every CMD succeeds once, none runs again after it succeeded (seed ${seed})`, async () => {
     const log = join(dir, 'exec.log')
     const hold = join(dir, 'hold')
-    const events = (): Event[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Event) : [])
+    const events = (): ExecEvent[] => readExecEvents(log)
     const startConsume = async (): Promise<CliProcess> => {
       const concurrency = String(1 + Math.floor(random() * 3))
       const p = new CliProcess(
