@@ -12,7 +12,7 @@ import {
 } from '../envelope/envelope.js'
 import { fullTopic, type TopicParts } from '../envelope/topic.js'
 import type { JsonObject } from '../json/value.js'
-import type { PubSocket, SubSocket, Transport, WaitForSubscribersOptions } from '../transport/transport.js'
+import type { ConnectionListener, PubSocket, SubSocket, Transport, WaitForSubscribersOptions } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { ReasonCounter, type ReasonCounts } from '../util/counters.js'
 
@@ -36,6 +36,8 @@ export interface BusOptions {
   readonly username?: string
   /** Called for every message a subscription drops (it is also counted in `bus.drops`). */
   readonly onDrop?: (reason: string, detail: string) => void
+  /** Told of each connection of a subscription's socket made and ended (see `SubscriberOptions.onConnection`). */
+  readonly onConnection?: ConnectionListener
   /** Called once by `close()`, first: releases what the bus's maker attached to it (e.g. a CRL watch). */
   readonly onClose?: () => void
 }
@@ -196,7 +198,11 @@ export class Bus {
   async subscribe(prefixes: string | readonly string[], options: SubscribeOptions = {}): Promise<Subscription> {
     if (this.#closing) throw new ClosedError('bus')
     const list = typeof prefixes === 'string' ? [prefixes] : prefixes
-    const socket = await this.#opts.transport.openSubscriber({ prefixes: list, onDrop: (r, detail) => this.#drop(r, detail ?? 'at the transport') })
+    const socket = await this.#opts.transport.openSubscriber({
+      prefixes: list,
+      onDrop: (r, detail) => this.#drop(r, detail ?? 'at the transport'),
+      ...(this.#opts.onConnection ? { onConnection: this.#opts.onConnection } : {}),
+    })
     const sub = new Subscription(socket, (topic, body) => this.#open(topic, body, options), () => this.#subs.delete(sub))
     this.#subs.add(sub)
     return sub

@@ -14,7 +14,7 @@ import type { Signer, Verifier } from '../crypto/types.js'
 import { ZmqTransport } from '../transport/zmq.js'
 import { resolveSocketOptions, type ZmqSocketOptions } from '../transport/zmq-options.js'
 import { bindAddressOf } from '../transport/zmq-connect.js'
-import type { Transport } from '../transport/transport.js'
+import type { ConnectionListener, Transport } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { Bus } from './bus.js'
 
@@ -352,6 +352,8 @@ export interface OpenBusOptions {
   readonly verifier?: Verifier | undefined
   readonly clock?: Clock
   readonly onDrop?: (reason: string, detail: string) => void
+  /** Told of each connection of a subscription's socket made and ended (see `SubscriberOptions.onConnection`). */
+  readonly onConnection?: ConnectionListener
   /** See {@link VerifierFromConfigOptions.onCrlEvent} (unused when `verifier` is given). */
   readonly onCrlEvent?: ((event: CrlEvent) => void) | undefined
   /** See {@link VerifierFromConfigOptions.crlReloadSignal}. */
@@ -387,6 +389,7 @@ export async function busFromConfig(config: GilmsgConfig, options: OpenBusOption
       maxJsonDepth: config.max_json_depth,
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.onDrop ? { onDrop: options.onDrop } : {}),
+      ...(options.onConnection ? { onConnection: options.onConnection } : {}),
       ...(configured ? { onClose: () => configured.crlWatcher.close() } : {}),
     })
   } catch (e) {

@@ -8,6 +8,7 @@
 import { Registry } from 'prom-client'
 import { parseHostPort, HOST_PORT_EXPECTED, type GilmsgConfig } from '../config/config.js'
 import type { CrlEvent } from '../crypto/crl-watch.js'
+import type { ConnectionListener } from '../transport/transport.js'
 import { UsageError } from '../errors.js'
 import type { Bus } from '../bus/bus.js'
 import type { X509Verifier } from '../crypto/verifier.js'
@@ -16,7 +17,7 @@ import type { Relay } from '../transport/relay.js'
 import { createGilmsgMetrics, type GilmsgMetrics } from '../observe/metrics.js'
 import { Readiness, startHealthServer, type HealthServer } from '../observe/health.js'
 import { createServiceLogger, isLogFormat, isLogLevel, LOG_FORMATS, LOG_LEVELS, type Logger } from '../observe/log.js'
-import { crlEventLogger, DropBursts, logPublisherEvents } from '../observe/log-events.js'
+import { connectionLogger, crlEventLogger, DropBursts, logPublisherEvents } from '../observe/log-events.js'
 import { terminalSafe } from './terminal.js'
 
 /** The flags of every long-running command, for `parse`. */
@@ -53,6 +54,7 @@ export interface Service {
   readonly busOptions: {
     readonly onDrop: (reason: string, detail: string) => void
     readonly onCrlEvent: (event: CrlEvent) => void
+    readonly onConnection: ConnectionListener
     readonly crlReloadSignal: NodeJS.Signals
   }
   /** The health server once {@link startHealth} started it. */
@@ -114,6 +116,7 @@ export function openService(command: string, flags: ServiceFlags, config: Gilmsg
     busOptions: {
       onDrop: (reason, detail) => drops.add(reason, detail),
       onCrlEvent: crlEventLogger(log),
+      onConnection: connectionLogger(log),
       crlReloadSignal: 'SIGHUP',
     },
     get health() {

@@ -1,12 +1,13 @@
 /**
  * What a service logs of gilmsg's events, once each, with fields: expiries and rejections
- * (`msg_id`, `recipient`, `reason`), CRL reloads, and drops, which come in bursts: one
- * line per reason per interval with a count, never one per dropped message (those are
- * `debug` lines).
+ * (`msg_id`, `recipient`, `reason`), CRL reloads, connections made and lost (`address`),
+ * and drops, which come in bursts: one line per reason per interval with a count, never
+ * one per dropped message (those are `debug` lines).
  */
 import type { Logger } from 'pino'
 import { describeCrlEvent, type CrlEvent } from '../crypto/crl-watch.js'
 import type { ReliablePublisher } from '../reliable/publisher.js'
+import type { ConnectionListener } from '../transport/transport.js'
 import { systemClock, type Clock } from '../util/clock.js'
 
 /** Drops are summed over this long, then logged as one line per reason. */
@@ -124,5 +125,17 @@ export function crlEventLogger(log: Logger): (event: CrlEvent) => void {
         log.warn({ path: event.path, reason: event.error.message, code: event.error.code }, text)
         return
     }
+  }
+}
+
+/**
+ * Logs each connection of a subscriber made (`info`, "connected to ADDRESS") and ended
+ * (`warn`, "disconnected from ADDRESS: reconnecting"), with the field `address`: a relay
+ * restarted or a partition shows as one pair of lines, not as silence.
+ */
+export function connectionLogger(log: Logger): ConnectionListener {
+  return (event, address) => {
+    if (event === 'connected') log.info({ address }, `connected to ${address}`)
+    else log.warn({ address }, `disconnected from ${address}: reconnecting`)
   }
 }

@@ -14,6 +14,8 @@ export const RECONNECT_GRACE_MS = 500
 export interface ConnectionWatchOptions {
   /** The addresses the socket connects to (as given to `connect`); empty for a socket that only binds. */
   readonly connected: readonly string[]
+  /** Called for every connection a connecting socket makes (libzmq's `connect` event). */
+  readonly onConnect?: (address: string) => void
   /** Called for every connection a bound socket accepts (libzmq's `accept` event). */
   readonly onAccept?: (address: string) => void
   /** Called for every connection that ends (a peer left, or libzmq closed it). */
@@ -76,6 +78,7 @@ export class ConnectionWatch {
       } else if (event.type === 'connect:retry' || event.type === 'connect:delay' || event.type === 'connect') {
         clearTimeout(this.#timers.get(address))
         this.#timers.delete(address)
+        if (event.type === 'connect') this.#options.onConnect?.(address)
       }
     }
     this.stop()

@@ -39,6 +39,13 @@ export type TransportDropReason = (typeof TransportDropReason)[keyof typeof Tran
  */
 export type DropListener = (reason: string, detail?: string) => void
 
+/**
+ * A subscriber's connection to one of the addresses it connects to was made (`connected`:
+ * at start and after each reconnect) or ended (`disconnected`: libzmq keeps reconnecting).
+ * Must not throw.
+ */
+export type ConnectionListener = (event: 'connected' | 'disconnected', address: string) => void
+
 export interface PubSocket {
   /** Where this socket is bound (with the real port when bound to `:*`), or connected. */
   readonly endpoints: readonly string[]
@@ -117,6 +124,8 @@ export interface SubscriberOptions {
   /** Topic prefixes to receive; default `['']` (everything); `[]` receives nothing until `subscribe()`. */
   readonly prefixes?: readonly string[]
   readonly onDrop?: DropListener
+  /** Told of each connection made and ended (a socket that does not reconnect tells nothing). */
+  readonly onConnection?: ConnectionListener
 }
 
 export interface Transport {

@@ -183,12 +183,26 @@ class ZmqSubSocket implements SubSocket {
 
   // `addresses`: what `socket` connected to. With reconnectIvlMs <= 0 libzmq never reconnects,
   // so a connection it gave up cannot be told from one a peer closed: nothing is watched.
-  constructor(socket: Subscriber, addresses: readonly string[], o: ResolvedSocketOptions, onDrop: DropListener | undefined) {
+  constructor(socket: Subscriber, addresses: readonly string[], o: ResolvedSocketOptions, listeners: Pick<SubscriberOptions, 'onDrop' | 'onConnection'>) {
     this.#socket = socket
     this.#maxMessageBytes = o.maxMessageBytes
-    this.#onDrop = onDrop
+    this.#onDrop = listeners.onDrop
+    const onConnection = listeners.onConnection
     this.#watch =
-      o.reconnectIvlMs > 0 ? new ConnectionWatch(socket, { connected: addresses, onAbandoned: (address) => this.#abandoned(address) }) : undefined
+      o.reconnectIvlMs > 0
+        ? new ConnectionWatch(socket, {
+            connected: addresses,
+            onAbandoned: (address) => this.#abandoned(address),
+            ...(onConnection
+              ? {
+                  onConnect: (address: string) => onConnection('connected', address),
+                  onDisconnect: (address: string) => {
+                    if (addresses.includes(address)) onConnection('disconnected', address)
+                  },
+                }
+              : {}),
+          })
+        : undefined
   }
 
   // libzmq closed the connection to `address` for a frame over ZMQ_MAXMSGSIZE and gave the
@@ -377,7 +391,7 @@ export class ZmqTransport implements Transport {
     try {
       applySocketOptions(socket, this.socketOptions)
       // Before connecting, so that its connection events are all watched.
-      sub = new ZmqSubSocket(socket, this.subscribeTo, this.socketOptions, options.onDrop)
+      sub = new ZmqSubSocket(socket, this.subscribeTo, this.socketOptions, options)
       await connectAll(socket, this.subscribeTo)
       for (const prefix of prefixes) socket.subscribe(prefix)
     } catch (err) {

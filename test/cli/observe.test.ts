@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { renewCrl } from '../../src/crypto/crl-issue.js'
 import { CliProcess, logLine, logRecord, runCli } from '../support/cli.js'
+import { waitUntil } from '../support/reliable-net.js'
 
 const procs = new Set<CliProcess>()
 function start(args: string[]): CliProcess {
@@ -144,6 +145,26 @@ describe('service logs', () => {
     expect(typeof bursts[0]?.['reason']).toBe('string')
     expect(String(bursts[0]?.['msg'])).toMatch(/^5 messages dropped: /)
   }, 30_000)
+
+  it('a relay that goes away and comes back is one "disconnected" and one "connected" line, with its address', async () => {
+    const relayArgs = (outbound: string): string[] => ['relay', '--inbound', 'tcp://127.0.0.1:*', '--outbound', outbound]
+    const first = start(relayArgs('tcp://127.0.0.1:*'))
+    const outbound = (await first.waitFor(/^outbound /, 'stdout')).split(' ')[1] as string
+    const own = writeConfig('restarted-relay', { endpoints: { relay_outbound: [outbound] } })
+    const tail = start(['tail', '--config', own, '--no-ack', '--log-format', 'json'])
+    await tail.waitFor(/listening/)
+    await tail.waitFor(new RegExp(`"msg":"connected to ${outbound}"`))
+    expect(await first.stop('SIGTERM')).toBe(0)
+    const lost = logRecord(await tail.waitFor(/"msg":"disconnected from/))
+    expect(lost).toMatchObject({ level: 40, name: 'tail', address: outbound, msg: `disconnected from ${outbound}: reconnecting` })
+    const second = start(relayArgs(outbound))
+    await second.waitFor(/^outbound /, 'stdout')
+    const connected = (): number => tail.stderrLines.filter((l) => l.includes(`"msg":"connected to ${outbound}"`)).length
+    await waitUntil(() => connected() === 2, 15_000, 'tail to connect again', () => tail.stderrLines.join('\n'))
+    expect(await tail.stop('SIGTERM')).toBe(0)
+    expect(await second.stop('SIGTERM')).toBe(0)
+    expect(tail.stderrLines.filter((l) => /"msg":"(dis)?connected/.test(l))).toHaveLength(3)
+  }, 40_000)
 
   it('--log-format text is readable lines; bad flags are usage errors (exit 2)', async () => {
     const tail = start(['tail', '--config', config, '--no-ack', '--log-format', 'text', '--count', '1'])

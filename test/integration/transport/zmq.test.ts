@@ -56,6 +56,29 @@ describe.each(TRANSPORTS)('ZmqTransport over $name', ({ bindAddress }) => {
 })
 
 describe('ZmqTransport', () => {
+  it('tells onConnection of each connection made and lost: at start, when the publisher goes, when it is back', async () => {
+    const first = await new ZmqTransport({ bind: ['tcp://127.0.0.1:*'], subscribeTo: [] }).openPublisher()
+    const address = first.endpoints[0] as string
+    const events: string[] = []
+    const until = async (n: number): Promise<void> => {
+      for (let waited = 0; events.length < n; waited += 10) {
+        if (waited > 10_000) throw new Error(`expected ${n} connection events, got ${JSON.stringify(events)}`)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    }
+    track(
+      await new ZmqTransport({ subscribeTo: [address], reconnectIvlMs: 50 }).openSubscriber({
+        onConnection: (event, at) => events.push(`${event} ${at}`),
+      }),
+    )
+    await until(1)
+    await first.close()
+    await until(2)
+    track(await new ZmqTransport({ bind: [address], subscribeTo: [] }).openPublisher())
+    await until(3)
+    expect(events).toEqual([`connected ${address}`, `disconnected ${address}`, `connected ${address}`])
+  })
+
   it('names the address and the reason when a bind fails', async () => {
     const first = track(await new ZmqTransport({ bind: ['tcp://127.0.0.1:*'], subscribeTo: [] }).openPublisher())
     const address = first.endpoints[0]!
