@@ -16,12 +16,12 @@ import { DeliveryState, type AckOutcome, type AckRecord, type OutboxMessage, typ
 import { Disposition } from '../protocol/ack.js'
 import type { Clock } from '../util/clock.js'
 import type { ReasonCounts } from '../util/counters.js'
-import { BoundedMap } from '../util/bounded-map.js'
 import { Emitter } from '../util/events.js'
 import { onAbort, throwIfAborted } from '../util/abort.js'
 import { AckIntake } from './ack-intake.js'
 import { ResendBudget } from './resend-budget.js'
 import { nextAttemptAt, RESEND_BATCH, RESEND_BURST, ResendScheduler } from './resend-scheduler.js'
+import { SubscriberGate } from './subscriber-gate.js'
 import { RttEstimator } from './rtt.js'
 import { DEFAULT_BACKOFF } from './backoff.js'
 import { ACK_MODNAME, ACK_TOPIC, reliableFields } from './protocol.js'
@@ -34,7 +34,6 @@ import {
   DEFAULT_DEADLINE_MS,
   DEFAULT_RETENTION_MS,
   MAX_AWAIT_SUBSCRIBER_MS,
-  UNHEARD_TOPICS_MAX,
 } from './publisher-types.js'
 import type { DeliveryReceipt, Enqueued, EnqueueOptions, PublisherEvents, ReliablePublisherOptions, ReliablePublishOptions } from './publisher-types.js'
 import { NO_REASON, splitStatuses, storedReceipt, waiterReceipt, type Waiter } from './waiters.js'
@@ -55,14 +54,12 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
   readonly #store: OutboxStore
   readonly #clock: Clock
   readonly #retentionMs: number
-  readonly #awaitSubscriberMs: number
+  readonly #gate: SubscriberGate
   readonly #rtt: RttEstimator
   readonly #scheduler: ResendScheduler
   readonly #intake: AckIntake
   readonly #ackTopic: string
   readonly #waiters = new Map<string, Waiter>()
-  // Topics whose last wait for a subscriber timed out: not waited for again until one is there.
-  readonly #unheard = new BoundedMap<string, true>(UNHEARD_TOPICS_MAX)
   #guaranteed = 0
   #ackSub: Subscription | undefined
   #ackLoop: Promise<void> | undefined
@@ -85,7 +82,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (!Number.isInteger(wait) || wait < 0 || wait > MAX_AWAIT_SUBSCRIBER_MS) {
       throw new InvalidArgumentError(`awaitSubscriberMs: expected an integer number of milliseconds >= 0, got ${String(wait)}`)
     }
-    this.#awaitSubscriberMs = wait
+    this.#gate = new SubscriberGate(options.bus, wait, () => this.#closing !== undefined)
     const rate = options.resendRate ?? DEFAULT_RESEND_RATE
     if (typeof rate !== 'number' || Number.isNaN(rate) || rate <= 0) {
       throw new InvalidArgumentError(`resendRate: expected a number of resends per second > 0 (or Infinity), got ${String(rate)}`)
@@ -99,7 +96,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       urgentWithinMs: backoff.longAfterMs,
       send: (m) => this.#bus.send(m),
       // A publisher resuming its outbox resends at once: not into the void before its first subscriber (or relay) is there.
-      beforePass: (topic) => this.#awaitSubscriber(topic),
+      beforePass: (topic) => this.#gate.wait(topic),
       expireDue: (now) => this.#expireDue(now),
       onResend: (m) => {
         const waiter = this.#waiters.get(m.msgId)
@@ -175,7 +172,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       const batch = this.#store.unsent(RESEND_BATCH)
       const first = batch[0]
       if (first === undefined) return sent
-      await this.#awaitSubscriber(first.topic)
+      await this.#gate.wait(first.topic)
       for (const m of batch) {
         if (this.#closing) return sent
         const now = this.#clock.now()
@@ -292,7 +289,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     if (this.#closing) throw new ClosedError('publisher')
     // Waited for before the commit: the resend timer starts when the message can really leave, and the
     // round trip is measured from there.
-    await this.#awaitSubscriber(sealed.topic, cancel)
+    await this.#gate.wait(sealed.topic, cancel)
     if (cancel?.aborted === true) return { durable: Promise.resolve() }
     if (this.#closing) throw new ClosedError('publisher')
     const now = this.#clock.now()
@@ -316,22 +313,6 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     this.#scheduler.arm(due)
     await this.#bus.send(sealed)
     return { durable }
-  }
-
-  /**
-   * Waits (at most `awaitSubscriberMs`) until something subscribes to `topic`: no send into
-   * the void of a fresh socket. A topic whose wait timed out is not waited for again until a
-   * subscription for it is seen: behind a relay that passes subscriptions upstream, a topic
-   * nobody wants would otherwise cost every message the whole wait.
-   */
-  async #awaitSubscriber(topic: string, signal?: AbortSignal): Promise<void> {
-    if (this.#awaitSubscriberMs === 0) return
-    if (this.#unheard.get(topic) !== undefined) {
-      if (await this.#bus.waitForSubscribers(topic, { timeoutMs: 0 })) this.#unheard.delete(topic)
-      return
-    }
-    const heard = await this.#bus.waitForSubscribers(topic, { timeoutMs: this.#awaitSubscriberMs, ...(signal ? { signal } : {}) })
-    if (!heard && signal?.aborted !== true && this.#closing === undefined) this.#unheard.set(topic, true)
   }
 
   /** Expires a waited-for message (timeout or abort) unless an ACK settled it first. */
