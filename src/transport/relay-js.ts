@@ -3,7 +3,7 @@ import { TransportError } from '../errors.js'
 import { ReasonCounter } from '../util/counters.js'
 import { validateFrames } from './frames.js'
 import type { Relay } from './relay-types.js'
-import type { InboundWatch } from './relay-watch.js'
+import { asError, type InboundWatch } from './relay-watch.js'
 import type { DropListener } from './transport.js'
 
 /**
@@ -38,10 +38,10 @@ export class JsRelay implements Relay {
     this.#maxMessageBytes = maxMessageBytes
     this.#onDrop = onDrop
     this.closed = Promise.all([this.#forward(), this.#subscriptions()]).then(
-      () => (this.#watch.failure === undefined ? undefined : toError(this.#watch.failure.error)),
+      () => this.#watch.error,
       (err: unknown) => {
-        this.#closeSockets()
-        return toError(err)
+        this.closeSockets()
+        return asError(err)
       },
     )
   }
@@ -68,8 +68,7 @@ export class JsRelay implements Relay {
       try {
         frames = await this.#in.receive()
       } catch (err) {
-        if (this.#in.closed) return
-        throw new TransportError(`relay: receive failed: ${String(err)}`, { cause: err })
+        return endOrThrow(this.#in, err, 'receive failed')
       }
       const result = validateFrames(frames, this.#maxMessageBytes)
       if (typeof result === 'string') {
@@ -80,8 +79,7 @@ export class JsRelay implements Relay {
       try {
         await this.#out.send(frames)
       } catch (err) {
-        if (this.#out.closed) return
-        throw new TransportError(`relay: send failed: ${String(err)}`, { cause: err })
+        return endOrThrow(this.#out, err, 'send failed')
       }
       this.#forwarded++
     }
@@ -94,24 +92,18 @@ export class JsRelay implements Relay {
       try {
         frames = await this.#out.receive()
       } catch (err) {
-        if (this.#out.closed) return
-        throw new TransportError(`relay: receiving a subscription failed: ${String(err)}`, { cause: err })
+        return endOrThrow(this.#out, err, 'receiving a subscription failed')
       }
       try {
         await this.#in.send(frames)
       } catch (err) {
-        if (this.#in.closed) return
-        throw new TransportError(`relay: passing a subscription upstream failed: ${String(err)}`, { cause: err })
+        return endOrThrow(this.#in, err, 'passing a subscription upstream failed')
       }
     }
   }
 
   /** Closes both sockets (ending both loops). Also the relay's reaction to a failing listener. */
   closeSockets(): void {
-    this.#closeSockets()
-  }
-
-  #closeSockets(): void {
     this.#watch.stop()
     this.#in.close()
     this.#out.close()
@@ -119,13 +111,15 @@ export class JsRelay implements Relay {
 
   close(): Promise<void> {
     if (this.#closing === undefined) {
-      this.#closeSockets()
+      this.closeSockets()
       this.#closing = this.closed.then(() => undefined)
     }
     return this.#closing
   }
 }
 
-function toError(err: unknown): Error {
-  return err instanceof Error ? err : new TransportError(String(err))
+/** A socket operation of a relay loop failed: the loop ends quietly once `socket` is closed, else with a `TransportError` saying `what` failed. */
+function endOrThrow(socket: { readonly closed: boolean }, err: unknown, what: string): void {
+  if (socket.closed) return
+  throw new TransportError(`relay: ${what}: ${String(err)}`, { cause: err })
 }

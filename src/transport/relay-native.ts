@@ -32,7 +32,7 @@ export class NativeRelay implements Relay {
     this.closed = proxy.run().then(
       () => {
         this.#watch.stop()
-        return this.#watch.failure === undefined ? undefined : toError(this.#watch.failure.error)
+        return this.#watch.error
       },
       (err: unknown) => {
         this.#watch.stop()
@@ -67,8 +67,4 @@ export class NativeRelay implements Relay {
     }
     return this.#closing
   }
-}
-
-function toError(err: unknown): Error {
-  return err instanceof Error ? err : new TransportError(String(err))
 }

@@ -1,4 +1,5 @@
 import type { XSubscriber } from 'zeromq'
+import { TransportError } from '../errors.js'
 import { ConnectionWatch } from './connection-watch.js'
 
 /**
@@ -30,8 +31,18 @@ export class InboundWatch {
     })
   }
 
+  /** What ends a relay that was cut short by its listener's exception (as an `Error`); undefined if none threw. */
+  get error(): Error | undefined {
+    return this.failure === undefined ? undefined : asError(this.failure.error)
+  }
+
   /** No callback after this. Idempotent. */
   stop(): void {
     this.#watch.stop()
   }
+}
+
+/** `err` if it is an Error, else a `TransportError` saying what was thrown. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new TransportError(String(err))
 }
