@@ -471,12 +471,14 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   #toMessage(row: MessageSqlRow): OutboxMessage {
-    const message = {
+    const recipients = this.#s.recipientNames.all(row.msg_id)
+    return {
       msgId: row.msg_id,
       topic: row.topic,
       body: restoreCertificate(row.body, row.cert_at, row.certificate),
       digest: row.digest,
-      recipients: this.#s.recipientNames.all(row.msg_id),
+      recipients,
+      quorum: row.quorum ?? recipients.length,
       createdAt: row.created_at,
       deadline: row.deadline,
       nextAttemptAt: row.next_attempt_at,
@@ -484,6 +486,5 @@ export class SqliteOutboxStore implements OutboxStore {
       attempts: row.attempts,
       finishedAt: row.finished_at ?? undefined,
     }
-    return { ...message, quorum: row.quorum ?? message.recipients.length }
   }
 }

@@ -304,7 +304,7 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
       createdAt: now,
       deadline,
       nextAttemptAt: due,
-      ...(quorum < recipients.length ? { quorum } : {}),
+      quorum,
     })
     await committed
     this.#guaranteed++
