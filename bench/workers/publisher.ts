@@ -98,6 +98,7 @@ async function run(c: Command) {
   let failed = 0
   let firstError: string | undefined
   const resends0 = pub.resends
+  const postponed0 = pub.resendsPostponed
   const ignored0 = pub.ignoredAcks.snapshot()
   const commits0 = commits()
   const cpu = process.cpuUsage()
@@ -134,6 +135,7 @@ async function run(c: Command) {
     rate: (latencies.length * 1000) / ms,
     latency: roundSummary(summarize(latencies)),
     resends: pub.resends - resends0,
+    resendsPostponed: pub.resendsPostponed - postponed0,
     ignoredAcks: diff(pub.ignoredAcks.snapshot(), ignored0),
     cpuMs: cpuMs(cpu),
     eventLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,

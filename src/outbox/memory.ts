@@ -219,6 +219,14 @@ export class MemoryOutboxStore implements OutboxStore {
     row.nextAttemptAt = nextAttemptAt
   }
 
+  postpone(msgId: string, nextAttemptAt: number): void {
+    this.#checkOpen()
+    checkTime('postpone(nextAttemptAt)', nextAttemptAt)
+    const row = this.data.messages.get(msgId)
+    if (row === undefined || row.state !== DeliveryState.Pending) return
+    row.nextAttemptAt = nextAttemptAt
+  }
+
   expireDue(now: number): Promise<string[]> {
     return this.#write(() => {
       checkTime('expireDue(now)', now)

@@ -120,6 +120,7 @@ function prepareStatements(db: Database.Database) {
     markAttempt: db.prepare<[number, string]>(
       `UPDATE messages SET attempts = attempts + 1, next_attempt_at = ? WHERE msg_id = ? AND state = 'pending'`,
     ),
+    postpone: db.prepare<[number, string]>(`UPDATE messages SET next_attempt_at = ? WHERE msg_id = ? AND state = 'pending'`),
     expiring: db.prepare<[number], string>(
       `SELECT msg_id FROM messages WHERE state = 'pending' AND deadline <= ? ORDER BY deadline, msg_id`,
     ).pluck(),
@@ -159,8 +160,8 @@ function prepareStatements(db: Database.Database) {
 /**
  * The durable {@link OutboxStore}: one SQLite file in WAL mode.
  *
- * Writes (`add`, `recordAck`, `expire`, `expireDue`, `retry`, `purge`, and
- * `markAttempt`) are group-committed: each runs at once inside the current
+ * Writes (`add`, `recordAck`, `expire`, `expireDue`, `retry`, `purge`,
+ * `markAttempt` and `postpone`) are group-committed: each runs at once inside the current
  * batch transaction (so `recordAck` decides on a state that includes every
  * earlier write), and the batch commits on `setImmediate` or once it holds
  * `maxBatchOps` writes; each promise settles after that commit. A write that
@@ -181,8 +182,8 @@ function prepareStatements(db: Database.Database) {
  * Reads are synchronous and share the connection, so they see every write
  * issued so far, committed or not, exactly like the memory store. If a batch
  * fails, its writes are rolled back and reads return to the committed state.
- * `markAttempt` rides in the batch without a promise; it is lost (harmlessly)
- * if the batch fails, and throws only if it cannot run at all.
+ * `markAttempt` and `postpone` ride in the batch without a promise; they are lost (harmlessly)
+ * if the batch fails, and throw only if they cannot run at all.
  *
  * After `close()` every read throws and every write rejects with a `ClosedError`.
  */
@@ -391,6 +392,13 @@ export class SqliteOutboxStore implements OutboxStore {
     checkTime('markAttempt(nextAttemptAt)', nextAttemptAt)
     this.#batch.runDetached(() => {
       this.#s.markAttempt.run(nextAttemptAt, msgId)
+    })
+  }
+
+  postpone(msgId: string, nextAttemptAt: number): void {
+    checkTime('postpone(nextAttemptAt)', nextAttemptAt)
+    this.#batch.runDetached(() => {
+      this.#s.postpone.run(nextAttemptAt, msgId)
     })
   }
 

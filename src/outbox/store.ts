@@ -169,6 +169,11 @@ export interface OutboxStore {
   nextDueAt(): number | undefined
   /** Counts a resend and sets when the next is due. Not necessarily durable (a crash repeats a resend, harmlessly). */
   markAttempt(msgId: string, nextAttemptAt: number): void
+  /**
+   * Moves when a pending message is next due, counting no send (a resend that came due
+   * too early and waits longer). Not necessarily durable, as {@link markAttempt}.
+   */
+  postpone(msgId: string, nextAttemptAt: number): void
   /** Pending messages whose deadline is <= now become expired (and their pending recipients). Resolves with their ids. */
   expireDue(now: number): Promise<string[]>
   /** Expires one pending message now (e.g. publish()'s ackTimeout). False if it was not pending. */

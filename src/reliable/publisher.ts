@@ -454,6 +454,14 @@ export class ReliablePublisher extends Emitter<PublisherEvents> {
     return this.#scheduler.resends
   }
 
+  /**
+   * First resends that came due before the retransmission timeout as it stood then (it grew
+   * since their first send: a burst whose ACKs queue behind each other) and waited longer.
+   */
+  get resendsPostponed(): number {
+    return this.#scheduler.postponed
+  }
+
   /** Resend passes that stopped because the resend budget was spent (nobody acknowledging). */
   get resendsHeldBack(): number {
     return this.#scheduler.heldBack

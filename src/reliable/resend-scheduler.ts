@@ -57,6 +57,7 @@ export class ResendScheduler {
   #stopped = false
   #resends = 0
   #heldBack = 0
+  #postponed = 0
   readonly #resendsTo = new ReasonCounter()
   /** Resends by recipient CN: how often a message was resent while that recipient's ACK was missing. */
   readonly resendsTo: ReasonCounts = this.#resendsTo.view
@@ -73,6 +74,11 @@ export class ResendScheduler {
   /** Passes that stopped because the budget was spent. */
   get heldBack(): number {
     return this.#heldBack
+  }
+
+  /** First resends that came due before the retransmission timeout as it stood then, and waited (see {@link #tooEarly}). */
+  get postponed(): number {
+    return this.#postponed
   }
 
   /** Makes sure a pass runs by `at` (default: the store's next due time). A no-op once stopped. */
@@ -113,6 +119,7 @@ export class ResendScheduler {
       const urgent = budget === undefined ? [] : store.due(now, RESEND_BATCH, now + this.#o.urgentWithinMs)
       for (const m of urgent) {
         if (this.#stopped) return
+        if (this.#tooEarly(m, now)) continue
         budget?.spend(now)
         await this.#resend(m, now)
       }
@@ -120,6 +127,7 @@ export class ResendScheduler {
       // pays for are read, plus one to learn that more is due: a held-back backlog costs one row per pass.
       for (const m of store.due(now, this.#readLimit(now))) {
         if (this.#stopped) return
+        if (this.#tooEarly(m, now)) continue
         if (budget !== undefined && !budget.take(now)) {
           heldBackUntil = now + Math.max(BUDGET_WAKE_MS, budget.waitMs(now))
           this.#heldBack++
@@ -140,6 +148,26 @@ export class ResendScheduler {
     const budget = this.#o.budget
     if (budget === undefined) return RESEND_BATCH
     return Math.min(RESEND_BATCH, Math.floor(budget.available(now)) + 1)
+  }
+
+  /**
+   * A first resend is set when the message is sent, from the retransmission timeout of
+   * that moment. When it comes due the timeout may have grown (first sends of others timed
+   * out, ACKs came back slower): a burst of messages sent together then all came due
+   * together, while their ACKs were only queued behind each other. Checked again with the
+   * timeout as it stands now, such a resend waits until the first send is that old (moved
+   * with `postpone`, no send counted), as TCP's one retransmission timer, restarted with the
+   * current timeout, would. Later resends keep their backoff.
+   */
+  #tooEarly(m: OutboxMessage, now: number): boolean {
+    if (m.attempts !== 1) return false
+    const timeout = this.#o.rtt.firstResendTimeout(m.deadline - m.createdAt)
+    if (timeout === undefined) return false
+    const at = nextAttemptAt(now, m.createdAt + timeout - now, m.deadline)
+    if (at <= now) return false
+    this.#o.store.postpone(m.msgId, at)
+    this.#postponed++
+    return true
   }
 
   async #resend(m: OutboxMessage, now: number): Promise<void> {

@@ -106,6 +106,16 @@ export class RttEstimator {
   }
 
   /**
+   * The least age of a first send at which it is resent, by what is known now: the
+   * jitter-free floor of {@link firstResendDelay} (the retransmission timeout, times the
+   * timeout backoff, within the policy's base and cap). Undefined until a round trip was
+   * measured: until then a lost first send is resent soon, whatever its age.
+   */
+  firstResendTimeout(windowMs: number): number | undefined {
+    return this.#srttMs === undefined ? undefined : this.policy(windowMs).baseMs
+  }
+
+  /**
    * How long after this resend of `m` (sent `m.attempts` times so far) the
    * next one is due: exponential backoff with jitter; once the round trip is
    * known, never sooner than the retransmission timeout (the base), in

@@ -494,6 +494,21 @@ export function describeOutboxConformance(name: string, makeStore: () => Promise
         expect(() => store.unsent(-1)).toThrow(GilmsgError)
       })
 
+      it('postpone moves nextAttemptAt and counts no send; a no-op for an unknown or finished message', async () => {
+        const m = newMessage({ nextAttemptAt: T0 + 10 })
+        const done = newMessage({ recipients: ['alice'] })
+        for (const x of [m, done]) await store.add(x).durable
+        await store.recordAck(ackOf(done, 'alice')).durable
+        store.postpone(m.msgId, T0 + 800)
+        expect(store.get(m.msgId)).toMatchObject({ attempts: 1, nextAttemptAt: T0 + 800 })
+        expect(store.due(T0 + 799, 10)).toEqual([])
+        expect(store.nextDueAt()).toBe(T0 + 800)
+        expect(() => store.postpone('nope', T0)).not.toThrow()
+        store.postpone(done.msgId, T0 + 7)
+        expect(store.get(done.msgId)).toMatchObject({ attempts: 1, nextAttemptAt: done.nextAttemptAt })
+        expect(() => store.postpone(m.msgId, Number.NaN)).toThrow(GilmsgError)
+      })
+
       it('markAttempt is a no-op for an unknown or finished message', async () => {
         const m = newMessage({ recipients: ['alice'] })
         await store.add(m).durable

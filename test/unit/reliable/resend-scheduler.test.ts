@@ -114,6 +114,50 @@ describe('ResendScheduler', () => {
     expect(w.scheduler.resends).toBe(2)
   })
 
+  it('a first resend due before the retransmission timeout as it stands now waits until its first send is that old', async () => {
+    const w = world()
+    // A round trip of 100 ms was measured: rto 300 ms (srtt + 4 rttvar); first resends are set 300-375 ms after
+    // the first send (here at the ceiling of the jitter).
+    w.rtt.acknowledged(w.clock.now(), w.clock.now() + 100, false)
+    const firstDelay = w.rtt.firstResendDelay(60_000)
+    expect(firstDelay).toBeCloseTo(375, 1)
+    await w.add('early', 310) // an older message, really lost: its first resend is due at 310 ms
+    await w.clock.advance(300)
+    for (const id of ['b1', 'b2', 'b3']) await w.add(id, firstDelay) // a burst, sent together 300 ms later
+    w.scheduler.arm()
+    await w.clock.advance(10)
+    // The older one timed out: the timeout backoff doubles the floor of first resends to 600 ms.
+    expect(w.sent).toEqual(['early'])
+    expect(w.rtt.firstResendTimeout(60_000)).toBe(600)
+    await w.clock.advance(firstDelay - 10)
+    // Due by the timeout of the moment they were sent, too early by today's: moved to 600 ms after their first
+    // send, no send counted, the backoff unchanged (postponing is not a timeout).
+    expect(w.sent).toEqual(['early'])
+    expect(w.scheduler.postponed).toBe(3)
+    expect(w.rtt.backoff).toBe(2)
+    expect(w.store.get('b1')).toMatchObject({ attempts: 1, nextAttemptAt: 600 + (w.store.get('b1')?.createdAt ?? NaN) })
+    // b1 is acknowledged meanwhile; b2 and b3 are resent once 600 ms old, with no second postponement.
+    await w.store.recordAck(ack('b1', 'alice', w.clock.now())).durable
+    await w.store.recordAck(ack('b1', 'bob', w.clock.now())).durable
+    await w.clock.advance(600 - firstDelay)
+    expect(w.sent).toEqual(['early', 'b2', 'b3'])
+    expect(w.scheduler.postponed).toBe(3)
+    expect(w.store.get('b2')?.attempts).toBe(2)
+  })
+
+  it('before a round trip is known, and after the first resend, nothing is postponed', async () => {
+    const w = world()
+    await w.add('m1', 20)
+    w.scheduler.arm()
+    await w.clock.advance(20)
+    expect(w.sent).toEqual(['m1'])
+    w.rtt.acknowledged(0, 5_000, false) // a slow round trip, learnt after m1's first resend
+    const next = w.store.get('m1')?.nextAttemptAt ?? Infinity
+    await w.clock.advance(next - w.clock.now())
+    expect(w.sent).toEqual(['m1', 'm1'])
+    expect(w.scheduler.postponed).toBe(0)
+  })
+
   it('counts resends by recipient whose ACK is still missing', async () => {
     const w = world()
     await w.add('m1', 10)

@@ -130,4 +130,16 @@ describe('resend delays', () => {
     rtt.timedOut(T + 1000)
     expect(rtt.firstResendDelay(60_000)).toBeCloseTo(4 * base, 1)
   })
+
+  it('firstResendTimeout: none before a round trip is known; then the jitter-free floor of the first-resend delay, backoff included', () => {
+    expect(new RttEstimator(DEFAULT_BACKOFF, HIGH).firstResendTimeout(60_000)).toBeUndefined()
+    const rtt = measured([100], LOW)
+    expect(rtt.firstResendTimeout(60_000)).toBe(300)
+    expect(rtt.firstResendDelay(60_000)).toBe(300)
+    expect(measured([100], HIGH).firstResendDelay(60_000)).toBeGreaterThanOrEqual(300)
+    rtt.timedOut(T)
+    expect(rtt.firstResendTimeout(60_000)).toBe(600)
+    const slow = measured([1500], LOW)
+    expect(slow.firstResendTimeout(60_000), 'never past the cap').toBe(DEFAULT_BACKOFF.capMs)
+  })
 })
