@@ -67,7 +67,7 @@ export interface RunResult {
   readonly latency: Summary
   readonly resends: number
   /** First resends that came due before the retransmission timeout of the moment, and waited. */
-  readonly resendsPostponed?: number
+  readonly resendsPostponed: number
   readonly ignoredAcks: Record<string, number>
   readonly cpuMs: number
   readonly eventLoopDelayP99Ms: number
@@ -200,7 +200,7 @@ export async function publishRun(
 
 function latencyNote(r: RunResult): string {
   const failed = r.failed > 0 ? `; ${r.failed} FAILED` : ''
-  return `ack ${formatLatency(r.latency)}; ${r.acked} acked, ${fmt(r.rate)}/s; ${r.resends} resends${r.resendsPostponed ? ` (${r.resendsPostponed} postponed)` : ''}${failed}`
+  return `ack ${formatLatency(r.latency)}; ${r.acked} acked, ${fmt(r.rate)}/s; ${r.resends} resends${r.resendsPostponed > 0 ? ` (${r.resendsPostponed} postponed)` : ''}${failed}`
 }
 
 export const deliveryCase: BenchCase = {

@@ -211,19 +211,20 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   markAttempt(msgId: string, nextAttemptAt: number): void {
-    this.#checkOpen()
-    checkTime('markAttempt(nextAttemptAt)', nextAttemptAt)
-    const row = this.data.messages.get(msgId)
-    if (row === undefined || row.state !== DeliveryState.Pending) return
-    row.attempts += 1
-    row.nextAttemptAt = nextAttemptAt
+    this.#reschedule('markAttempt', msgId, nextAttemptAt, 1)
   }
 
   postpone(msgId: string, nextAttemptAt: number): void {
+    this.#reschedule('postpone', msgId, nextAttemptAt, 0)
+  }
+
+  /** Sets a pending message's next attempt and adds `sends` to its attempts; a no-op for any other. */
+  #reschedule(method: string, msgId: string, nextAttemptAt: number, sends: number): void {
     this.#checkOpen()
-    checkTime('postpone(nextAttemptAt)', nextAttemptAt)
+    checkTime(`${method}(nextAttemptAt)`, nextAttemptAt)
     const row = this.data.messages.get(msgId)
     if (row === undefined || row.state !== DeliveryState.Pending) return
+    row.attempts += sends
     row.nextAttemptAt = nextAttemptAt
   }
 
